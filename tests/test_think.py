@@ -1,0 +1,52 @@
+import torch
+
+from tpt.prompt import build_messages
+from tpt.think import Sampling
+from tpt.think.hf import AnswerLineStop, HFGenerator, left_pad
+
+
+def conversations(n):
+    return [build_messages(f"What is {i} + {i}?" + " please" * i, "Solve it.") for i in range(n)]
+
+
+def test_n_samples_per_prompt_in_order(tiny_model_dir):
+    gen = HFGenerator(str(tiny_model_dir), batch_size=3)
+    out = gen.generate(conversations(4), Sampling(n=2, temperature=0.8, top_p=1.0, max_new_tokens=5, seed=0))
+    assert [len(c) for c in out] == [2, 2, 2, 2]
+    assert all(0 < c.n_tokens <= 5 for cs in out for c in cs)
+
+
+def test_same_seed_same_samples(tiny_model_dir):
+    gen = HFGenerator(str(tiny_model_dir), batch_size=4)
+    s = Sampling(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=3)
+    a = gen.generate(conversations(3), s)
+    b = gen.generate(conversations(3), s)
+    assert [[c.text for c in cs] for cs in a] == [[c.text for c in cs] for cs in b]
+
+
+def test_greedy_is_independent_of_batching(tiny_model_dir):
+    """Left padding must not change what a prompt generates."""
+    s = Sampling(n=1, temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0)
+    alone = [HFGenerator(str(tiny_model_dir), batch_size=1).generate([c], s)[0][0].text for c in conversations(3)]
+    batched = [cs[0].text for cs in HFGenerator(str(tiny_model_dir), batch_size=3).generate(conversations(3), s)]
+    assert alone == batched
+
+
+def test_left_pad():
+    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_answer_line_stop_marks_rows_once_the_line_is_complete(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    prompt = tok("Q:", add_special_tokens=False)["input_ids"]
+    texts = ["2 + 3 = 5\n#### 5\n", "2 + 3 = 5\n#### 5", "thinking"]
+    rows = [prompt + tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    # Prompts of equal length, completions right-padded: what generate hands the criterion.
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
+    stop = AnswerLineStop(tok, prompt_len=len(prompt))
+    assert stop(ids, None).tolist() == [True, False, False]

@@ -1,0 +1,40 @@
+import torch
+from safetensors.torch import load_file
+
+from tpt.prompt import build_messages
+from tpt.train import build_trainer, sft, to_conversations
+
+RECORDS = [{"question": f"What is {i} + 1?", "completion": f"{i} + 1 = {i + 1}.\n#### {i + 1}"} for i in range(4)]
+
+
+def prompt(q):
+    return build_messages(q, "Solve it.")
+
+
+def test_records_become_prompt_completion_conversations():
+    ex = to_conversations(RECORDS, prompt)[0]
+    assert ex["prompt"][-1] == {"role": "user", "content": "Solve it.\n\nProblem: What is 0 + 1?"}
+    assert ex["completion"] == [{"role": "assistant", "content": "0 + 1 = 1.\n#### 1"}]
+
+
+def test_loss_is_on_the_completion_only(tiny_model_dir, tmp_path, train_cfg):
+    trainer = build_trainer(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path, train_cfg, lr=1e-3)
+    row = trainer.train_dataset[0]
+    trained = [label != -100 for label in row["labels"]]
+    assert 0 < sum(trained) < len(trained)  # prompt tokens masked out (-100), completion tokens trained
+    assert not trained[0] and trained[-1]
+    completion = trainer.processing_class.decode([t for t, ok in zip(row["input_ids"], trained) if ok])
+    assert completion.startswith("0 + 1 = 1.\n#### 1")
+
+
+def test_sft_updates_and_saves_a_loadable_model(tiny_model_dir, tmp_path, train_cfg):
+    result = sft(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path / "m", train_cfg, lr=1e-3)
+    assert result["examples"] == 4 and result["steps"] == 2
+    before = load_file(tiny_model_dir / "model.safetensors")
+    after = load_file(tmp_path / "m" / "model.safetensors")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed, "no weight changed"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert AutoTokenizer.from_pretrained(tmp_path / "m").chat_template

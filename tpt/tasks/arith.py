@@ -1,0 +1,51 @@
+"""A bundled, offline generator of GSM8K-format word problems with tunable difficulty.
+
+A person starts with some items and buys more `steps` times; the worked solution has one line per
+step and ends with `#### N`. Difficulty grows with the number of steps and the operand ranges.
+"""
+from __future__ import annotations
+
+import random
+from typing import List
+
+from tpt.tasks.base import Problem, make_problem
+
+_NAMES = ["Ava", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jade", "Kai", "Lena"]
+_ITEMS = ["apples", "pencils", "marbles", "stickers", "books", "cookies", "shells", "coins"]
+_ORDINAL = ["Then", "After that", "Later", "Finally"]
+
+
+def make_one(rng: random.Random, cfg) -> tuple[str, str]:
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    start = rng.randint(cfg.start_min, cfg.start_max)
+    steps = rng.randint(cfg.min_steps, cfg.max_steps)
+    buys = [rng.randint(cfg.operand_min, cfg.operand_max) for _ in range(steps)]
+    sentences = [f"{name} has {start} {item}."]
+    for i, b in enumerate(buys):
+        lead = "" if i == 0 else _ORDINAL[min(i - 1, len(_ORDINAL) - 1)] + " "
+        sentences.append(f"{lead}{name} buys {b} more {item}.")
+    sentences.append(f"How many {item} does {name} have now?")
+    lines, total = [f"{name} starts with {start} {item}."], start
+    for b in buys:
+        lines.append(f"After buying {b} more: {total} + {b} = {total + b}.")
+        total += b
+    lines.append(f"#### {total}")
+    return " ".join(sentences), "\n".join(lines)
+
+
+def generate(cfg, n: int, seed: int, split: str) -> List[Problem]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        question, solution = make_one(rng, cfg)
+        out.append(make_problem(f"{split}-{i}", question, solution, f"arith[{split}] #{i}"))
+    return out
+
+
+def load(cfg) -> tuple[List[Problem], List[Problem]]:
+    a = cfg.arith
+    # Distinct seeds per split; test questions that also occur in train are dropped.
+    train = generate(a, a.n_train, a.seed, "train")
+    seen = {p.question for p in train}
+    test = [p for p in generate(a, a.n_test, a.seed + 1, "test") if p.question not in seen]
+    return train, test

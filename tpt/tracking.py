@@ -1,0 +1,64 @@
+"""Tracking: a local metrics.jsonl that is always written, plus W&B when `logger=wandb`.
+
+W&B runs offline automatically when no API key is configured; the run id is derived from the
+run directory, so a resumed cell continues its own W&B run.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List
+
+from omegaconf import OmegaConf
+
+from tpt.io import write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+class Tracker:
+    def __init__(self, cfg, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.rows: List[Dict] = []
+        self.wandb_run = None
+        if cfg.logger.backend == "wandb":
+            self.wandb_run = _start_wandb(cfg, self.run_dir)
+
+    def log_round(self, row: Dict) -> None:
+        """Record one round's metrics (metrics.jsonl is rewritten whole, atomically)."""
+        self.rows = [r for r in self.rows if r["round"] != row["round"]] + [row]
+        self.rows.sort(key=lambda r: r["round"])
+        write_jsonl(self.run_dir / "metrics.jsonl", self.rows)
+        if self.wandb_run is not None:
+            numeric = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self.wandb_run.log(numeric, step=row["round"])
+
+    def finish(self) -> None:
+        if self.wandb_run is not None:
+            if self.rows:
+                self.wandb_run.summary.update({f"final/{k}": v for k, v in self.rows[-1].items()
+                                               if isinstance(v, (int, float))})
+            self.wandb_run.finish()
+            self.wandb_run = None
+
+
+def wandb_mode(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or Path.home().joinpath(".netrc").is_file()
+    return "online" if has_key else "offline"
+
+
+def _start_wandb(cfg, run_dir: Path):
+    import wandb
+
+    mode = wandb_mode(cfg.logger.mode)
+    run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    log.info("W&B: %s run %s (project %s)", mode, run_id, cfg.logger.project)
+    return wandb.init(
+        project=cfg.logger.project, entity=cfg.logger.entity, group=cfg.name, name=run_dir.name,
+        id=run_id, resume="allow", mode=mode, dir=str(run_dir),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )

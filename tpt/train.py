@@ -1,0 +1,83 @@
+"""Train: supervised fine-tuning of M_{i-1} on its pruned samples with TRL's SFTTrainer.
+
+Records are conversational prompt/completion pairs, so the loss falls on the completion only.
+1 epoch of AdamW with linear decay after 10% warmup by default; fp32 on CPU, bf16 on GPU.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import torch
+
+from tpt.models import load_causal_lm, load_tokenizer
+from tpt.prompt import Message
+
+log = logging.getLogger(__name__)
+
+
+def to_conversations(records: Sequence[dict], build_prompt: Callable[[str], List[Message]]) -> List[dict]:
+    return [
+        {"prompt": build_prompt(r["question"]),
+         "completion": [{"role": "assistant", "content": r["completion"]}]}
+        for r in records
+    ]
+
+
+def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str = "auto"):
+    """An SFTTrainer for `examples` (conversational prompt/completion records) on `base_model`."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    on_gpu = torch.cuda.is_available()
+    args = SFTConfig(
+        output_dir=str(out_dir / "trainer"),
+        learning_rate=lr,
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=cfg.warmup_ratio,  # a value < 1 is a ratio of the total steps
+        lr_scheduler_type=cfg.lr_scheduler,
+        weight_decay=cfg.weight_decay,
+        optim="adamw_torch",
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        bf16=on_gpu and dtype in ("auto", "bfloat16"),
+        use_cpu=not on_gpu,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+    )
+    # Weights in fp32; on GPU bf16=True above adds mixed precision.
+    model = load_causal_lm(base_model, dtype="float32")
+    tokenizer = load_tokenizer(base_model)
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                      processing_class=tokenizer)
+
+
+def sft(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str = "auto") -> Dict:
+    """Fine-tune `base_model` on prompt/completion `examples`; the result is saved in `out_dir`."""
+    steps = math.ceil(len(examples) / (cfg.batch_size * cfg.grad_accum) * cfg.epochs)
+    log.info("train: %d examples, ~%d optimizer steps, lr %g", len(examples), steps, lr)
+    trainer = build_trainer(base_model, examples, out_dir, cfg, lr, dtype)
+    result = trainer.train()
+    trainer.save_model(str(out_dir))
+    trainer.processing_class.save_pretrained(str(out_dir))
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # nothing is checkpointed there
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "examples": len(examples),
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "lr": lr,
+        "seconds": result.metrics.get("train_runtime"),
+    }

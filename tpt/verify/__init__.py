@@ -1,0 +1,1 @@
+"""Verifiers: decide whether a completion is correct against the ground truth."""
