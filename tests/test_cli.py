@@ -73,3 +73,29 @@ def test_embedded_default_runs_the_whole_loop(tmp_path):
     again = launch("task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]",
                    "data.size=4", "pruning=none", f"hydra.run.dir={tmp_path}/run")
     assert again.returncode == 0 and again.stderr.count("finished earlier, skipping") == 5
+
+
+def test_multirun_gives_each_cell_its_own_directory(tiny_model_dir, tmp_path):
+    from tests.conftest import tiny_overrides
+
+    overrides = [o for o in tiny_overrides(tiny_model_dir) if not o.startswith("name=")]
+    res = launch("-m", "pruning=gt,none", *overrides, f"hydra.sweep.dir={tmp_path}/sweep")
+    assert res.returncode == 0, res.stderr[-3000:]
+    cells = sorted(p.name for p in (tmp_path / "sweep").iterdir() if (p / "metrics.jsonl").is_file())
+    assert len(cells) == 2
+    assert sum("pruning=gt" in c for c in cells) == 1 and sum("pruning=none" in c for c in cells) == 1
+    assert all("/" not in c for c in cells)
+
+
+def test_wandb_logs_offline_without_a_key(tiny_model_dir, tmp_path):
+    from tests.conftest import tiny_overrides
+
+    env_key = os.environ.pop("WANDB_API_KEY", None)
+    try:
+        res = launch(*tiny_overrides(tiny_model_dir), "logger=wandb", "pruning=none", f"hydra.run.dir={tmp_path}/run")
+    finally:
+        if env_key is not None:
+            os.environ["WANDB_API_KEY"] = env_key
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))

@@ -50,3 +50,16 @@ def test_answer_line_stop_marks_rows_once_the_line_is_complete(tokenizer_dir):
     ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
     stop = AnswerLineStop(tok, prompt_len=len(prompt))
     assert stop(ids, None).tolist() == [True, False, False]
+
+
+def test_shared_prompt_cache_matches_plain_generate(tiny_model_dir):
+    """Encoding the prompt once and sampling from its cache gives what plain generate gives."""
+    gen = HFGenerator(str(tiny_model_dir), batch_size=4)
+    conv = conversations(2)
+    ours = gen.generate(conv, Sampling(n=2, temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0))
+    for c, samples in zip(conv, ours):
+        ids = gen.render([c])[0]
+        plain = gen.model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                   do_sample=False, max_new_tokens=6, pad_token_id=gen.tokenizer.pad_token_id)
+        expected = gen.tokenizer.decode(plain[0, len(ids):], skip_special_tokens=True)
+        assert [s.text for s in samples] == [expected, expected]

@@ -147,8 +147,8 @@ def register() -> None:
 
 
 def _cell_name(override_dirname: str) -> str:
-    """The run directory of a cell: its overrides, or 'default' when there are none."""
-    return override_dirname or "default"
+    """The run directory of a cell: its overrides ('/' in values made flat), or 'default'."""
+    return override_dirname.replace("/", "_") or "default"
 
 
 def register_resolvers() -> None:

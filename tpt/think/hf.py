@@ -1,8 +1,9 @@
 """Hugging Face `generate` backend: the CPU default, also usable on one GPU.
 
-Prompts are rendered with the model's chat template, each repeated n times, sorted by length
-(longest first, so memory peaks early and padding stays small) and generated in batches with
-left padding. A sequence stops at EOS or once its `#### N` answer line is complete.
+Prompts are rendered with the model's chat template, sorted by length (longest first, so memory
+peaks early and padding stays small) and generated in batches with left padding; each prompt is
+encoded once and sampled n times from its shared KV cache. A sequence stops at EOS or once its
+`#### N` answer line is complete.
 """
 from __future__ import annotations
 
@@ -68,43 +69,60 @@ class HFGenerator:
     def generate(self, conversations: Sequence[List[Message]], sampling: Sampling,
                  desc: str = "generate") -> List[List[Completion]]:
         prompt_ids = self.render(conversations)
-        jobs = [(q, s) for q in range(len(prompt_ids)) for s in range(sampling.n)]
-        jobs.sort(key=lambda job: -len(prompt_ids[job[0]]))
-        results: List[List[Completion | None]] = [[None] * sampling.n for _ in prompt_ids]
-        tok = self.tokenizer
+        # Longest prompts first: memory peaks at once and batches hold prompts of similar length.
+        order = sorted(range(len(prompt_ids)), key=lambda q: -len(prompt_ids[q]))
+        per_batch = max(1, self.batch_size // sampling.n)  # prompts per call, each sampled n times
+        results: List[List[Completion]] = [[] for _ in prompt_ids]
         eos_ids = self._eos_ids()
-        dev = self.model.device
         generated, start = 0, time.perf_counter()
-        bar = tqdm(total=len(jobs), desc=desc, unit="seq", dynamic_ncols=True)
-        for b in range(0, len(jobs), self.batch_size):
-            batch = jobs[b:b + self.batch_size]
-            ids, mask = left_pad([prompt_ids[q] for q, _ in batch], tok.pad_token_id)
+        bar = tqdm(total=len(prompt_ids) * sampling.n, desc=desc, unit="seq", dynamic_ncols=True)
+        for b in range(0, len(order), per_batch):
+            batch = order[b:b + per_batch]
             # A fixed seed per batch makes a rerun reproduce the same samples.
             torch.manual_seed(sampling.seed * 1_000_003 + b)
-            greedy = sampling.temperature == 0
-            out = self.model.generate(
-                input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                do_sample=not greedy,
-                temperature=None if greedy else sampling.temperature,
-                top_p=None if greedy else sampling.top_p,
-                top_k=None,
-                max_new_tokens=sampling.max_new_tokens,
-                stopping_criteria=StoppingCriteriaList([AnswerLineStop(tok, ids.shape[1])]),
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=eos_ids,
-            )
-            new = out[:, ids.shape[1]:].tolist()
-            for (q, s), row in zip(batch, new):
+            rows = self._sample([prompt_ids[q] for q in batch], sampling, eos_ids)
+            for k, row in enumerate(rows):
                 n_tok = _length_until_stop(row, eos_ids)
-                text = tok.decode(row[:n_tok], skip_special_tokens=True)
-                results[q][s] = Completion(text=truncate_after_answer(text), n_tokens=n_tok)
+                text = self.tokenizer.decode(row[:n_tok], skip_special_tokens=True)
+                results[batch[k // sampling.n]].append(Completion(text=truncate_after_answer(text), n_tokens=n_tok))
                 generated += n_tok
-            bar.update(len(batch))
+            bar.update(len(rows))
             bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - start):.0f}")
         bar.close()
-        log.info("%s: %d sequences, %d tokens, %.0f tok/s", desc, len(jobs), generated,
+        log.info("%s: %d sequences, %d tokens, %.0f tok/s", desc, len(prompt_ids) * sampling.n, generated,
                  generated / max(time.perf_counter() - start, 1e-9))
-        return results  # type: ignore[return-value]
+        return results
+
+    def _sample(self, prompts: List[List[int]], sampling: Sampling, eos_ids: List[int]) -> List[List[int]]:
+        """n sampled continuations of each prompt (rows q0s0, q0s1, ..., q1s0, ...), new tokens only.
+
+        The prompt is encoded once and its KV cache repeated n times: on CPU the prompt (few-shot
+        examples included) costs far more than the short answers, so this saves most of the work.
+        """
+        tok, dev, n = self.tokenizer, self.model.device, sampling.n
+        ids, mask = left_pad(prompts, tok.pad_token_id)
+        ids, mask = ids.to(dev), mask.to(dev)
+        cache = None
+        if ids.shape[1] > 1:
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate computes them under left padding
+            cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
+                               position_ids=positions[:, :-1], use_cache=True).past_key_values
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+        ids, mask = ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
+        greedy = sampling.temperature == 0
+        out = self.model.generate(
+            input_ids=ids, attention_mask=mask, past_key_values=cache,
+            do_sample=not greedy,
+            temperature=None if greedy else sampling.temperature,
+            top_p=None if greedy else sampling.top_p,
+            top_k=None,
+            max_new_tokens=sampling.max_new_tokens,
+            stopping_criteria=StoppingCriteriaList([AnswerLineStop(tok, ids.shape[1])]),
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=eos_ids,
+        )
+        return out[:, ids.shape[1]:].tolist()
 
     def _eos_ids(self) -> List[int]:
         ids = self.model.generation_config.eos_token_id
