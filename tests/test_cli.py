@@ -72,7 +72,7 @@ def test_embedded_default_runs_the_whole_loop(tmp_path):
     # Rerunning the same command finds every stage finished.
     again = launch("task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]",
                    "data.size=4", "pruning=none", f"hydra.run.dir={tmp_path}/run")
-    assert again.returncode == 0 and again.stderr.count("finished earlier, skipping") == 5
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("finished earlier, skipping") == 5
 
 
 def test_multirun_gives_each_cell_its_own_directory(tiny_model_dir, tmp_path):
