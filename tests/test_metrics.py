@@ -38,3 +38,15 @@ def test_summarize():
     assert m["correct@4"] == pytest.approx(2 / 3)
     assert m["correct@1"] == pytest.approx(1 / 3)  # only the first question is right on its first sample
     assert m["questions"] == 3 and m["samples"] == 12
+
+
+def test_diversity_separates_collapsed_from_varied_samples():
+    from tpt.metrics import diversity
+
+    same = [{"pred": "5", "completion": "2 + 3 = 5\n#### 5"}] * 4
+    varied = [{"pred": p, "completion": c} for p, c in
+              [("5", "two plus three is 5"), ("6", "add them: 6"), (None, "no idea at all"), ("5", "2 + 3 = 5")]]
+    collapsed, mixed = diversity([same]), diversity([varied])
+    assert collapsed == {"distinct_answers": 1.0, "text_diversity": 0.0}
+    assert mixed["distinct_answers"] == 3.0  # 5, 6 and no answer
+    assert 0.9 < mixed["text_diversity"] <= 1.0

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from tpt import models
 from tpt.config import ConfigError, validate
 from tpt.io import read_json, read_jsonl, write_json, write_jsonl, write_text_atomic
-from tpt.metrics import summarize
+from tpt.metrics import diversity, summarize
 from tpt.prompt import PromptBuilder
 from tpt.prune import prune
 from tpt.stages import Stage
@@ -134,6 +134,7 @@ class Cell:
         metrics["lenient_pass@1"] = sum(r["lenient_correct"] for r in rows) / len(rows)
         metrics["format_rate"] = sum(r["pred"] is not None for r in rows) / len(rows)
         metrics["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
+        metrics.update(diversity(list(by_q.values())))
         with stage.writing() as out:
             write_jsonl(out / "samples.jsonl", rows)
             write_json(out / "metrics.json", metrics)
@@ -188,13 +189,15 @@ def _diff_keys(a, b, prefix: str = "") -> List[str]:
 
 def format_summary(rows: Sequence[Dict], ks: Sequence[int]) -> str:
     k = max(ks)
-    head = ["round", "Pass@1", f"Pass@{k}", f"Correct@{k}", "lenient@1", "format", "kept data", "train loss"]
+    head = ["round", "Pass@1", f"Pass@{k}", f"Correct@{k}", "lenient@1", "format", "answers/q", "diversity",
+            "kept data", "train loss"]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         loss = r.get("train_loss")
         lines.append(" | ".join([
             str(r["round"]), f"{r['pass@1']:.3f}", f"{r[f'pass@{k}']:.3f}", f"{r[f'correct@{k}']:.3f}",
             f"{r['lenient_pass@1']:.3f}", f"{r['format_rate']:.2f}",
+            f"{r['distinct_answers']:.2f}", f"{r['text_diversity']:.2f}",
             str(r.get("data_size", "-")), "-" if loss is None else f"{loss:.3f}",
         ]))
     return "\n".join(lines)

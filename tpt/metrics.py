@@ -31,3 +31,25 @@ def summarize(per_question: Sequence[Sequence[bool]], ks: Iterable[int]) -> dict
     out["questions"] = len(per_question)
     out["samples"] = int(sum(len(v) for v in per_question))
     return out
+
+
+def _bigrams(text: str) -> set:
+    words = text.split()
+    return set(zip(words, words[1:])) if len(words) > 1 else set(words)
+
+
+def diversity(per_question_samples: Sequence[Sequence[dict]]) -> dict:
+    """The paper's mode-collapse question, per question then averaged.
+
+    distinct_answers: distinct final answers among a question's samples (no answer counts as one).
+    text_diversity: 1 - mean pairwise Jaccard similarity of the samples' word bigrams
+    (0 = every sample the same text, 1 = no bigram shared).
+    """
+    answers, texts = [], []
+    for samples in per_question_samples:
+        answers.append(len({s.get("pred") for s in samples}))
+        grams = [_bigrams(s["completion"]) for s in samples]
+        sims = [len(a & b) / len(a | b) if a | b else 1.0
+                for i, a in enumerate(grams) for b in grams[i + 1:]]
+        texts.append(1.0 - float(np.mean(sims)) if sims else 0.0)
+    return {"distinct_answers": float(np.mean(answers)), "text_diversity": float(np.mean(texts))}

@@ -1,0 +1,50 @@
+"""tpt.report on a made-up outputs tree with known numbers."""
+import csv
+import json
+
+from tpt.report import main
+
+
+def make_cell(root, name, pruning, size, rounds, metrics_by_round):
+    d = root / name
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "config.yaml").write_text(f"rounds: {rounds}\n")
+    (d / "run_config.yaml").write_text(
+        f"model: {{name: m1}}\ntask: {{name: gsm8k}}\npruning: {{strategy: {pruning}}}\ndata: {{size: {size}}}\n")
+    rows = [{"round": r, "pass@1": p1, "pass@4": p4, "correct@4": p4, "distinct_answers": 2.0,
+             "text_diversity": 0.5, **({"data_size": size} if r else {})}
+            for r, (p1, p4) in metrics_by_round.items()]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_report_tables_plots_and_missing_cells(tmp_path, capsys):
+    make_cell(tmp_path, "data_size=1k,pruning=gt", "gt", 1000, 2, {0: (0.2, 0.5), 1: (0.3, 0.6), 2: (0.35, 0.62)})
+    make_cell(tmp_path, "data_size=1k,pruning=none", "none", 1000, 2, {0: (0.2, 0.5), 1: (0.25, 0.55)})  # round 2 still running
+    make_cell(tmp_path, "data_size=2k,pruning=gt", "gt", 2000, 2, {0: (0.2, 0.5), 1: (0.32, 0.6), 2: (0.4, 0.7)})
+    (tmp_path / "data_size=2k,pruning=none" / ".hydra").mkdir(parents=True)  # failed before it started
+    (tmp_path / "data_size=2k,pruning=none" / ".hydra" / "config.yaml").write_text(
+        "rounds: 2\nmodel: {name: m1}\ntask: {name: gsm8k}\npruning: {strategy: none}\ndata: {size: 2000}\n")
+
+    main([str(tmp_path)])
+
+    out = capsys.readouterr().out
+    assert "4 cell(s), 12 row(s), 4 missing" in out
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    by = {(r["cell"], r["round"]): r for r in rows}
+    assert float(by[("data_size=2k,pruning=gt", "2")]["pass@1"]) == 0.4
+    assert float(by[("data_size=1k,pruning=gt", "1")]["pass@k"]) == 0.6
+    assert by[("data_size=1k,pruning=gt", "1")]["k"] == "4"
+    assert by[("data_size=1k,pruning=none", "2")]["status"] == "missing"
+    assert all(by[("data_size=2k,pruning=none", str(r))]["status"] == "missing" for r in range(3))
+    assert by[("data_size=2k,pruning=gt", "0")]["source"] == "self"
+    assert "| data_size=2k,pruning=gt | m1 | gsm8k | self | gt | 2000 | 2 | done | 4 | 0.400 |" in \
+        (tmp_path / "report.md").read_text()
+    for png in ("pass_by_round.png", "pass_by_data_size.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_on_an_empty_folder_says_so(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="no runs found"):
+        main([str(tmp_path)])
