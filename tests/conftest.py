@@ -49,9 +49,11 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
     return out
 
 
-def tiny_overrides(model_dir, run_name="t") -> list:
-    """A small arith cell on the tiny model: seconds, not minutes."""
-    return [f"model.id={model_dir}", "task.eval_questions=3", "task.train_questions=4", "think.n=2",
+def tiny_overrides(model_dir, run_name="t", cache_dir=None) -> list:
+    """A small arith cell on the tiny model: seconds, not minutes. No generation cache unless given
+    a folder for it, so tests never share generations through ~/.cache."""
+    cache = ["cache=on", f"cache.dir={cache_dir}"] if cache_dir else ["cache=off"]
+    return cache + [f"model.id={model_dir}", "task.eval_questions=3", "task.train_questions=4", "think.n=2",
             "eval.n=2", "eval.k=[1,2]", "data.size=3", "think.max_new_tokens=8", "eval.max_new_tokens=8",
             "think.batch_size=4", "train.batch_size=2", f"name={run_name}"]
 

@@ -61,8 +61,9 @@ def test_malformed_data_file_is_named(tmp_path):
 @pytest.mark.slow
 def test_embedded_default_runs_the_whole_loop(tmp_path):
     """The real SmolLM2-135M through `python launch.py`, with a handful of questions."""
-    res = launch("task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]",
-                 "data.size=4", "pruning=none", f"hydra.run.dir={tmp_path}/run")
+    cell = ["task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]",
+            "data.size=4", "pruning=none", f"cache.dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run"]
+    res = launch(*cell)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "round | Pass@1 | Pass@2 | Correct@2" in res.stdout
     rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").open()]
@@ -70,8 +71,7 @@ def test_embedded_default_runs_the_whole_loop(tmp_path):
     assert rows[1]["data_size"] == 4 and rows[1]["train_loss"] > 0
     assert 0 <= rows[0]["pass@1"] <= 1 and rows[0]["format_rate"] > 0  # the real model writes '#### N'
     # Rerunning the same command finds every stage finished.
-    again = launch("task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]",
-                   "data.size=4", "pruning=none", f"hydra.run.dir={tmp_path}/run")
+    again = launch(*cell)
     assert again.returncode == 0 and (again.stdout + again.stderr).count("finished earlier, skipping") == 5
 
 

@@ -123,6 +123,12 @@ class LoggerConfig:
 
 
 @dataclass
+class CacheConfig:
+    enabled: bool = True  # cache=off sets false
+    dir: Optional[str] = None  # null: <TPT_CACHE_DIR or ~/.cache/tpt>/generations
+
+
+@dataclass
 class Config:
     name: str = "tpt"  # experiment name: runs land in outputs/<name>/<overrides>
     rounds: int = 1
@@ -134,6 +140,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 TASKS = ("arith", "gsm8k")

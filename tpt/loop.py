@@ -17,6 +17,7 @@ from typing import Dict, List, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from tpt import models
+from tpt.cache import GenerationCache, lineage, model_fingerprint
 from tpt.config import ConfigError, validate
 from tpt.io import read_json, read_jsonl, write_json, write_jsonl, write_text_atomic
 from tpt.metrics import diversity, summarize
@@ -32,7 +33,7 @@ from tpt.verify.math import check
 log = logging.getLogger(__name__)
 
 # Keys that may change between reruns of one run directory without invalidating its stages.
-RERUN_FREE_KEYS = ("rounds", "logger", "name")
+RERUN_FREE_KEYS = ("rounds", "logger", "name", "cache")
 
 
 class Cell:
@@ -44,6 +45,10 @@ class Cell:
         self.data = data
         self.base_model = base_model
         self.prompt = PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role)
+        self.cache = None
+        if cfg.cache.enabled:
+            self.cache = GenerationCache(Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir() / "generations")
+        self._identities: Dict[int, str] = {}
 
     # --- models -----------------------------------------------------------------------------
     def model_after(self, round_idx: int) -> str:
@@ -55,16 +60,46 @@ class Cell:
             return self.model_after(round_idx - 1)
         return str(Stage(self.run_dir, round_idx, "train").dir / "model")
 
+    def model_identity(self, round_idx: int) -> str:
+        """What decides M_i's outputs: the base model's files, then each round's training lineage."""
+        if round_idx not in self._identities:
+            if round_idx == 0:
+                ident = model_fingerprint(self.cfg.model.id, self.base_model, self.cfg.model.revision)
+            else:
+                train = Stage(self.run_dir, round_idx, "train").dir
+                if read_json(train / "result.json").get("skipped"):
+                    ident = self.model_identity(round_idx - 1)
+                else:
+                    lr = self.cfg.train.lr if self.cfg.train.lr is not None else self.cfg.model.lr
+                    ident = lineage(self.model_identity(round_idx - 1),
+                                    Stage(self.run_dir, round_idx, "prune").dir / "train.jsonl",
+                                    OmegaConf.to_container(self.cfg.train, resolve=True), lr)
+            self._identities[round_idx] = ident
+        return self._identities[round_idx]
+
     # --- shared by think and eval -------------------------------------------------------------
-    def sample_and_verify(self, model_path: str, problems: Sequence[Problem], sampling: Sampling,
+    def sample_and_verify(self, model_round: int, problems: Sequence[Problem], sampling: Sampling,
                           desc: str) -> List[dict]:
-        gen = make_generator(self.cfg.think.backend, model_path, dtype=self.cfg.model.dtype,
-                             batch_size=self.cfg.think.batch_size, revision=self._revision(model_path))
-        try:
-            completions = gen.generate([self.prompt(p.question) for p in problems], sampling, desc=desc)
-        finally:
-            gen.close()
-            gc.collect()
+        """Sample M_{model_round} on `problems` (through the shared cache) and verify every sample."""
+        model_path = self.model_after(model_round)
+        conversations = [self.prompt(p.question) for p in problems]
+
+        def generate():
+            gen = make_generator(self.cfg.think.backend, model_path, dtype=self.cfg.model.dtype,
+                                 batch_size=self.cfg.think.batch_size, revision=self._revision(model_path))
+            try:
+                return gen.generate(conversations, sampling, desc=desc)
+            finally:
+                gen.close()
+                gc.collect()
+
+        if self.cache is None:
+            completions = generate()
+        else:
+            generator = {"backend": self.cfg.think.backend, "batch_size": self.cfg.think.batch_size,
+                         "dtype": self.cfg.model.dtype}
+            key = self.cache.key(self.model_identity(model_round), conversations, sampling, generator)
+            completions = self.cache.get_or_compute(key, generate, desc=desc)
         rows = []
         for p, comps in zip(problems, completions):
             if len(comps) != sampling.n:
@@ -82,7 +117,7 @@ class Cell:
         stage = Stage(self.run_dir, i, "think")
         if self._skip(stage):
             return
-        rows = self.sample_and_verify(self.model_after(i - 1), self.data.train,
+        rows = self.sample_and_verify(i - 1, self.data.train,
                                       Sampling.from_cfg(self.cfg.think), desc=f"round {i} think")
         with stage.writing() as out:
             write_jsonl(out / "samples.jsonl", rows)
@@ -125,7 +160,7 @@ class Cell:
         stage = Stage(self.run_dir, i, "eval")
         if self._skip(stage):
             return
-        rows = self.sample_and_verify(self.model_after(i), self.data.eval,
+        rows = self.sample_and_verify(i, self.data.eval,
                                       Sampling.from_cfg(self.cfg.eval), desc=f"round {i} eval")
         by_q: Dict[str, List[dict]] = {}
         for r in rows:

@@ -1,0 +1,96 @@
+"""A content-addressed cache of generations, shared by every cell and sweep on a machine.
+
+Cells of a sweep often ask for the very same generations: the baseline evaluation, and round 1's
+samples of the same base model. The key covers everything that decides the samples: the model's
+identity (a fingerprint of its files, or for a fine-tuned model its lineage: parent, training data
+and training config), the rendered conversations, the sampling parameters and seed, and the
+generator settings that change the random stream (backend, batch size). A file lock per key makes
+concurrent askers safe: one computes, the others wait and then read its entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from filelock import FileLock
+
+from tpt.io import write_text_atomic
+from tpt.think.base import Completion, Sampling
+
+log = logging.getLogger(__name__)
+
+_SMALL_FILES = (".json", ".jinja", ".txt", ".model")
+_WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".gguf")
+_EDGE = 4 << 20  # bytes hashed at each end of a weight file
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _weights_fingerprint(path: Path) -> str:
+    """Size plus the first and last 4 MiB: unique in practice, and fast even for 100 GB of shards."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(_EDGE))
+        if size > 2 * _EDGE:
+            f.seek(size - _EDGE)
+            h.update(f.read(_EDGE))
+    return h.hexdigest()
+
+
+def model_fingerprint(model_id: str, resolved: str, revision: Optional[str]) -> str:
+    """Identity of a base model: its local files, or the hub id and revision."""
+    folder = Path(resolved)
+    if not folder.is_dir():
+        return digest({"hub": model_id, "revision": revision or "main"})
+    parts = {}
+    for f in sorted(folder.iterdir()):
+        if f.suffix in _SMALL_FILES:
+            parts[f.name] = file_digest(f)
+        elif f.suffix in _WEIGHT_FILES:
+            parts[f.name] = _weights_fingerprint(f)
+    return digest({"files": parts})
+
+
+def lineage(parent: str, train_data: Path, train_cfg: dict, lr: float) -> str:
+    """Identity of a fine-tuned model: what it was trained from, on, and how."""
+    return digest({"parent": parent, "data": file_digest(train_data), "train": train_cfg, "lr": lr})
+
+
+class GenerationCache:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def key(self, model_identity: str, conversations, sampling: Sampling, generator: dict) -> str:
+        return digest({"model": model_identity, "conversations": conversations,
+                       "sampling": asdict(sampling), "generator": generator})
+
+    def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
+                       desc: str = "generate") -> List[List[Completion]]:
+        path = self.root / f"{key}.json"
+        with FileLock(str(path) + ".lock"):
+            if path.is_file():
+                log.info("%s: reusing cached generations %s", desc, path.name[:12])
+                return _load(path)
+            result = compute()
+            write_text_atomic(path, json.dumps([[asdict(c) for c in cs] for cs in result]))
+            return result
+
+
+def _load(path: Path) -> List[List[Completion]]:
+    return [[Completion(**c) for c in cs] for cs in json.loads(path.read_text())]
