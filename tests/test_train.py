@@ -38,3 +38,11 @@ def test_sft_updates_and_saves_a_loadable_model(tiny_model_dir, tmp_path, train_
 
     AutoModelForCausalLM.from_pretrained(tmp_path / "m")
     assert AutoTokenizer.from_pretrained(tmp_path / "m").chat_template
+
+
+def test_warmup_rounds_down_so_short_runs_still_train(tiny_model_dir, tmp_path, train_cfg):
+    from tpt.train import optimizer_steps
+
+    assert optimizer_steps(4, train_cfg) == 2 and optimizer_steps(5, train_cfg) == 3
+    trainer = build_trainer(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path, train_cfg, lr=1e-3)
+    assert trainer.args.get_warmup_steps(2) == 0  # 10% of 2 steps: no warmup step at lr 0

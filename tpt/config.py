@@ -123,6 +123,17 @@ class LoggerConfig:
 
 
 @dataclass
+class SourceConfig:
+    """Where each round's training data comes from (the paper's ablations)."""
+
+    kind: str = "self"  # self: M_{i-1} | distill: a fixed teacher | human: the dataset's solutions | mixed
+    teacher: Optional[str] = None  # distill: the teacher's id (hub id, local directory, embedded:...)
+    teacher_revision: Optional[str] = None
+    human_size: int = 0  # mixed: how many of data.size examples are human solutions (rest: self)
+    keep_annotations: bool = False  # human GSM8K solutions: keep the <<a*b=c>> calculator annotations
+
+
+@dataclass
 class CacheConfig:
     enabled: bool = True  # cache=off sets false
     dir: Optional[str] = None  # null: <TPT_CACHE_DIR or ~/.cache/tpt>/generations
@@ -136,6 +147,7 @@ class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     pruning: PruningConfig = field(default_factory=PruningConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
     think: ThinkConfig = field(default_factory=ThinkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -147,6 +159,7 @@ TASKS = ("arith", "gsm8k")
 PRUNING = ("gt", "none")
 BACKENDS = ("hf",)
 LOGGERS = ("none", "wandb")
+SOURCES = ("self", "distill", "human", "mixed")
 
 
 def register() -> None:
@@ -174,6 +187,12 @@ def validate(cfg: DictConfig | Config) -> None:
     need(cfg.data.size >= 1, "data.size", f"must be a positive number of examples (got {cfg.data.size})")
     need(cfg.task.name in TASKS, "task.name", f"must be one of {TASKS} (got {cfg.task.name!r})")
     need(cfg.pruning.strategy in PRUNING, "pruning.strategy", f"must be one of {PRUNING} (got {cfg.pruning.strategy!r})")
+    src = cfg.source
+    need(src.kind in SOURCES, "source.kind", f"must be one of {SOURCES} (got {src.kind!r})")
+    need(src.kind != "distill" or bool(src.teacher), "source.teacher",
+         "is required with source=distill (a hub id, local directory or embedded:<name>)")
+    need(src.kind != "mixed" or 0 < src.human_size < cfg.data.size, "source.human_size",
+         f"must lie between 0 and data.size={cfg.data.size} (exclusive) with source=mixed (got {src.human_size})")
     need(cfg.think.backend in BACKENDS, "think.backend", f"must be one of {BACKENDS} (got {cfg.think.backend!r})")
     need(cfg.logger.backend in LOGGERS, "logger.backend", f"must be one of {LOGGERS} (got {cfg.logger.backend!r})")
     need(cfg.task.eval_questions >= 1, "task.eval_questions", f"must be >= 1 (got {cfg.task.eval_questions})")

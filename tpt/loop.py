@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,7 +24,7 @@ from tpt.metrics import diversity, summarize
 from tpt.prompt import PromptBuilder
 from tpt.prune import prune
 from tpt.stages import Stage
-from tpt.tasks import Problem, TaskData, load_task
+from tpt.tasks import Problem, TaskData, load_task, strip_calculator_annotations
 from tpt.think import Sampling, make_generator
 from tpt.tracking import Tracker
 from tpt.train import sft, to_conversations
@@ -39,8 +39,10 @@ RERUN_FREE_KEYS = ("rounds", "logger", "name", "cache")
 class Cell:
     """One experiment cell: its config, data and run directory."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, data: TaskData, base_model: str):
+    def __init__(self, cfg: DictConfig, run_dir: Path, data: TaskData, base_model: str,
+                 teacher: str | None = None):
         self.cfg = cfg
+        self.teacher = teacher  # resolved teacher path/id with source=distill
         self.run_dir = Path(run_dir)
         self.data = data
         self.base_model = base_model
@@ -78,15 +80,14 @@ class Cell:
         return self._identities[round_idx]
 
     # --- shared by think and eval -------------------------------------------------------------
-    def sample_and_verify(self, model_round: int, problems: Sequence[Problem], sampling: Sampling,
-                          desc: str) -> List[dict]:
-        """Sample M_{model_round} on `problems` (through the shared cache) and verify every sample."""
-        model_path = self.model_after(model_round)
+    def sample_and_verify(self, model_path: str, identity: Callable[[], str], revision: str | None,
+                          problems: Sequence[Problem], sampling: Sampling, desc: str) -> List[dict]:
+        """Sample a model on `problems` (through the shared cache) and verify every sample."""
         conversations = [self.prompt(p.question) for p in problems]
 
         def generate():
             gen = make_generator(self.cfg.think.backend, model_path, dtype=self.cfg.model.dtype,
-                                 batch_size=self.cfg.think.batch_size, revision=self._revision(model_path))
+                                 batch_size=self.cfg.think.batch_size, revision=revision)
             try:
                 return gen.generate(conversations, sampling, desc=desc)
             finally:
@@ -98,7 +99,7 @@ class Cell:
         else:
             generator = {"backend": self.cfg.think.backend, "batch_size": self.cfg.think.batch_size,
                          "dtype": self.cfg.model.dtype}
-            key = self.cache.key(self.model_identity(model_round), conversations, sampling, generator)
+            key = self.cache.key(identity(), conversations, sampling, generator)
             completions = self.cache.get_or_compute(key, generate, desc=desc)
         rows = []
         for p, comps in zip(problems, completions):
@@ -109,16 +110,36 @@ class Cell:
                              "completion": c.text, "n_tokens": c.n_tokens, **check(c.text, p.answer)})
         return rows
 
-    def _revision(self, model_path: str):
-        return self.cfg.model.revision if model_path == self.base_model else None
+    def sample_round_model(self, i: int, problems: Sequence[Problem], sampling: Sampling, desc: str) -> List[dict]:
+        """Sample M_i (the base model's revision applies to round 0 only)."""
+        return self.sample_and_verify(self.model_after(i), lambda: self.model_identity(i),
+                                      self.cfg.model.revision if i == 0 else None, problems, sampling, desc)
+
+    def human_rows(self, problems: Sequence[Problem]) -> List[dict]:
+        """The dataset's own solutions as samples (verified like any other)."""
+        keep = self.cfg.source.keep_annotations
+        rows = []
+        for p in problems:
+            text = p.solution if keep else strip_calculator_annotations(p.solution)
+            rows.append({"qid": p.id, "sample": 0, "question": p.question, "answer": p.answer,
+                         "completion": text, "n_tokens": 0, "origin": "human", **check(text, p.answer)})
+        return rows
 
     # --- stages -----------------------------------------------------------------------------
     def think(self, i: int) -> None:
         stage = Stage(self.run_dir, i, "think")
         if self._skip(stage):
             return
-        rows = self.sample_and_verify(i - 1, self.data.train,
-                                      Sampling.from_cfg(self.cfg.think), desc=f"round {i} think")
+        kind, sampling, desc = self.cfg.source.kind, Sampling.from_cfg(self.cfg.think), f"round {i} think"
+        if kind == "human":
+            rows = self.human_rows(self.data.train)
+        elif kind == "distill":
+            src = self.cfg.source
+            rows = self.sample_and_verify(
+                self.teacher, lambda: model_fingerprint(src.teacher, self.teacher, src.teacher_revision),
+                src.teacher_revision, self.data.train, sampling, desc + " (teacher)")
+        else:  # self and mixed: M_{i-1} thinks
+            rows = self.sample_round_model(i - 1, self.data.train, sampling, desc)
         with stage.writing() as out:
             write_jsonl(out / "samples.jsonl", rows)
 
@@ -127,9 +148,22 @@ class Cell:
         if self._skip(stage):
             return
         samples = read_jsonl(Stage(self.run_dir, i, "think").dir / "samples.jsonl")
-        kept, stats = prune(samples, self.cfg.pruning.strategy, self.cfg.data.size, self.cfg.data.seed + i)
-        records = [{"qid": s["qid"], "question": s["question"], "completion": s["completion"], "round": i}
-                   for s in kept]
+        size, seed = self.cfg.data.size, self.cfg.data.seed + i
+        if self.cfg.source.kind == "mixed":
+            # Self samples for (size - human_size) questions, human solutions for others.
+            human_size = self.cfg.source.human_size
+            kept, stats = prune(samples, self.cfg.pruning.strategy, size - human_size, seed)
+            taken = {s["qid"] for s in kept}
+            human_pool = [r for r in self.human_rows(self.data.train) if r["qid"] not in taken]
+            human, human_stats = prune(human_pool, "gt", human_size, seed)
+            kept = kept + human
+            stats.update(human_size=human_stats["size"], self_size=stats["size"], size=len(kept),
+                         requested_size=size)
+        else:
+            kept, stats = prune(samples, self.cfg.pruning.strategy, size, seed)
+        origin = {"self": "self", "mixed": "self", "distill": "teacher", "human": "human"}[self.cfg.source.kind]
+        records = [{"qid": s["qid"], "question": s["question"], "completion": s["completion"],
+                    "origin": s.get("origin", origin), "round": i} for s in kept]
         if self.cfg.data.accumulate and i > 1:
             earlier = read_jsonl(Stage(self.run_dir, i - 1, "prune").dir / "train.jsonl")
             records = earlier + records
@@ -160,8 +194,7 @@ class Cell:
         stage = Stage(self.run_dir, i, "eval")
         if self._skip(stage):
             return
-        rows = self.sample_and_verify(i, self.data.eval,
-                                      Sampling.from_cfg(self.cfg.eval), desc=f"round {i} eval")
+        rows = self.sample_round_model(i, self.data.eval, Sampling.from_cfg(self.cfg.eval), desc=f"round {i} eval")
         by_q: Dict[str, List[dict]] = {}
         for r in rows:
             by_q.setdefault(r["qid"], []).append(r)
@@ -244,11 +277,14 @@ def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
     validate(cfg)
     data = load_task(cfg.task)
     base_model = models.check_loadable(cfg.model.id, cfg.model.revision)
+    teacher = None
+    if cfg.source.kind == "distill":
+        teacher = models.check_loadable(cfg.source.teacher, cfg.source.teacher_revision)
     check_run_dir(cfg, run_dir)
     log.info("cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
              run_dir, cfg.model.name, cfg.task.name, len(data.train), len(data.eval),
              len(data.few_shot), cfg.rounds)
-    cell = Cell(cfg, run_dir, data, base_model)
+    cell = Cell(cfg, run_dir, data, base_model, teacher)
     tracker = Tracker(cfg, run_dir)
     try:
         cell.eval(0)

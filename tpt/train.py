@@ -27,19 +27,26 @@ def to_conversations(records: Sequence[dict], build_prompt: Callable[[str], List
     ]
 
 
+def optimizer_steps(n_examples: int, cfg) -> int:
+    return math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum * cfg.epochs)
+
+
 def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str = "auto"):
     """An SFTTrainer for `examples` (conversational prompt/completion records) on `base_model`."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     on_gpu = torch.cuda.is_available()
+    steps = optimizer_steps(len(examples), cfg)
     args = SFTConfig(
         output_dir=str(out_dir / "trainer"),
         learning_rate=lr,
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
-        warmup_steps=cfg.warmup_ratio,  # a value < 1 is a ratio of the total steps
+        # Rounded down, unlike a ratio passed to transformers (rounded up): with a handful of steps a
+        # whole step of warmup starts at lr 0, and a 1-step run would not train at all.
+        warmup_steps=int(cfg.warmup_ratio * steps),
         lr_scheduler_type=cfg.lr_scheduler,
         weight_decay=cfg.weight_decay,
         optim="adamw_torch",
@@ -64,8 +71,7 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr:
 
 def sft(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str = "auto") -> Dict:
     """Fine-tune `base_model` on prompt/completion `examples`; the result is saved in `out_dir`."""
-    steps = math.ceil(len(examples) / (cfg.batch_size * cfg.grad_accum) * cfg.epochs)
-    log.info("train: %d examples, ~%d optimizer steps, lr %g", len(examples), steps, lr)
+    log.info("train: %d examples, %d optimizer steps, lr %g", len(examples), optimizer_steps(len(examples), cfg), lr)
     trainer = build_trainer(base_model, examples, out_dir, cfg, lr, dtype)
     result = trainer.train()
     trainer.save_model(str(out_dir))
