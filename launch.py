@@ -1,4 +1,5 @@
 """Entry point: `python launch.py [overrides]` runs one cell, `-m` a sweep of cells."""
+import sys
 from pathlib import Path
 
 import hydra
@@ -13,9 +14,13 @@ register_resolvers()
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    from tpt.loop import run  # heavy imports after Hydra has parsed the command line
+    from tpt.loop import USER_ERRORS, run  # heavy imports after Hydra has parsed the command line
 
-    rows = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    try:
+        rows = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except USER_ERRORS as e:  # bad input: the message says what to fix, a traceback would not help
+        print(f"tpt: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     return rows[-1]["pass@1"]  # the objective a Hydra sweeper would optimise
 
 

@@ -75,16 +75,22 @@ def test_embedded_default_runs_the_whole_loop(tmp_path):
     assert again.returncode == 0 and (again.stdout + again.stderr).count("finished earlier, skipping") == 5
 
 
-def test_multirun_gives_each_cell_its_own_directory(tiny_model_dir, tmp_path):
+def test_a_2x2_multirun_gives_each_cell_its_own_directory(tiny_model_dir, tmp_path):
     from tests.conftest import tiny_overrides
 
-    overrides = [o for o in tiny_overrides(tiny_model_dir) if not o.startswith("name=")]
-    res = launch("-m", "pruning=gt,none", *overrides, f"hydra.sweep.dir={tmp_path}/sweep")
+    overrides = [o for o in tiny_overrides(tiny_model_dir, cache_dir=tmp_path / "cache")
+                 if not o.startswith(("name=", "data.size="))]
+    res = launch("-m", "pruning=gt,none", "data.size=2,3", *overrides, f"hydra.sweep.dir={tmp_path}/sweep")
     assert res.returncode == 0, res.stderr[-3000:]
     cells = sorted(p.name for p in (tmp_path / "sweep").iterdir() if (p / "metrics.jsonl").is_file())
-    assert len(cells) == 2
-    assert sum("pruning=gt" in c for c in cells) == 1 and sum("pruning=none" in c for c in cells) == 1
-    assert all("/" not in c for c in cells)
+    assert len(cells) == 4 and all("/" not in c for c in cells)
+    for pruning in ("gt", "none"):
+        for size in (2, 3):
+            assert sum(f"data.size={size}" in c and f"pruning={pruning}" in c for c in cells) == 1
+    # Baseline eval and round-1 think of the shared base model ran once, then came from the cache
+    # (2 x 3 hits). With gt pruning the random model has no correct sample, so M_1 = M_0 and both gt
+    # cells' round-1 eval is M_0's baseline again (2 more hits); the none cells train new models.
+    assert (res.stdout + res.stderr).count("reusing cached generations") == 8
 
 
 def test_wandb_logs_offline_without_a_key(tiny_model_dir, tmp_path):

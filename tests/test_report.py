@@ -37,7 +37,7 @@ def test_report_tables_plots_and_missing_cells(tmp_path, capsys):
     assert by[("data_size=1k,pruning=none", "2")]["status"] == "missing"
     assert all(by[("data_size=2k,pruning=none", str(r))]["status"] == "missing" for r in range(3))
     assert by[("data_size=2k,pruning=gt", "0")]["source"] == "self"
-    assert "| data_size=2k,pruning=gt | m1 | gsm8k | self | gt | 2000 | 2 | done | 4 | 0.400 |" in \
+    assert "| data_size=2k,pruning=gt | m1 | gsm8k | self | gt | 2000 | 2 | done | 2000 | 4 | 0.400 |" in \
         (tmp_path / "report.md").read_text()
     for png in ("pass_by_round.png", "pass_by_data_size.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

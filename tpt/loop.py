@@ -24,13 +24,16 @@ from tpt.metrics import diversity, summarize
 from tpt.prompt import PromptBuilder
 from tpt.prune import prune
 from tpt.stages import Stage
-from tpt.tasks import Problem, TaskData, load_task, strip_calculator_annotations
+from tpt.tasks import DataError, Problem, TaskData, load_task, strip_calculator_annotations
 from tpt.think import Sampling, make_generator
 from tpt.tracking import Tracker
 from tpt.train import sft, to_conversations
 from tpt.verify.math import check
 
 log = logging.getLogger(__name__)
+
+# Errors caused by the user's input (config, data files, model ids), reported without a traceback.
+USER_ERRORS = (ConfigError, DataError, models.ModelError)
 
 # Keys that may change between reruns of one run directory without invalidating its stages.
 RERUN_FREE_KEYS = ("rounds", "logger", "name", "cache")

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from tpt.io import write_text_atomic
 
 METRIC_COLUMNS = ("pass@1", "pass@k", "correct@k", "distinct_answers", "text_diversity")
-COLUMNS = ("cell", "model", "task", "source", "pruning", "data_size", "round", "status", "k") + METRIC_COLUMNS
+COLUMNS = ("cell", "model", "task", "source", "pruning", "data_size", "round", "status", "kept", "k") + METRIC_COLUMNS
 
 
 @dataclass
@@ -74,13 +74,13 @@ def table(cells: List[Cell], root: Path) -> List[Dict]:
         }
         for r in range(cell.rounds + 1):
             m = cell.metrics.get(r)
-            row = {**base, "round": r, "status": "done" if m else "missing", "k": ""}
+            row = {**base, "round": r, "status": "done" if m else "missing", "k": "", "kept": ""}
             if m:
                 k = max(int(key.split("@")[1]) for key in m if key.startswith("pass@"))
                 row.update({"k": k, "pass@1": m["pass@1"], "pass@k": m[f"pass@{k}"], "correct@k": m[f"correct@{k}"],
                             "distinct_answers": m.get("distinct_answers"), "text_diversity": m.get("text_diversity")})
-                if r > 0 and "data_size" in m:
-                    row["data_size"] = m["data_size"]  # what was really kept, not what was asked for
+                if r > 0:
+                    row["kept"] = m.get("data_size", "")  # examples really trained on (data_size: asked for)
             rows.append(row)
     return rows
 
@@ -119,8 +119,12 @@ def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
         axes[0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=cell)
         axes[1].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=cell)
     ks = sorted({r["k"] for r in done})
+    from matplotlib.ticker import MaxNLocator
+
     for ax, title in zip(axes, ("Pass@1", f"Pass@{'/'.join(map(str, ks))}")):
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(0, 1)
         ax.set_title(f"{title} per round")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=6, loc="best")
@@ -143,6 +147,7 @@ def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{model}, pruning={pruning}")
     ax.set_xlabel("training examples per round")
     ax.set_ylabel("Pass@1 (final round)")
+    ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     if series:
         ax.legend(fontsize=7)
