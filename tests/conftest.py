@@ -61,3 +61,18 @@ def tiny_overrides(model_dir, run_name="t", cache_dir=None) -> list:
 @pytest.fixture
 def train_cfg():
     return compose(["train.batch_size=2"]).train
+
+
+def count_generate_calls(monkeypatch) -> list:
+    """Spy on the HF backend: the list fills with the `desc` of each generate call."""
+    from tpt.think.hf import HFGenerator
+
+    calls = []
+    original = HFGenerator.generate
+
+    def spy(self, conversations, sampling, desc="generate"):
+        calls.append(desc)
+        return original(self, conversations, sampling, desc)
+
+    monkeypatch.setattr(HFGenerator, "generate", spy)
+    return calls

@@ -4,11 +4,10 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
-from tests.conftest import compose, tiny_overrides
+from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
 from tpt.cache import GenerationCache, lineage, model_fingerprint
 from tpt.think import Completion, Sampling
-from tpt.think.hf import HFGenerator
 
 S = Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0)
 
@@ -78,18 +77,6 @@ def test_two_processes_compute_once(tmp_path):
     assert counter.read_text() == "computed\n"
     assert (tmp_path / "out0").read_text() == (tmp_path / "out1").read_text() == '[["same"]]'
     assert not list((tmp_path / "cache").glob(".*.tmp"))  # no torn entry left behind
-
-
-def count_generate_calls(monkeypatch):
-    calls = []
-    original = HFGenerator.generate
-
-    def spy(self, conversations, sampling, desc="generate"):
-        calls.append(desc)
-        return original(self, conversations, sampling, desc)
-
-    monkeypatch.setattr(HFGenerator, "generate", spy)
-    return calls
 
 
 def test_cells_of_a_sweep_share_baseline_and_round_1_samples(tiny_model_dir, tmp_path, monkeypatch):

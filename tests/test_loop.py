@@ -3,26 +3,13 @@ import json
 
 import pytest
 
-from tests.conftest import compose, tiny_overrides
+from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
 from tpt.config import ConfigError
-from tpt.think.hf import HFGenerator
 
 
 def run(model_dir, run_dir, *extra):
     return loop.run(compose(tiny_overrides(model_dir) + list(extra)), run_dir)
-
-
-def count_generate_calls(monkeypatch):
-    calls = []
-    original = HFGenerator.generate
-
-    def spy(self, conversations, sampling, desc="generate"):
-        calls.append(desc)
-        return original(self, conversations, sampling, desc)
-
-    monkeypatch.setattr(HFGenerator, "generate", spy)
-    return calls
 
 
 def test_two_rounds_write_every_stage(tiny_model_dir, tmp_path, capsys):

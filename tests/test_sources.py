@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-from tests.conftest import compose, tiny_overrides
-from tests.test_cache import count_generate_calls
+from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
 from tpt.config import ConfigError, validate
 

@@ -56,6 +56,11 @@ class Cell:
         self._identities: Dict[int, str] = {}
 
     # --- models -----------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """Fine-tuning learning rate: train.lr if set, else the model preset's (the paper's)."""
+        return self.cfg.train.lr if self.cfg.train.lr is not None else self.cfg.model.lr
+
     def model_after(self, round_idx: int) -> str:
         """M_i: the base model for round 0, else the model that round's train stage produced."""
         if round_idx == 0:
@@ -75,10 +80,9 @@ class Cell:
                 if read_json(train / "result.json").get("skipped"):
                     ident = self.model_identity(round_idx - 1)
                 else:
-                    lr = self.cfg.train.lr if self.cfg.train.lr is not None else self.cfg.model.lr
                     ident = lineage(self.model_identity(round_idx - 1),
                                     Stage(self.run_dir, round_idx, "prune").dir / "train.jsonl",
-                                    OmegaConf.to_container(self.cfg.train, resolve=True), lr)
+                                    OmegaConf.to_container(self.cfg.train, resolve=True), self.lr)
             self._identities[round_idx] = ident
         return self._identities[round_idx]
 
@@ -188,9 +192,8 @@ class Cell:
                 log.warning("round %d train: no training data survived pruning; M_%d = M_%d", i, i, i - 1)
                 result = {"skipped": True, "examples": 0}
             else:
-                lr = self.cfg.train.lr if self.cfg.train.lr is not None else self.cfg.model.lr
                 result = sft(self.model_after(i - 1), to_conversations(records, self.prompt),
-                             out / "model", self.cfg.train, lr=lr, dtype=self.cfg.model.dtype)
+                             out / "model", self.cfg.train, lr=self.lr, dtype=self.cfg.model.dtype)
             write_json(out / "result.json", result)
 
     def eval(self, i: int) -> None:
