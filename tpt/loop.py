@@ -236,6 +236,8 @@ class Cell:
 def check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
     """A run directory belongs to one config: refuse to mix stages from another into it."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):  # an atomic write cut short by a kill: never a finished file
+        stale.unlink(missing_ok=True)
     pinned = OmegaConf.to_container(cfg, resolve=True)
     for key in RERUN_FREE_KEYS:
         pinned.pop(key, None)
