@@ -200,7 +200,7 @@ def validate(cfg: DictConfig | Config) -> None:
     tq = cfg.task.train_questions
     need(tq is None or tq >= 1, "task.train_questions", f"must be >= 1 or null (got {tq})")
     for stage in ("think", "eval"):
-        s = cfg[stage] if isinstance(cfg, DictConfig) else getattr(cfg, stage)
+        s = getattr(cfg, stage)
         need(s.n >= 1, f"{stage}.n", f"must be >= 1 (got {s.n})")
         need(s.temperature >= 0, f"{stage}.temperature", f"must be >= 0 (got {s.temperature})")
         need(0 < s.top_p <= 1, f"{stage}.top_p", f"must be in (0, 1] (got {s.top_p})")

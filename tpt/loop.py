@@ -9,6 +9,7 @@ compute (config, task data, model id, the run directory's earlier config) is che
 """
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from pathlib import Path
@@ -39,6 +40,12 @@ USER_ERRORS = (ConfigError, DataError, models.ModelError)
 RERUN_FREE_KEYS = ("rounds", "logger", "name", "cache")
 
 
+def verified_row(p: Problem, sample: int, text: str, n_tokens: int) -> dict:
+    """One sample of one question with its verdict, as think and eval save it."""
+    return {"qid": p.id, "sample": sample, "question": p.question, "answer": p.answer,
+            "completion": text, "n_tokens": n_tokens, **check(text, p.answer)}
+
+
 class Cell:
     """One experiment cell: its config, data and run directory."""
 
@@ -61,30 +68,34 @@ class Cell:
         """Fine-tuning learning rate: train.lr if set, else the model preset's (the paper's)."""
         return self.cfg.train.lr if self.cfg.train.lr is not None else self.cfg.model.lr
 
+    def trained_round(self, round_idx: int) -> int:
+        """The latest round <= round_idx whose train stage produced a model (0: the base model).
+        A round whose pruning kept nothing skips training and carries the previous model on."""
+        while round_idx > 0 and read_json(Stage(self.run_dir, round_idx, "train").dir / "result.json").get("skipped"):
+            round_idx -= 1
+        return round_idx
+
     def model_after(self, round_idx: int) -> str:
-        """M_i: the base model for round 0, else the model that round's train stage produced."""
-        if round_idx == 0:
-            return self.base_model
-        result = read_json(Stage(self.run_dir, round_idx, "train").dir / "result.json")
-        if result.get("skipped"):
-            return self.model_after(round_idx - 1)
-        return str(Stage(self.run_dir, round_idx, "train").dir / "model")
+        """M_i: the base model, or the model the last training round up to i produced."""
+        r = self.trained_round(round_idx)
+        return self.base_model if r == 0 else str(Stage(self.run_dir, r, "train").dir / "model")
 
     def model_identity(self, round_idx: int) -> str:
         """What decides M_i's outputs: the base model's files, then each round's training lineage."""
-        if round_idx not in self._identities:
-            if round_idx == 0:
+        r = self.trained_round(round_idx)
+        if r not in self._identities:
+            if r == 0:
                 ident = model_fingerprint(self.cfg.model.id, self.base_model, self.cfg.model.revision)
             else:
-                train = Stage(self.run_dir, round_idx, "train").dir
-                if read_json(train / "result.json").get("skipped"):
-                    ident = self.model_identity(round_idx - 1)
-                else:
-                    ident = lineage(self.model_identity(round_idx - 1),
-                                    Stage(self.run_dir, round_idx, "prune").dir / "train.jsonl",
-                                    OmegaConf.to_container(self.cfg.train, resolve=True), self.lr)
-            self._identities[round_idx] = ident
-        return self._identities[round_idx]
+                ident = lineage(self.model_identity(r - 1), Stage(self.run_dir, r, "prune").dir / "train.jsonl",
+                                OmegaConf.to_container(self.cfg.train, resolve=True), self.lr)
+            self._identities[r] = ident
+        return self._identities[r]
+
+    @functools.cached_property
+    def teacher_identity(self) -> str:
+        src = self.cfg.source
+        return model_fingerprint(src.teacher, self.teacher, src.teacher_revision)
 
     # --- shared by think and eval -------------------------------------------------------------
     def sample_and_verify(self, model_path: str, identity: Callable[[], str], revision: str | None,
@@ -112,9 +123,7 @@ class Cell:
         for p, comps in zip(problems, completions):
             if len(comps) != sampling.n:
                 raise RuntimeError(f"{desc}: expected {sampling.n} samples for {p.id}, got {len(comps)}")
-            for j, c in enumerate(comps):
-                rows.append({"qid": p.id, "sample": j, "question": p.question, "answer": p.answer,
-                             "completion": c.text, "n_tokens": c.n_tokens, **check(c.text, p.answer)})
+            rows += [verified_row(p, j, c.text, c.n_tokens) for j, c in enumerate(comps)]
         return rows
 
     def sample_round_model(self, i: int, problems: Sequence[Problem], sampling: Sampling, desc: str) -> List[dict]:
@@ -125,12 +134,8 @@ class Cell:
     def human_rows(self, problems: Sequence[Problem]) -> List[dict]:
         """The dataset's own solutions as samples (verified like any other)."""
         keep = self.cfg.source.keep_annotations
-        rows = []
-        for p in problems:
-            text = p.solution if keep else strip_calculator_annotations(p.solution)
-            rows.append({"qid": p.id, "sample": 0, "question": p.question, "answer": p.answer,
-                         "completion": text, "n_tokens": 0, "origin": "human", **check(text, p.answer)})
-        return rows
+        return [{**verified_row(p, 0, p.solution if keep else strip_calculator_annotations(p.solution), 0),
+                 "origin": "human"} for p in problems]
 
     # --- stages -----------------------------------------------------------------------------
     def think(self, i: int) -> None:
@@ -142,9 +147,8 @@ class Cell:
             rows = self.human_rows(self.data.train)
         elif kind == "distill":
             src = self.cfg.source
-            rows = self.sample_and_verify(
-                self.teacher, lambda: model_fingerprint(src.teacher, self.teacher, src.teacher_revision),
-                src.teacher_revision, self.data.train, sampling, desc + " (teacher)")
+            rows = self.sample_and_verify(self.teacher, lambda: self.teacher_identity, src.teacher_revision,
+                                          self.data.train, sampling, desc + " (teacher)")
         else:  # self and mixed: M_{i-1} thinks
             rows = self.sample_round_model(i - 1, self.data.train, sampling, desc)
         with stage.writing() as out:
