@@ -4,6 +4,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from tpt.config import register, register_resolvers
@@ -14,6 +15,10 @@ register_resolvers()
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    if cfg.cluster.backend == "slurm" and HydraConfig.get().mode != RunMode.MULTIRUN:
+        print("tpt: error: cluster=slurm submits through Hydra's multirun launcher: add -m "
+              "(python launch.py -m cluster=slurm ...), even for a single cell", file=sys.stderr)
+        raise SystemExit(2)
     from tpt.loop import USER_ERRORS, run  # heavy imports after Hydra has parsed the command line
 
     try:

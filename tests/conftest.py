@@ -76,3 +76,32 @@ def count_generate_calls(monkeypatch) -> list:
 
     monkeypatch.setattr(HFGenerator, "generate", spy)
     return calls
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> dict:
+    """A real SLURM to submit to: the one SLURM_CONF names, else the local single-node cluster of
+    scripts/slurm_local.sh (started here when its packages are installed). Required under CI."""
+    import shutil
+    import subprocess
+
+    conf = os.environ.get("SLURM_CONF") or "/tmp/tpt-slurm/slurm.conf"
+    env = {**os.environ, "SLURM_CONF": conf}
+
+    def up() -> bool:
+        return shutil.which("sinfo") is not None and subprocess.run(
+            ["sinfo", "-h"], env=env, capture_output=True, timeout=30).returncode == 0
+
+    if not up() and shutil.which("slurmctld") and os.geteuid() == 0:
+        start = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_local.sh"), "start"], env=env,
+                               capture_output=True, text=True, timeout=300)
+        if start.returncode != 0:
+            pytest.fail(f"scripts/slurm_local.sh start failed:\n{start.stdout}\n{start.stderr}")
+    if not up():
+        why = "no SLURM cluster: run `sudo bash scripts/slurm_local.sh start` (or set SLURM_CONF)"
+        if os.environ.get("CI") == "true":
+            logs = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_local.sh"), "logs"], env=env,
+                                  capture_output=True, text=True).stderr
+            pytest.fail(f"CI=true but {why}\n{logs}")
+        pytest.skip(why)
+    return env

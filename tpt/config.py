@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -29,8 +29,12 @@ class ModelConfig:
     # Gemma's chat template has no system role: the system prompt is folded into the first user turn.
     system_role: bool = True
     dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on GPU
-    gpus: int = 0  # GPUs one cell asks for (used by cluster presets)
     tensor_parallel_size: int = 1
+    # What one cell of this model asks a cluster for (cluster=slurm reads these by default).
+    gpus: int = 0
+    cpus: int = 2
+    mem_gb: int = 8
+    timeout_min: int = 60
 
 
 @dataclass
@@ -140,6 +144,26 @@ class CacheConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Where cells run. local: in this process, one after another (Hydra's basic launcher).
+    slurm: one SLURM job per cell through submitit (conf/cluster/slurm.yaml, tpt/cluster.py)."""
+
+    backend: str = "local"
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    gpus: int = 0  # per cell; conf/cluster/slurm.yaml takes these four from the model preset
+    cpus: int = 2
+    mem_gb: int = 8
+    timeout_min: int = 60
+    array_parallelism: int = 64  # cells of one sweep running at once
+    max_requeues: int = 3  # timeouts requeued by submitit; preemptions are always requeued
+    setup: List[str] = field(default_factory=list)  # shell lines run in the job before tpt starts
+    snapshot: bool = True  # jobs run from a copy of the code taken at submit time
+    sbatch: Dict[str, Any] = field(default_factory=dict)  # further sbatch flags: +cluster.sbatch.constraint=a100
+
+
+@dataclass
 class Config:
     name: str = "tpt"  # experiment name: runs land in outputs/<name>/<overrides>
     rounds: int = 1
@@ -153,6 +177,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 TASKS = ("arith", "gsm8k")
@@ -160,6 +185,7 @@ PRUNING = ("gt", "none")
 BACKENDS = ("hf",)
 LOGGERS = ("none", "wandb")
 SOURCES = ("self", "distill", "human", "mixed")
+CLUSTERS = ("local", "slurm")
 
 
 def register() -> None:
@@ -195,6 +221,11 @@ def validate(cfg: DictConfig | Config) -> None:
          f"must lie between 0 and data.size={cfg.data.size} (exclusive) with source=mixed (got {src.human_size})")
     need(cfg.think.backend in BACKENDS, "think.backend", f"must be one of {BACKENDS} (got {cfg.think.backend!r})")
     need(cfg.logger.backend in LOGGERS, "logger.backend", f"must be one of {LOGGERS} (got {cfg.logger.backend!r})")
+    c = cfg.cluster
+    need(c.backend in CLUSTERS, "cluster.backend", f"must be one of {CLUSTERS} (got {c.backend!r})")
+    for key in ("cpus", "mem_gb", "timeout_min", "array_parallelism"):
+        need(getattr(c, key) >= 1, f"cluster.{key}", f"must be >= 1 (got {getattr(c, key)})")
+    need(c.gpus >= 0 and c.max_requeues >= 0, "cluster", f"gpus and max_requeues must be >= 0 (got {c.gpus}, {c.max_requeues})")
     need(cfg.task.eval_questions >= 1, "task.eval_questions", f"must be >= 1 (got {cfg.task.eval_questions})")
     need(cfg.task.few_shot >= 0, "task.few_shot", f"must be >= 0 (got {cfg.task.few_shot})")
     tq = cfg.task.train_questions

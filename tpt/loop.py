@@ -9,12 +9,14 @@ compute (config, task data, model id, the run directory's earlier config) is che
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from tpt import models
@@ -33,11 +35,15 @@ from tpt.verify.math import check
 
 log = logging.getLogger(__name__)
 
+class RunDirBusy(RuntimeError):
+    """Another tpt process is running the same cell (e.g. a sweep resubmitted while its jobs run)."""
+
+
 # Errors caused by the user's input (config, data files, model ids), reported without a traceback.
-USER_ERRORS = (ConfigError, DataError, models.ModelError)
+USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy)
 
 # Keys that may change between reruns of one run directory without invalidating its stages.
-RERUN_FREE_KEYS = ("rounds", "logger", "name", "cache")
+RERUN_FREE_KEYS = ("rounds", "logger", "name", "cache", "cluster")
 
 
 def verified_row(p: Problem, sample: int, text: str, n_tokens: int) -> dict:
@@ -292,7 +298,29 @@ def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
     teacher = None
     if cfg.source.kind == "distill":
         teacher = models.check_loadable(cfg.source.teacher, cfg.source.teacher_revision)
-    check_run_dir(cfg, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(run_dir):
+        check_run_dir(cfg, run_dir)
+        return run_cell(cfg, run_dir, data, base_model, teacher)
+
+
+@contextlib.contextmanager
+def exclusive(run_dir: Path):
+    """One process per run directory: two writing the same stages would corrupt them. The lock
+    goes with the process, so a killed or requeued job leaves none behind."""
+    lock = FileLock(str(run_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunDirBusy(f"run directory {run_dir} is in use by another tpt process; wait for it to end or "
+                         f"stop it") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def run_cell(cfg: DictConfig, run_dir: Path, data: TaskData, base_model: str, teacher: str | None) -> List[Dict]:
     log.info("cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
              run_dir, cfg.model.name, cfg.task.name, len(data.train), len(data.eval),
              len(data.few_shot), cfg.rounds)
@@ -300,15 +328,17 @@ def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
     tracker = Tracker(cfg, run_dir)
     try:
         cell.eval(0)
-        tracker.log_round(cell.round_row(0))
+        tracker.log_round(cell.round_row(0), Stage(run_dir, 0, "eval").dir / "samples.jsonl")
         for i in range(1, cfg.rounds + 1):
             cell.think(i)
             cell.prune(i)
             cell.train(i)
             cell.eval(i)
-            tracker.log_round(cell.round_row(i))
-    finally:
-        tracker.finish()
+            tracker.log_round(cell.round_row(i), Stage(run_dir, i, "eval").dir / "samples.jsonl")
+    except BaseException:
+        tracker.finish(exit_code=1)
+        raise
+    tracker.finish()
     summary = format_summary(tracker.rows, cfg.eval.k)
     write_text_atomic(run_dir / "summary.md", summary + "\n")
     print(f"\n{cfg.model.name} on {cfg.task.name}, pruning={cfg.pruning.strategy} ({run_dir})\n{summary}\n",

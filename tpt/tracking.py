@@ -1,21 +1,29 @@
 """Tracking: a local metrics.jsonl that is always written, plus W&B when `logger=wandb`.
 
-W&B runs offline automatically when no API key is configured; the run id is derived from the
-run directory, so a resumed cell continues its own W&B run.
+W&B: one run per cell, grouped by experiment name (the sweep folder), the resolved config as a
+plain dict, one step per round (step = round: every metric, plus a table of sample generations),
+and the last round under `final/` in the summary. It runs offline automatically when no API key is
+configured; the run id is derived from the run directory, so a resumed or requeued cell continues
+its own W&B run.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from omegaconf import OmegaConf
 
 from tpt.io import write_jsonl
 
 log = logging.getLogger(__name__)
+
+SAMPLE_TABLE_ROWS = 32  # eval samples per round shown in W&B
+SAMPLE_COLUMNS = ["round", "qid", "sample", "question", "completion", "pred", "answer", "correct"]
 
 
 class Tracker:
@@ -26,22 +34,34 @@ class Tracker:
         if cfg.logger.backend == "wandb":
             self.wandb_run = _start_wandb(cfg, self.run_dir)
 
-    def log_round(self, row: Dict) -> None:
-        """Record one round's metrics (metrics.jsonl is rewritten whole, atomically)."""
+    def log_round(self, row: Dict, samples: Optional[Path] = None) -> None:
+        """Record one round's metrics (metrics.jsonl is rewritten whole, atomically); W&B also gets a
+        table of the first eval samples from the `samples` jsonl file."""
         self.rows = [r for r in self.rows if r["round"] != row["round"]] + [row]
         self.rows.sort(key=lambda r: r["round"])
         write_jsonl(self.run_dir / "metrics.jsonl", self.rows)
         if self.wandb_run is not None:
-            numeric = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            self.wandb_run.log(numeric, step=row["round"])
+            import wandb
 
-    def finish(self) -> None:
+            logged = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if samples is not None:
+                logged["samples"] = wandb.Table(columns=SAMPLE_COLUMNS, data=sample_table(samples, row["round"]))
+            self.wandb_run.log(logged, step=row["round"])
+
+    def finish(self, exit_code: int = 0) -> None:
+        """Close the W&B run (exit_code 1 marks it failed); the next cell of a multirun starts its own."""
         if self.wandb_run is not None:
             if self.rows:
                 self.wandb_run.summary.update({f"final/{k}": v for k, v in self.rows[-1].items()
                                                if isinstance(v, (int, float))})
-            self.wandb_run.finish()
+            self.wandb_run.finish(exit_code=exit_code)
             self.wandb_run = None
+
+
+def sample_table(samples: Path, round_idx: int) -> List[list]:
+    with Path(samples).open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in itertools.islice(f, SAMPLE_TABLE_ROWS)]
+    return [[round_idx] + [r[c] for c in SAMPLE_COLUMNS[1:]] for r in rows]
 
 
 def wandb_mode(requested: str) -> str:

@@ -1,0 +1,108 @@
+"""The `tpt_slurm` Hydra launcher (selected by cluster=slurm): one SLURM job per cell via submitit.
+
+Hydra only accepts launchers from the hydra_plugins package; the helpers live in tpt/cluster.py,
+whose docstring describes what this launcher adds to hydra-submitit-launcher's SlurmLauncher.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, filter_overrides
+from hydra.types import HydraContext
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+from tpt.cluster import (RESOURCE_KEYS, ClusterError, check_partition, check_sbatch, describe_failure, fail,
+                         snapshot_code, submitit_parameters)
+
+log = logging.getLogger(__name__)
+
+
+class SlurmSweepLauncher(SlurmLauncher):
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        try:
+            return self._launch(job_overrides, initial_job_idx)
+        except ClusterError as e:
+            fail(str(e))
+
+    def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        import submitit
+
+        from tpt.config import ConfigError, validate
+
+        check_sbatch()
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        cells = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
+        configs = [self.hydra_context.config_loader.load_sweep_config(self.config, o) for _, o in cells]
+        for (idx, overrides), cfg in zip(cells, configs):
+            try:
+                validate(cfg)
+            except ConfigError as e:  # before anything is queued
+                raise ClusterError(f"cell #{idx} ({' '.join(overrides) or 'no overrides'}): {e}") from None
+        for name in sorted({c.cluster.partition for c in configs if c.cluster.partition}):
+            check_partition(name)
+
+        code_dir = None
+        if configs[0].cluster.snapshot:
+            code_dir = snapshot_code(self._code_root(), sweep_dir / ".code")
+            self._compose_from(code_dir)
+            log.info("jobs run from a snapshot of the code: %s", code_dir)
+
+        # Cells that ask for the same resources share one job array.
+        groups: Dict[tuple, List[int]] = defaultdict(list)
+        for pos, cfg in enumerate(configs):
+            groups[tuple(str(cfg.cluster[k]) for k in RESOURCE_KEYS)].append(pos)
+        jobs: List[Any] = [None] * len(cells)
+        for positions in groups.values():
+            cluster = configs[positions[0]].cluster
+            executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm",
+                                             slurm_max_num_timeout=cluster.max_requeues)
+            executor.update_parameters(name=f"tpt-{configs[0].name}", **submitit_parameters(cluster, code_dir))
+            params = [(cells[p][1] + [f"hydra.sweep.dir={sweep_dir}"], "hydra.sweep.dir", cells[p][0],
+                       f"job_id_for_{cells[p][0]}", Singleton.get_state()) for p in positions]
+            try:
+                submitted = executor.map_array(self, *zip(*params))
+            except submitit.core.utils.FailedJobError as e:
+                raise ClusterError(f"sbatch refused the jobs: {e}") from None
+            for p, job in zip(positions, submitted):
+                jobs[p] = job
+                log.info("\t#%d : SLURM job %s : %s", cells[p][0], job.job_id,
+                         " ".join(filter_overrides(cells[p][1])) or "(no overrides)")
+        log.info("%d cell(s) submitted; waiting for them to finish (logs in %s)", len(jobs), sweep_dir / ".submitit")
+        return self._wait(jobs, cells)
+
+    def _wait(self, jobs: List[Any], cells: List[tuple]) -> List[JobReturn]:
+        """Every job's result, in cell order; failures are collected, then reported together."""
+        results, failures = [], []
+        for job, (idx, overrides) in zip(jobs, cells):
+            try:
+                results.append(job.results()[0])
+            except Exception as e:  # submitit's UncompletedJobError / FailedJobError, or an unpickling error
+                state = job.watcher.get_state(job.job_id, mode="force")
+                failures.append(describe_failure(job, idx, overrides, state, e))
+        if failures:
+            raise ClusterError(f"{len(failures)} of {len(jobs)} cell(s) failed:\n" + "\n".join(failures))
+        return results
+
+    def _code_root(self) -> Path:
+        """The checkout holding the primary config folder (conf/), launch.py and tpt/."""
+        for source in self.config.hydra.runtime.config_sources:
+            if source.provider == "main" and source.schema == "file":
+                return Path(source.path).parent
+        raise ClusterError("cannot find the config folder to snapshot; set cluster.snapshot=false")
+
+    def _compose_from(self, code_dir: Path) -> None:
+        """Make jobs read their configs from the snapshot, not the live checkout."""
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        root = str(self._code_root())
+        search = self.hydra_context.config_loader.get_search_path()
+        for element in search.get_path():  # file paths are plain ("/repo/conf") or "file:///repo/conf"
+            scheme = "file://" if element.path.startswith("file://") else ""
+            if element.path.startswith(f"{scheme}{root}/"):
+                element.path = f"{scheme}{code_dir}{element.path[len(scheme) + len(root):]}"
+        self.hydra_context = HydraContext(config_loader=ConfigLoaderImpl(search), callbacks=self.hydra_context.callbacks)

@@ -1,0 +1,165 @@
+"""cluster=slurm against a real SLURM (scripts/slurm_local.sh): sbatch, requeue, snapshot, failures."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, tiny_overrides
+from tpt.cluster import code_files
+
+pytestmark = pytest.mark.slurm
+
+
+def launch(env, *args, cwd=ROOT):
+    return subprocess.Popen([sys.executable, str(Path(cwd) / "launch.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=600):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out + err
+
+
+def sweep_args(model_dir, sweep_dir, *extra):
+    cell = [o for o in tiny_overrides(model_dir) if not o.startswith("name=")]
+    return ["-m", "cluster=slurm", *cell, *extra, f"hydra.sweep.dir={sweep_dir}"]
+
+
+def cells(sweep_dir):
+    return sorted(p for p in Path(sweep_dir).iterdir() if (p / "metrics.jsonl").is_file())
+
+
+def metrics(run_dir):
+    return [json.loads(l) for l in (Path(run_dir) / "metrics.jsonl").open()]
+
+
+def slurm(env, *cmd):
+    return subprocess.run(list(cmd), env=env, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def job_ids(sweep_dir):
+    """SLURM job ids of a sweep, from submitit's per-job folders."""
+    return sorted(p.name for p in (Path(sweep_dir) / ".submitit").iterdir() if p.is_dir() and p.name[0].isdigit()
+                  and any(p.glob("*_submitted.pkl")))
+
+
+def wait_for(predicate, timeout=300, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny_model_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    code, log = finish(launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, "pruning=gt,none", "model.cpus=1,2")))
+    assert code == 0, log[-4000:]
+    done = cells(sweep)
+    assert len(done) == 4 and all([m["round"] for m in metrics(c)] == [0, 1] for c in done)
+    # Every cell ran as a SLURM job that finished; cells with equal resources shared an array.
+    ids = job_ids(sweep)
+    assert len(ids) == 4
+    arrays = ",".join(sorted({i.split("_")[0] for i in ids}))
+    # The driver returns once each result is on disk; SLURM's accounting may lag a moment behind.
+    wait_for(lambda: slurm(slurm_cluster, "sacct", "-X", "-n", "-P", "-o", "State", "-j", arrays).split()
+             == ["COMPLETED"] * 4, timeout=60, what="sacct to show 4 COMPLETED jobs")
+    scripts = [p.read_text() for p in (sweep / ".submitit").glob("*/*_submission.sh")]
+    assert len(scripts) == 2  # one array per resource shape
+    assert sorted(s.count("--cpus-per-task=1") + 2 * s.count("--cpus-per-task=2") for s in scripts) == [1, 2]
+    for s in scripts:
+        assert "#SBATCH --requeue" in s and "#SBATCH --mem=8GB" in s and "#SBATCH --time=60" in s
+        assert f"#SBATCH --chdir={sweep}/.code/" in s  # jobs run from the code snapshot
+
+
+def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_model_dir, tmp_path):
+    slower = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
+              "data.size=6"]
+    reference = tmp_path / "reference"
+    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *slower,
+                          f"hydra.run.dir={reference}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    sweep = tmp_path / "sweep"
+    proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, *slower))
+    wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish")
+    [job] = job_ids(sweep)
+    slurm(slurm_cluster, "scontrol", "requeue", job)
+    # SLURM holds a requeued job back for two minutes; let it start again at once.
+    wait_for(lambda: "PENDING" in slurm(slurm_cluster, "squeue", "-h", "-j", job, "-o", "%T"), what="requeue")
+    slurm(slurm_cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
+    code, log = finish(proc)
+    assert code == 0, log[-4000:]
+    [cell] = cells(sweep)
+    assert metrics(cell) == metrics(reference)
+    assert "Restarts=1" in slurm(slurm_cluster, "scontrol", "show", "job", job)
+    run_log = (cell / "launch.log").read_text()
+    assert run_log.count("round 0 eval: starting") == 1 and "round 0 eval: finished earlier, skipping" in run_log
+    assert "round 1 think: finished earlier, skipping" in run_log
+
+
+def test_jobs_run_from_the_snapshot_taken_at_submit_time(slurm_cluster, tiny_model_dir, tmp_path):
+    checkout = tmp_path / "checkout"
+    for f in code_files(ROOT):
+        (checkout / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, checkout / f)
+    sweep = tmp_path / "sweep"
+    # Held in the queue until the checkout has been edited.
+    proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, "+cluster.sbatch.hold=true"), cwd=checkout)
+    wait_for(lambda: (sweep / ".submitit").is_dir() and job_ids(sweep), what="submission")
+    loop = checkout / "tpt" / "loop.py"
+    loop.write_text('raise RuntimeError("edited after submission")\n' + loop.read_text())
+    arith = checkout / "conf" / "task" / "arith.yaml"
+    arith.write_text(arith.read_text().replace("few_shot: 2", "few_shot: 9"))
+    for job in job_ids(sweep):
+        slurm(slurm_cluster, "scontrol", "release", job.split("_")[0])
+    code, log = finish(proc)
+    assert code == 0, log[-4000:]
+    [cell] = cells(sweep)
+    assert "edited after submission" not in log
+    pinned = (cell / "run_config.yaml").read_text()
+    assert "few_shot: 2" in pinned and "few_shot: 9" not in pinned
+
+
+def test_a_job_that_dies_is_named_with_its_log(slurm_cluster, tiny_model_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, "pruning=none", "think.max_new_tokens=64",
+                                             "task.train_questions=16"))
+    wait_for(lambda: list(sweep.glob("*/round_0/eval/DONE.json")), what="the job to start working")
+    [job] = job_ids(sweep)
+    slurm(slurm_cluster, "scancel", job)
+    code, log = finish(proc)
+    assert code == 1
+    assert f"SLURM job {job}, state CANCELLED" in log, log[-3000:]
+    assert f"log: {sweep}/.submitit/{job}/{job}_0_log.err" in log
+
+
+@pytest.mark.parametrize("args,message", [
+    (["cluster.partition=nope"], "unknown SLURM partition 'nope' (cluster.partition or TPT_SLURM_PARTITION); "
+                                 "this cluster has: debug"),
+    (["data.size=0"], "tpt: error: cell #0 (cluster=slurm "),
+    (["data.size=0"], "invalid config: data.size must be a positive number"),
+])
+def test_bad_cluster_input_fails_before_anything_is_queued(slurm_cluster, tiny_model_dir, tmp_path, args, message):
+    sweep = tmp_path / "sweep"
+    code, log = finish(launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, *args)))
+    assert code != 0 and message in log, log[-3000:]
+    assert not (sweep / ".submitit").exists()
+
+
+def test_missing_sbatch_is_named(tiny_model_dir, tmp_path):
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # nothing on PATH: no sbatch
+    code, log = finish(launch(env, *sweep_args(tiny_model_dir, tmp_path / "sweep")))
+    assert code == 1 and "cluster=slurm needs SLURM's `sbatch` on PATH" in log, log[-3000:]
+
+
+def test_cluster_slurm_without_multirun_says_add_m(tiny_model_dir, tmp_path):
+    res = subprocess.run([sys.executable, "launch.py", "cluster=slurm", f"hydra.run.dir={tmp_path}/run"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "add -m" in res.stderr
+    assert not (tmp_path / "run" / "run_config.yaml").exists()

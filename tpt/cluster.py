@@ -1,0 +1,128 @@
+"""`cluster=slurm`: what the SLURM launcher needs (the launcher class itself lives in
+hydra_plugins/tpt_slurm_launcher, where Hydra discovers launchers).
+
+It builds on hydra-submitit-launcher's SlurmLauncher and adds what a sweep of tpt cells needs:
+
+- resources per cell, from each cell's own config (`cluster.gpus/cpus/mem_gb/timeout_min`, which
+  default to the model preset's), so `model=gemma2_2b_it,gemma2_9b_it` asks for 1 and 4 GPUs; cells
+  with equal resources share one job array;
+- checks before anything is queued: sbatch on PATH, the partition exists, every cell's config valid;
+- a snapshot of the code (tracked and untracked-not-ignored files) taken at submit time: jobs run
+  in it and compose their config from it, so editing the checkout changes no queued or requeued job;
+- requeue on preemption (`--requeue`, SLURM restarts the job; finished stages are skipped) and on
+  timeout (submitit's checkpoint, up to `cluster.max_requeues` times);
+- it waits for every job, then names each failed cell with its job id, state and log file.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+from hydra.core.utils import filter_overrides
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot take the sweep, or some of its jobs failed; the message says which."""
+
+
+def fail(message: str) -> None:
+    """End the sweep driver with a message (no traceback: it would not help)."""
+    print(f"tpt: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+# --- checks before submitting -------------------------------------------------------------------
+def check_sbatch() -> None:
+    if shutil.which("sbatch") is None:
+        raise ClusterError("cluster=slurm needs SLURM's `sbatch` on PATH, and it was not found. Run the "
+                           "sweep on a machine that can submit jobs (a login node), or use cluster=local.")
+
+
+def partitions() -> List[str]:
+    out = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise ClusterError(f"`sinfo` failed (is the SLURM controller reachable?): {out.stderr.strip()}")
+    return sorted(set(out.stdout.split()))
+
+
+def check_partition(name: str | None) -> None:
+    if name is None:
+        return
+    known = partitions()
+    if name not in known:
+        raise ClusterError(f"unknown SLURM partition {name!r} (cluster.partition or TPT_SLURM_PARTITION); "
+                           f"this cluster has: {', '.join(known) or 'none'}")
+
+
+# --- code snapshot --------------------------------------------------------------------------------
+def code_files(root: Path) -> List[str]:
+    """The files that make up the code: git's tracked and untracked-not-ignored files, or, outside
+    a git checkout, launch.py, conf/, tpt/ and hydra_plugins/."""
+    if shutil.which("git") and (root / ".git").exists():
+        git = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], capture_output=True, check=True)
+        return sorted(f for f in git.stdout.decode().split("\0") if f and (root / f).is_file())
+    files = ["launch.py"] if (root / "launch.py").is_file() else []
+    for folder in ("conf", "tpt", "hydra_plugins"):
+        files += [str(p.relative_to(root)) for p in (root / folder).rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts]
+    return sorted(files)
+
+
+def snapshot_code(root: Path, into: Path) -> Path:
+    """Copy the code under `into/<content hash>/` (reused when the code has not changed)."""
+    files = code_files(root)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.encode() + b"\0" + (root / f).read_bytes() + b"\0")
+    target = into / digest.hexdigest()[:16]
+    if target.is_dir():
+        return target
+    partial = into / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    for f in files:
+        (partial / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / f, partial / f)
+    os.replace(partial, target)
+    return target
+
+
+# --- job parameters and failures -----------------------------------------------------------------
+RESOURCE_KEYS = ("partition", "account", "qos", "gpus", "cpus", "mem_gb", "timeout_min", "array_parallelism",
+                 "max_requeues")
+
+
+def submitit_parameters(cluster, code_dir: Path | None) -> Dict[str, Any]:
+    """sbatch parameters (through submitit) for one cell's `cluster` config."""
+    extra = dict(OmegaConf.to_container(cluster.sbatch, resolve=True))
+    extra["requeue"] = True  # a preempted job goes back to the queue and resumes from finished stages
+    if code_dir is not None:
+        extra["chdir"] = str(code_dir)  # run (and import tpt) from the snapshot
+    params = {
+        "slurm_partition": cluster.partition, "slurm_account": cluster.account, "slurm_qos": cluster.qos,
+        "gpus_per_node": cluster.gpus or None, "cpus_per_task": cluster.cpus, "mem_gb": cluster.mem_gb,
+        "timeout_min": cluster.timeout_min, "slurm_array_parallelism": cluster.array_parallelism,
+        "slurm_setup": list(cluster.setup) or None, "slurm_additional_parameters": extra, "tasks_per_node": 1,
+        "nodes": 1,
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def describe_failure(job, idx: int, overrides: List[str], state: str, error: Exception) -> str:
+    stderr = Path(job.paths.stderr)
+    tail = ""
+    if stderr.is_file():
+        lines = stderr.read_text(errors="replace").strip().splitlines()[-8:]
+        tail = "".join(f"\n      | {line}" for line in lines)
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (f"  - cell #{idx} ({' '.join(filter_overrides(overrides)) or 'no overrides'}): SLURM job {job.job_id}, "
+            f"state {state}: {reason}\n    log: {stderr}{tail}")
