@@ -16,6 +16,7 @@ It builds on hydra-submitit-launcher's SlurmLauncher and adds what a sweep of tp
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -97,8 +98,9 @@ def snapshot_code(root: Path, into: Path) -> Path:
 
 
 # --- job parameters and failures -----------------------------------------------------------------
-RESOURCE_KEYS = ("partition", "account", "qos", "gpus", "cpus", "mem_gb", "timeout_min", "array_parallelism",
-                 "max_requeues")
+def cell_label(idx: int, overrides: List[str]) -> str:
+    """How logs and errors name a cell: its index and the overrides that make it."""
+    return f"cell #{idx} ({' '.join(filter_overrides(overrides)) or 'no overrides'})"
 
 
 def submitit_parameters(cluster, code_dir: Path | None) -> Dict[str, Any]:
@@ -117,6 +119,11 @@ def submitit_parameters(cluster, code_dir: Path | None) -> Dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
+def submission_key(cluster, code_dir: Path | None) -> str:
+    """Cells with equal keys can share one job array: same sbatch parameters, same requeue budget."""
+    return json.dumps([cluster.max_requeues, submitit_parameters(cluster, code_dir)], sort_keys=True)
+
+
 def describe_failure(job, idx: int, overrides: List[str], state: str, error: Exception) -> str:
     stderr = Path(job.paths.stderr)
     tail = ""
@@ -124,5 +131,4 @@ def describe_failure(job, idx: int, overrides: List[str], state: str, error: Exc
         lines = stderr.read_text(errors="replace").strip().splitlines()[-8:]
         tail = "".join(f"\n      | {line}" for line in lines)
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return (f"  - cell #{idx} ({' '.join(filter_overrides(overrides)) or 'no overrides'}): SLURM job {job.job_id}, "
-            f"state {state}: {reason}\n    log: {stderr}{tail}")
+    return f"  - {cell_label(idx, overrides)}: SLURM job {job.job_id}, state {state}: {reason}\n    log: {stderr}{tail}"

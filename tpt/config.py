@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import II, MISSING, DictConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -152,10 +152,11 @@ class ClusterConfig:
     partition: Optional[str] = None
     account: Optional[str] = None
     qos: Optional[str] = None
-    gpus: int = 0  # per cell; conf/cluster/slurm.yaml takes these four from the model preset
-    cpus: int = 2
-    mem_gb: int = 8
-    timeout_min: int = 60
+    # Per cell: the model preset's, unless overridden (cluster.gpus=2).
+    gpus: int = II("model.gpus")
+    cpus: int = II("model.cpus")
+    mem_gb: int = II("model.mem_gb")
+    timeout_min: int = II("model.timeout_min")
     array_parallelism: int = 64  # cells of one sweep running at once
     max_requeues: int = 3  # timeouts requeued by submitit; preemptions are always requeued
     setup: List[str] = field(default_factory=list)  # shell lines run in the job before tpt starts

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn
 from hydra.types import HydraContext
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
-from tpt.cluster import (RESOURCE_KEYS, ClusterError, check_partition, check_sbatch, describe_failure, fail,
-                         snapshot_code, submitit_parameters)
+from tpt.cluster import (ClusterError, cell_label, check_partition, check_sbatch, describe_failure, fail,
+                         snapshot_code, submission_key, submitit_parameters)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class SlurmSweepLauncher(SlurmLauncher):
             try:
                 validate(cfg)
             except ConfigError as e:  # before anything is queued
-                raise ClusterError(f"cell #{idx} ({' '.join(overrides) or 'no overrides'}): {e}") from None
+                raise ClusterError(f"{cell_label(idx, overrides)}: {e}") from None
         for name in sorted({c.cluster.partition for c in configs if c.cluster.partition}):
             check_partition(name)
 
@@ -52,10 +52,10 @@ class SlurmSweepLauncher(SlurmLauncher):
             self._compose_from(code_dir)
             log.info("jobs run from a snapshot of the code: %s", code_dir)
 
-        # Cells that ask for the same resources share one job array.
-        groups: Dict[tuple, List[int]] = defaultdict(list)
+        # Cells submitted with the same parameters share one job array.
+        groups: Dict[str, List[int]] = defaultdict(list)
         for pos, cfg in enumerate(configs):
-            groups[tuple(str(cfg.cluster[k]) for k in RESOURCE_KEYS)].append(pos)
+            groups[submission_key(cfg.cluster, code_dir)].append(pos)
         jobs: List[Any] = [None] * len(cells)
         for positions in groups.values():
             cluster = configs[positions[0]].cluster
@@ -70,8 +70,7 @@ class SlurmSweepLauncher(SlurmLauncher):
                 raise ClusterError(f"sbatch refused the jobs: {e}") from None
             for p, job in zip(positions, submitted):
                 jobs[p] = job
-                log.info("\t#%d : SLURM job %s : %s", cells[p][0], job.job_id,
-                         " ".join(filter_overrides(cells[p][1])) or "(no overrides)")
+                log.info("\t%s : SLURM job %s", cell_label(*cells[p]), job.job_id)
         log.info("%d cell(s) submitted; waiting for them to finish (logs in %s)", len(jobs), sweep_dir / ".submitit")
         return self._wait(jobs, cells)
 
