@@ -1,8 +1,10 @@
+import pytest
 import torch
 
 from tpt.prompt import build_messages
 from tpt.think import Sampling
-from tpt.think.hf import AnswerLineStop, HFGenerator, left_pad
+from tpt.think.hf import AnswerDoneStop, HFGenerator, left_pad
+from tpt.verify import ANSWER_FORMATS
 
 
 def conversations(n):
@@ -38,17 +40,20 @@ def test_left_pad():
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
-def test_answer_line_stop_marks_rows_once_the_line_is_complete(tokenizer_dir):
+@pytest.mark.parametrize("answer_format, texts", [
+    ("math", ["2 + 3 = 5\n#### 5\n", "2 + 3 = 5\n#### 5", "thinking"]),
+    ("code", ["Idea.\n```python\nprint(1)\n```", "```python\nprint(1)\n", "```text\nno\n```"]),
+])
+def test_answer_done_stop_marks_rows_once_the_answer_is_complete(tokenizer_dir, answer_format, texts):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     prompt = tok("Q:", add_special_tokens=False)["input_ids"]
-    texts = ["2 + 3 = 5\n#### 5\n", "2 + 3 = 5\n#### 5", "thinking"]
     rows = [prompt + tok(t, add_special_tokens=False)["input_ids"] for t in texts]
     # Prompts of equal length, completions right-padded: what generate hands the criterion.
     width = max(len(r) for r in rows)
     ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
-    stop = AnswerLineStop(tok, prompt_len=len(prompt))
+    stop = AnswerDoneStop(tok, prompt_len=len(prompt), is_done=ANSWER_FORMATS[answer_format].done)
     assert stop(ids, None).tolist() == [True, False, False]
 
 

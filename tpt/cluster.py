@@ -114,8 +114,12 @@ def submitit_parameters(cluster, code_dir: Path | None) -> Dict[str, Any]:
         "gpus_per_node": cluster.gpus or None, "cpus_per_task": cluster.cpus, "mem_gb": cluster.mem_gb,
         "timeout_min": cluster.timeout_min, "slurm_array_parallelism": cluster.array_parallelism,
         "slurm_setup": list(cluster.setup) or None, "slurm_additional_parameters": extra, "tasks_per_node": 1,
-        "nodes": 1,
+        "nodes": cluster.nodes,
     }
+    if cluster.nodes > 1:
+        # The cell runs once, on the first node, and starts its training on every node itself
+        # (srun in tpt/distributed.py); submitit's own srun would start the cell once per node.
+        params["slurm_use_srun"] = False
     return {k: v for k, v in params.items() if v is not None}
 
 

@@ -30,8 +30,12 @@ class ModelConfig:
     system_role: bool = True
     dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on GPU
     tensor_parallel_size: int = 1
+    # How training runs: single (one process) | ddp | fsdp (accelerate launch over gpus x nodes).
+    train_strategy: str = "single"
+    gradient_checkpointing: bool = False  # recompute activations: less memory for the big presets
     # What one cell of this model asks a cluster for (cluster=slurm reads these by default).
     gpus: int = 0
+    nodes: int = 1
     cpus: int = 2
     mem_gb: int = 8
     timeout_min: int = 60
@@ -53,8 +57,25 @@ class ArithConfig:
 
 
 @dataclass
+class CodeConfig:
+    """Code tasks (codecontests, leetcode): which tests judge a program, and the sandbox's limits."""
+
+    tests: List[str] = field(default_factory=lambda: ["public", "private", "generated"])  # run in this order
+    max_tests: Optional[int] = None  # cap per problem; null = all of the selected tests
+    eval_split: str = "test"
+    drop_image_problems: bool = True  # codecontests: eval on statements without <image> (the paper's 140)
+    default_time_limit_s: float = 2.0  # CPU seconds per test for problems without their own limit
+    time_limit_scale: float = 1.0  # multiplies every limit (contest limits are set for C++)
+    default_memory_mb: int = 256  # for problems without their own limit
+    max_output_mb: int = 64  # largest stdout or file a program may write
+    max_processes: int = 16
+    workers: Optional[int] = None  # programs run at once; null = the CPUs this process may use
+    python: Optional[str] = None  # interpreter for programs under test; null = one the sandbox uid can run
+
+
+@dataclass
 class TaskConfig:
-    name: str = MISSING  # arith | gsm8k
+    name: str = MISSING  # arith | gsm8k | codecontests | leetcode
     path: Optional[str] = None  # local folder with train.jsonl and test.jsonl
     hub_id: Optional[str] = None
     hub_config: Optional[str] = None
@@ -68,6 +89,7 @@ class TaskConfig:
     )
     system_prompt: Optional[str] = None  # null keeps the model's own default
     arith: ArithConfig = field(default_factory=ArithConfig)
+    code: CodeConfig = field(default_factory=CodeConfig)
 
 
 @dataclass
@@ -79,18 +101,27 @@ class DataConfig:
 
 @dataclass
 class PruningConfig:
-    strategy: str = "gt"  # gt: keep ground-truth-correct samples; none: keep all
+    # gt: keep ground-truth-correct samples (code: passes every test); soft (code only): passes at
+    # least one test; none: keep all
+    strategy: str = "gt"
 
 
 @dataclass
 class ThinkConfig:
-    backend: str = "hf"
-    batch_size: int = 32  # sequences per generate call
+    """Generation (the backend serves think and eval) and the Think stage's sampling."""
+
+    backend: str = "hf"  # hf: transformers generate (CPU, one GPU) | vllm: vLLM engine (GPU, tensor parallel)
+    batch_size: int = 32  # hf: sequences per generate call (vLLM batches continuously)
     n: int = 10  # samples per train question (paper: 10)
     temperature: float = 0.8
     top_p: float = 1.0
     max_new_tokens: int = 512
     seed: int = 0
+    stop: List[str] = field(default_factory=list)  # extra stop strings (answers also end at `#### N` / a code block)
+    # vllm only: share of GPU memory for weights + KV cache, context length cap, no CUDA graphs
+    gpu_memory_utilization: float = 0.9
+    max_model_len: Optional[int] = None
+    enforce_eager: bool = False
 
 
 @dataclass
@@ -103,9 +134,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_scheduler: str = "linear"
     max_length: int = 1024
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = II("model.gradient_checkpointing")
     seed: int = 0
     logging_steps: int = 1
+    strategy: str = II("model.train_strategy")  # single | ddp | fsdp (tpt/train.py)
+    processes_per_node: int = II("cluster.gpus")  # ddp / fsdp: one process per GPU
+    nodes: int = II("cluster.nodes")
 
 
 @dataclass
@@ -116,6 +150,7 @@ class EvalConfig:
     max_new_tokens: int = 512
     k: List[int] = field(default_factory=lambda: [1, 20])
     seed: int = 1
+    stop: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -154,6 +189,7 @@ class ClusterConfig:
     qos: Optional[str] = None
     # Per cell: the model preset's, unless overridden (cluster.gpus=2).
     gpus: int = II("model.gpus")
+    nodes: int = II("model.nodes")
     cpus: int = II("model.cpus")
     mem_gb: int = II("model.mem_gb")
     timeout_min: int = II("model.timeout_min")
@@ -181,10 +217,12 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
-TASKS = ("arith", "gsm8k")
-PRUNING = ("gt", "none")
-BACKENDS = ("hf",)
+TASKS = ("arith", "gsm8k", "codecontests", "leetcode")
+CODE_TASKS = ("codecontests", "leetcode")
+PRUNING = ("gt", "soft", "none")
+BACKENDS = ("hf", "vllm")
 LOGGERS = ("none", "wandb")
+TRAIN_STRATEGIES = ("single", "ddp", "fsdp")
 SOURCES = ("self", "distill", "human", "mixed")
 CLUSTERS = ("local", "slurm")
 
@@ -214,6 +252,11 @@ def validate(cfg: DictConfig | Config) -> None:
     need(cfg.data.size >= 1, "data.size", f"must be a positive number of examples (got {cfg.data.size})")
     need(cfg.task.name in TASKS, "task.name", f"must be one of {TASKS} (got {cfg.task.name!r})")
     need(cfg.pruning.strategy in PRUNING, "pruning.strategy", f"must be one of {PRUNING} (got {cfg.pruning.strategy!r})")
+    need(cfg.pruning.strategy != "soft" or cfg.task.name in CODE_TASKS, "pruning.strategy",
+         f"soft keeps programs that pass at least one test: it needs a code task {CODE_TASKS} "
+         f"(got task {cfg.task.name!r})")
+    if cfg.task.name in CODE_TASKS:
+        _validate_code(cfg.task.code, need)
     src = cfg.source
     need(src.kind in SOURCES, "source.kind", f"must be one of {SOURCES} (got {src.kind!r})")
     need(src.kind != "distill" or bool(src.teacher), "source.teacher",
@@ -226,6 +269,7 @@ def validate(cfg: DictConfig | Config) -> None:
     need(c.backend in CLUSTERS, "cluster.backend", f"must be one of {CLUSTERS} (got {c.backend!r})")
     for key in ("cpus", "mem_gb", "timeout_min", "array_parallelism"):
         need(getattr(c, key) >= 1, f"cluster.{key}", f"must be >= 1 (got {getattr(c, key)})")
+    need(c.nodes >= 1, "cluster.nodes", f"must be >= 1 (got {c.nodes})")
     need(c.gpus >= 0 and c.max_requeues >= 0, "cluster", f"gpus and max_requeues must be >= 0 (got {c.gpus}, {c.max_requeues})")
     need(cfg.task.eval_questions >= 1, "task.eval_questions", f"must be >= 1 (got {cfg.task.eval_questions})")
     need(cfg.task.few_shot >= 0, "task.few_shot", f"must be >= 0 (got {cfg.task.few_shot})")
@@ -238,6 +282,13 @@ def validate(cfg: DictConfig | Config) -> None:
         need(0 < s.top_p <= 1, f"{stage}.top_p", f"must be in (0, 1] (got {s.top_p})")
         need(s.max_new_tokens >= 1, f"{stage}.max_new_tokens", f"must be >= 1 (got {s.max_new_tokens})")
     need(cfg.think.batch_size >= 1, "think.batch_size", f"must be >= 1 (got {cfg.think.batch_size})")
+    need(0 < cfg.think.gpu_memory_utilization <= 1, "think.gpu_memory_utilization",
+         f"must be in (0, 1] (got {cfg.think.gpu_memory_utilization})")
+    tp = cfg.model.tensor_parallel_size
+    need(tp >= 1, "model.tensor_parallel_size", f"must be >= 1 (got {tp})")
+    on_slurm_with_vllm = cfg.think.backend == "vllm" and cfg.cluster.backend == "slurm"
+    need(not on_slurm_with_vllm or tp <= cfg.cluster.gpus, "model.tensor_parallel_size",
+         f"= {tp} needs at least as many GPUs per cell (cluster.gpus = {cfg.cluster.gpus})")
     ks = list(cfg.eval.k)
     need(len(ks) >= 1, "eval.k", "must list at least one k")
     need(all(1 <= k <= cfg.eval.n for k in ks), "eval.k", f"values must lie in 1..eval.n={cfg.eval.n} (got {ks})")
@@ -245,10 +296,30 @@ def validate(cfg: DictConfig | Config) -> None:
     need(lr > 0, "train.lr", f"must be > 0 (got {lr})")
     need(cfg.train.epochs > 0, "train.epochs", f"must be > 0 (got {cfg.train.epochs})")
     need(cfg.train.batch_size >= 1, "train.batch_size", f"must be >= 1 (got {cfg.train.batch_size})")
+    t = cfg.train
+    need(t.strategy in TRAIN_STRATEGIES, "train.strategy", f"must be one of {TRAIN_STRATEGIES} (got {t.strategy!r})")
+    need(t.strategy == "single" or (t.processes_per_node >= 1 and t.nodes >= 1), "train.processes_per_node",
+         f"train.strategy={t.strategy} needs >= 1 process per node on >= 1 node (got {t.processes_per_node} x "
+         f"{t.nodes}; a preset's gpus and nodes set them)")
+    need(t.strategy != "single" or t.nodes == 1, "train.nodes", "> 1 needs train.strategy=ddp or fsdp")
     need(0 <= cfg.train.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1) (got {cfg.train.warmup_ratio})")
     a = cfg.task.arith
     need(1 <= a.min_steps <= a.max_steps, "task.arith", f"needs 1 <= min_steps <= max_steps (got {a.min_steps}, {a.max_steps})")
     need(a.start_min <= a.start_max and a.operand_min <= a.operand_max, "task.arith", "needs min <= max for start and operand ranges")
+
+
+def _validate_code(code, need) -> None:
+    known = ("public", "private", "generated")
+    need(len(code.tests) >= 1 and set(code.tests) <= set(known), "task.code.tests",
+         f"must list some of {known} (got {list(code.tests)})")
+    need(code.max_tests is None or code.max_tests >= 1, "task.code.max_tests", f"must be >= 1 or null (got {code.max_tests})")
+    need(code.default_time_limit_s > 0 and code.time_limit_scale > 0, "task.code",
+         "default_time_limit_s and time_limit_scale must be > 0")
+    need(code.default_memory_mb >= 16, "task.code.default_memory_mb", f"must be >= 16 (got {code.default_memory_mb})")
+    need(code.max_output_mb >= 1 and code.max_processes >= 1, "task.code", "max_output_mb and max_processes must be >= 1")
+    need(code.workers is None or code.workers >= 1, "task.code.workers", f"must be >= 1 or null (got {code.workers})")
+    need(code.python is None or Path(code.python).is_file(), "task.code.python",
+         f"must be an existing interpreter (got {code.python!r})")
 
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"

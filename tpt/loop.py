@@ -27,11 +27,11 @@ from tpt.metrics import diversity, summarize
 from tpt.prompt import PromptBuilder
 from tpt.prune import prune
 from tpt.stages import Stage
-from tpt.tasks import DataError, Problem, TaskData, load_task, strip_calculator_annotations
-from tpt.think import Sampling, make_generator
+from tpt.tasks import DataError, Problem, TaskData, load_task, reference_text
+from tpt.think import BackendUnavailable, Sampling, check_backend, make_generator
 from tpt.tracking import Tracker
 from tpt.train import sft, to_conversations
-from tpt.verify.math import check
+from tpt.verify import make_verifier, task_kind
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,16 @@ class RunDirBusy(RuntimeError):
 
 
 # Errors caused by the user's input (config, data files, model ids), reported without a traceback.
-USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy)
+USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy, BackendUnavailable)
 
 # Keys that may change between reruns of one run directory without invalidating its stages.
-RERUN_FREE_KEYS = ("rounds", "logger", "name", "cache", "cluster")
+RERUN_FREE_KEYS = ("rounds", "logger", "name", "cache", "cluster", "task.code.workers")
 
 
-def verified_row(p: Problem, sample: int, text: str, n_tokens: int) -> dict:
-    """One sample of one question with its verdict, as think and eval save it."""
+def sample_row(p: Problem, sample: int, text: str, n_tokens: int) -> dict:
+    """One sample of one question, as think and eval save it (its verdict is added to it)."""
     return {"qid": p.id, "sample": sample, "question": p.question, "answer": p.answer,
-            "completion": text, "n_tokens": n_tokens, **check(text, p.answer)}
+            "completion": text, "n_tokens": n_tokens}
 
 
 class Cell:
@@ -63,6 +63,8 @@ class Cell:
         self.data = data
         self.base_model = base_model
         self.prompt = PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role)
+        self.answer_format = task_kind(cfg.task.name)
+        self.verifier = make_verifier(cfg.task)
         self.cache = None
         if cfg.cache.enabled:
             self.cache = GenerationCache(Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir() / "generations")
@@ -109,9 +111,14 @@ class Cell:
         """Sample a model on `problems` (through the shared cache) and verify every sample."""
         conversations = [self.prompt(p.question) for p in problems]
 
+        think = self.cfg.think
+
         def generate():
-            gen = make_generator(self.cfg.think.backend, model_path, dtype=self.cfg.model.dtype,
-                                 batch_size=self.cfg.think.batch_size, revision=revision)
+            gen = make_generator(think.backend, model_path, dtype=self.cfg.model.dtype, batch_size=think.batch_size,
+                                 revision=revision, tensor_parallel_size=self.cfg.model.tensor_parallel_size,
+                                 vllm_options={"gpu_memory_utilization": think.gpu_memory_utilization,
+                                               "max_model_len": think.max_model_len,
+                                               "enforce_eager": think.enforce_eager})
             try:
                 return gen.generate(conversations, sampling, desc=desc)
             finally:
@@ -121,16 +128,22 @@ class Cell:
         if self.cache is None:
             completions = generate()
         else:
-            generator = {"backend": self.cfg.think.backend, "batch_size": self.cfg.think.batch_size,
-                         "dtype": self.cfg.model.dtype}
+            generator = {"backend": think.backend, "batch_size": think.batch_size, "dtype": self.cfg.model.dtype}
+            if think.backend == "vllm":  # batching does not change vLLM's samples; sharding may
+                generator.update(batch_size=None, tensor_parallel_size=self.cfg.model.tensor_parallel_size)
             key = self.cache.key(identity(), conversations, sampling, generator)
             completions = self.cache.get_or_compute(key, generate, desc=desc)
-        rows = []
+        pairs = []
         for p, comps in zip(problems, completions):
             if len(comps) != sampling.n:
                 raise RuntimeError(f"{desc}: expected {sampling.n} samples for {p.id}, got {len(comps)}")
-            rows += [verified_row(p, j, c.text, c.n_tokens) for j, c in enumerate(comps)]
-        return rows
+            pairs += [(p, j, c) for j, c in enumerate(comps)]
+        return self.verified([sample_row(p, j, c.text, c.n_tokens) for p, j, c in pairs], [p for p, _, _ in pairs], desc)
+
+    def verified(self, rows: List[dict], problems: Sequence[Problem], desc: str) -> List[dict]:
+        """`rows` with each one's verdict (code runs in the sandbox's worker pool)."""
+        verdicts = self.verifier.verify([(p, r["completion"]) for p, r in zip(problems, rows)], desc=desc)
+        return [{**r, **v} for r, v in zip(rows, verdicts)]
 
     def sample_round_model(self, i: int, problems: Sequence[Problem], sampling: Sampling, desc: str) -> List[dict]:
         """Sample M_i (the base model's revision applies to round 0 only)."""
@@ -138,17 +151,20 @@ class Cell:
                                       self.cfg.model.revision if i == 0 else None, problems, sampling, desc)
 
     def human_rows(self, problems: Sequence[Problem]) -> List[dict]:
-        """The dataset's own solutions as samples (verified like any other)."""
+        """The dataset's own solutions as samples, verified like any other (code problems without a
+        Python solution have none)."""
         keep = self.cfg.source.keep_annotations
-        return [{**verified_row(p, 0, p.solution if keep else strip_calculator_annotations(p.solution), 0),
-                 "origin": "human"} for p in problems]
+        with_solution = [p for p in problems if p.solution]
+        rows = [{**sample_row(p, 0, reference_text(p, keep), 0), "origin": "human"} for p in with_solution]
+        return self.verified(rows, with_solution, desc="human solutions")
 
     # --- stages -----------------------------------------------------------------------------
     def think(self, i: int) -> None:
         stage = Stage(self.run_dir, i, "think")
         if self._skip(stage):
             return
-        kind, sampling, desc = self.cfg.source.kind, Sampling.from_cfg(self.cfg.think), f"round {i} think"
+        kind, desc = self.cfg.source.kind, f"round {i} think"
+        sampling = Sampling.from_cfg(self.cfg.think, self.answer_format)
         if kind == "human":
             rows = self.human_rows(self.data.train)
         elif kind == "distill":
@@ -210,7 +226,8 @@ class Cell:
         stage = Stage(self.run_dir, i, "eval")
         if self._skip(stage):
             return
-        rows = self.sample_round_model(i, self.data.eval, Sampling.from_cfg(self.cfg.eval), desc=f"round {i} eval")
+        rows = self.sample_round_model(i, self.data.eval, Sampling.from_cfg(self.cfg.eval, self.answer_format),
+                                       desc=f"round {i} eval")
         by_q: Dict[str, List[dict]] = {}
         for r in rows:
             by_q.setdefault(r["qid"], []).append(r)
@@ -219,6 +236,9 @@ class Cell:
         metrics["format_rate"] = sum(r["pred"] is not None for r in rows) / len(rows)
         metrics["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
         metrics.update(diversity(list(by_q.values())))
+        if self.answer_format == "code":  # why programs failed: share of samples per verdict
+            for verdict in sorted({r["verdict"] for r in rows}):
+                metrics[f"verdict/{verdict}"] = sum(r["verdict"] == verdict for r in rows) / len(rows)
         with stage.writing() as out:
             write_jsonl(out / "samples.jsonl", rows)
             write_json(out / "metrics.json", metrics)
@@ -250,7 +270,11 @@ def check_run_dir(cfg: DictConfig, run_dir: Path) -> None:
         stale.unlink(missing_ok=True)
     pinned = OmegaConf.to_container(cfg, resolve=True)
     for key in RERUN_FREE_KEYS:
-        pinned.pop(key, None)
+        *parents, leaf = key.split(".")
+        node = pinned
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
     path = run_dir / "run_config.yaml"
     if not path.exists():
         write_text_atomic(path, OmegaConf.to_yaml(pinned))
@@ -293,6 +317,7 @@ def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
     """Run (or resume) one cell; returns one metrics row per round."""
     run_dir = Path(run_dir)
     validate(cfg)
+    check_backend(cfg.think.backend)
     data = load_task(cfg.task)
     base_model = models.check_loadable(cfg.model.id, cfg.model.revision)
     teacher = None

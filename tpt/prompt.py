@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
-from tpt.tasks.base import Problem, strip_calculator_annotations
+from tpt.tasks.base import Problem, reference_text
 
 Message = Dict[str, str]
 
@@ -30,7 +30,7 @@ def build_messages(
     turns: List[Message] = []
     for shot in few_shot:
         turns.append({"role": "user", "content": user_turn(instruction, shot.question)})
-        turns.append({"role": "assistant", "content": strip_calculator_annotations(shot.solution)})
+        turns.append({"role": "assistant", "content": reference_text(shot)})
     turns.append({"role": "user", "content": user_turn(instruction, question)})
     if system_prompt:
         if system_role:

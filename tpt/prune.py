@@ -1,6 +1,8 @@
 """Prune: keep verified samples, one unique sample per question, then a seeded draw of data_size.
 
-`gt` keeps samples whose strict answer matches the ground truth; `none` keeps every sample.
+`gt` keeps samples the verifier judged correct (math: the strict answer matches; code: the
+program passes every test); `soft` keeps programs that pass at least one test (code tasks);
+`none` keeps every sample.
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ from typing import Dict, List, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("gt", "none")
+STRATEGIES = ("gt", "soft", "none")
 
 
 def _keeps(sample: dict, strategy: str) -> bool:
     if strategy == "gt":
         return bool(sample["correct"])
+    if strategy == "soft":
+        return bool(sample.get("passed_some", False))
     if strategy == "none":
         return True
     raise ValueError(f"unknown pruning strategy {strategy!r}; known: {STRATEGIES}")
@@ -49,6 +53,7 @@ def prune(samples: Sequence[dict], strategy: str, size: int, seed: int) -> Tuple
         "correct_samples": sum(bool(s["correct"]) for s in samples),
         "questions": len(by_question),
         "questions_with_correct": sum(any(s["correct"] for s in g) for g in by_question.values()),
+        "kept_samples": sum(_keeps(s, strategy) for s in samples),
         "available": available,
         "requested_size": size,
         "size": len(chosen),

@@ -1,7 +1,13 @@
 """Train: supervised fine-tuning of M_{i-1} on its pruned samples with TRL's SFTTrainer.
 
 Records are conversational prompt/completion pairs, so the loss falls on the completion only.
-1 epoch of AdamW with linear decay after 10% warmup by default; fp32 on CPU, bf16 on GPU.
+1 epoch of AdamW with linear decay after 10% warmup by default; fp32 on CPU, bf16 mixed precision
+on GPU.
+
+`train.strategy` (from the model preset) picks where it runs:
+- `single`: in this process, on one GPU or the CPU;
+- `ddp` / `fsdp`: `accelerate launch` of `tpt.train_worker` in a subprocess, over
+  `train.processes_per_node` GPUs on each of `train.nodes` nodes (tpt/distributed.py).
 """
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -27,12 +33,19 @@ def to_conversations(records: Sequence[dict], build_prompt: Callable[[str], List
     ]
 
 
+def world_size(cfg) -> int:
+    """Training processes: one, or one per GPU on every node (ddp / fsdp)."""
+    return 1 if cfg.strategy == "single" else cfg.processes_per_node * cfg.nodes
+
+
 def optimizer_steps(n_examples: int, cfg) -> int:
-    return math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum * cfg.epochs)
+    per_step = cfg.batch_size * world_size(cfg)  # train.batch_size is per device
+    return math.ceil(math.ceil(n_examples / per_step) / cfg.grad_accum * cfg.epochs)
 
 
 def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str = "auto"):
-    """An SFTTrainer for `examples` (conversational prompt/completion records) on `base_model`."""
+    """An SFTTrainer for `examples` (conversational prompt/completion records) on `base_model`.
+    Under `accelerate launch` the Trainer picks up the distributed setup (DDP, FSDP) itself."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -52,7 +65,8 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr:
         optim="adamw_torch",
         max_length=cfg.max_length,
         completion_only_loss=True,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        # FSDP checkpoints activations itself (--fsdp_activation_checkpointing): never both.
+        gradient_checkpointing=cfg.gradient_checkpointing and cfg.strategy != "fsdp",
         bf16=on_gpu and dtype in ("auto", "bfloat16"),
         use_cpu=not on_gpu,
         seed=cfg.seed,
@@ -71,10 +85,25 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr:
 
 def sft(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str = "auto") -> Dict:
     """Fine-tune `base_model` on prompt/completion `examples`; the result is saved in `out_dir`."""
-    log.info("train: %d examples, %d optimizer steps, lr %g", len(examples), optimizer_steps(len(examples), cfg), lr)
+    log.info("train: %d examples, %d optimizer steps, lr %g, strategy %s", len(examples),
+             optimizer_steps(len(examples), cfg), lr, cfg.strategy)
+    if cfg.strategy == "single":
+        return train_and_save(base_model, examples, out_dir, cfg, lr, dtype)
+    from tpt.distributed import sft_with_accelerate
+
+    return sft_with_accelerate(base_model, examples, out_dir, cfg, lr, dtype)
+
+
+def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float,
+                   dtype: str = "auto") -> Optional[Dict]:
+    """Train and save a model that loads on its own (safetensors + tokenizer). Every rank of a
+    distributed run calls it: saving gathers FSDP's shards; rank 0 writes the files and gets the
+    result (other ranks get None)."""
     trainer = build_trainer(base_model, examples, out_dir, cfg, lr, dtype)
     result = trainer.train()
     trainer.save_model(str(out_dir))
+    if not trainer.is_world_process_zero():
+        return None
     trainer.processing_class.save_pretrained(str(out_dir))
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # nothing is checkpointed there
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

@@ -1,10 +1,10 @@
 """Tasks: problems + prompt + verifier. `load_task` returns the fixed train/eval/few-shot split."""
 from __future__ import annotations
 
-from tpt.tasks import arith, gsm8k
-from tpt.tasks.base import DataError, Problem, TaskData, split_task, strip_calculator_annotations
+from tpt.tasks import arith, codecontests, gsm8k, leetcode
+from tpt.tasks.base import DataError, Problem, TaskData, reference_text, split_task
 
-_LOADERS = {"arith": arith.load, "gsm8k": gsm8k.load}
+_LOADERS = {"arith": arith.load, "gsm8k": gsm8k.load, "codecontests": codecontests.load, "leetcode": leetcode.load}
 
 
 def load_task(cfg) -> TaskData:
@@ -14,4 +14,4 @@ def load_task(cfg) -> TaskData:
     return split_task(train, test, cfg)
 
 
-__all__ = ["DataError", "Problem", "TaskData", "load_task", "strip_calculator_annotations"]
+__all__ = ["DataError", "Problem", "TaskData", "load_task", "reference_text"]

@@ -1,10 +1,12 @@
 """What every task provides: problems with a worked reference solution and a gold answer."""
 from __future__ import annotations
 
+import json
 import random
 import re
+from pathlib import Path
 from dataclasses import dataclass
-from typing import List
+from typing import Iterator, List, Optional, Tuple
 
 from tpt.verify.math import gold_answer
 
@@ -14,11 +16,24 @@ class DataError(ValueError):
 
 
 @dataclass(frozen=True)
+class TestCase:
+    __test__ = False  # not a pytest class
+    input: str  # the program's stdin
+    output: str  # expected stdout
+    kind: str = "public"  # public | private | generated (CodeContests' three sets)
+
+
+@dataclass(frozen=True)
 class Problem:
     id: str
     question: str
-    solution: str  # human worked solution ending in `#### N`
-    answer: str  # normalised gold number
+    solution: str  # math: a worked solution ending in `#### N`; code: a ```python block ("" if none)
+    answer: str = ""  # math: the normalised gold number
+    kind: str = "math"  # math | code
+    tests: Tuple[TestCase, ...] = ()  # code: run in this order
+    time_limit_s: Optional[float] = None  # code: the problem's own limit, if it has one
+    memory_mb: Optional[int] = None
+    entry_point: Optional[str] = None  # code, LeetCode style: the method of `class Solution` to call
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,34 @@ _CALCULATOR = re.compile(r"<<[^>]*>>")
 def strip_calculator_annotations(solution: str) -> str:
     """GSM8K solutions carry `<<48/2=24>>` calculator calls; prompts and training text drop them."""
     return _CALCULATOR.sub("", solution)
+
+
+def reference_text(problem: Problem, keep_annotations: bool = False) -> str:
+    """A problem's human solution as a completion (few-shot turns, `source=human`)."""
+    if problem.kind == "math" and not keep_annotations:
+        return strip_calculator_annotations(problem.solution)
+    return problem.solution
+
+
+def fence(code: str) -> str:
+    return f"```python\n{code.strip()}\n```" if code.strip() else ""
+
+
+def make_code_problem(pid: str, question: object, tests: List[TestCase], where: str, solution: str = "",
+                      time_limit_s: Optional[float] = None, memory_mb: Optional[int] = None,
+                      entry_point: Optional[str] = None) -> Problem:
+    """Validate one code problem; `solution` is plain Python source (fenced here) or empty."""
+    if not isinstance(question, str) or not question.strip():
+        raise DataError(f"{where}: the problem statement must be a non-empty string")
+    if not tests:
+        raise DataError(f"{where}: no tests of the selected kinds (task.code.tests); a code problem needs at least one")
+    for t in tests:
+        if not isinstance(t.input, str) or not isinstance(t.output, str):
+            raise DataError(f"{where}: test inputs and outputs must be strings")
+    if time_limit_s is not None and time_limit_s <= 0:
+        time_limit_s = None  # CodeContests marks a missing limit with 0
+    return Problem(id=pid, question=question.strip(), solution=fence(solution), kind="code", tests=tuple(tests),
+                   time_limit_s=time_limit_s, memory_mb=memory_mb or None, entry_point=entry_point or None)
 
 
 def make_problem(pid: str, question: object, solution: object, where: str) -> Problem:
@@ -67,3 +110,34 @@ def split_task(train: List[Problem], test: List[Problem], cfg) -> TaskData:
         eval=[test[i] for i in eval_idx],
         few_shot=shots,
     )
+
+
+def iter_jsonl(path: Path) -> Iterator[Tuple[str, dict]]:
+    """(file:line, row) for each non-blank line; a line that is not a JSON object is a DataError."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object")
+            yield where, row
+
+
+def load_hub_split(hub_id: str, hub_config: Optional[str], split: str, local_hint: str):
+    """A hub dataset split (datasets.load_dataset); failures name the dataset and the offline way."""
+    import datasets  # imported here: slow, and only the hub path needs it
+
+    try:
+        return datasets.load_dataset(hub_id, hub_config, split=split)
+    except Exception as e:  # offline, unknown id, no access: say which dataset
+        raise DataError(
+            f"could not load dataset {hub_id!r} (config {hub_config!r}, split {split!r}) from the "
+            f"Hugging Face hub: {e}. {local_hint}"
+        ) from e

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Protocol, Sequence
+from typing import List, Protocol, Sequence, Tuple
 
 from tpt.prompt import Message
 
@@ -14,11 +14,27 @@ class Sampling:
     top_p: float
     max_new_tokens: int
     seed: int
+    answer_format: str = "math"  # when a completion is finished (tpt.verify.ANSWER_FORMATS)
+    stop: Tuple[str, ...] = ()  # further stop strings: a sample ends after the first one it writes
 
     @classmethod
-    def from_cfg(cls, cfg) -> "Sampling":
+    def from_cfg(cls, cfg, answer_format: str = "math") -> "Sampling":
         return cls(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                   max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+                   max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, answer_format=answer_format,
+                   stop=tuple(cfg.get("stop") or ()))
+
+    def finished(self, text: str) -> bool:
+        """Whether a sample may stop here: its answer is complete, or it wrote a stop string."""
+        from tpt.verify import ANSWER_FORMATS
+
+        return ANSWER_FORMATS[self.answer_format].done(text) or any(s in text for s in self.stop)
+
+    def finalize(self, text: str) -> str:
+        """A sample as kept: cut after its first stop string, then after the end of its answer."""
+        from tpt.verify import ANSWER_FORMATS
+
+        cuts = [text.index(s) + len(s) for s in self.stop if s in text]
+        return ANSWER_FORMATS[self.answer_format].truncate(text[: min(cuts)] if cuts else text)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Prompts are rendered with the model's chat template, sorted by length (longest first, so memory
 peaks early and padding stays small) and generated in batches with left padding; each prompt is
 encoded once and sampled n times from its shared KV cache. A sequence stops at EOS or once its
-`#### N` answer line is complete.
+answer is complete (the task's answer format: a `#### N` line, or a closed python block).
 """
 from __future__ import annotations
 
@@ -19,17 +19,17 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from tpt.models import load_causal_lm, load_tokenizer
 from tpt.prompt import Message
 from tpt.think.base import Completion, Sampling
-from tpt.verify.math import ANSWER_LINE_DONE, truncate_after_answer
 
 log = logging.getLogger(__name__)
 
 
-class AnswerLineStop(StoppingCriteria):
-    """Marks a sequence finished once its generated text holds a complete `#### N` line."""
+class AnswerDoneStop(StoppingCriteria):
+    """Marks a sequence finished once `is_done(generated text)` (`Sampling.finished`)."""
 
-    def __init__(self, tokenizer, prompt_len: int):
+    def __init__(self, tokenizer, prompt_len: int, is_done):
         self.tokenizer = tokenizer
         self.prompt_len = prompt_len
+        self.is_done = is_done
         self.done: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
@@ -37,7 +37,7 @@ class AnswerLineStop(StoppingCriteria):
             self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for row in torch.nonzero(~self.done).flatten().tolist():
             text = self.tokenizer.decode(input_ids[row, self.prompt_len:], skip_special_tokens=True)
-            if ANSWER_LINE_DONE.search(text):
+            if self.is_done(text):
                 self.done[row] = True
         return self.done.clone()
 
@@ -84,7 +84,7 @@ class HFGenerator:
             for k, row in enumerate(rows):
                 n_tok = _length_until_stop(row, eos_ids)
                 text = self.tokenizer.decode(row[:n_tok], skip_special_tokens=True)
-                results[batch[k // sampling.n]].append(Completion(text=truncate_after_answer(text), n_tokens=n_tok))
+                results[batch[k // sampling.n]].append(Completion(text=sampling.finalize(text), n_tokens=n_tok))
                 generated += n_tok
             bar.update(len(rows))
             bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - start):.0f}")
@@ -118,7 +118,7 @@ class HFGenerator:
             top_p=None if greedy else sampling.top_p,
             top_k=None,
             max_new_tokens=sampling.max_new_tokens,
-            stopping_criteria=StoppingCriteriaList([AnswerLineStop(tok, ids.shape[1])]),
+            stopping_criteria=StoppingCriteriaList([AnswerDoneStop(tok, ids.shape[1], sampling.finished)]),
             pad_token_id=tok.pad_token_id,
             eos_token_id=eos_ids,
         )

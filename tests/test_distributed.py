@@ -1,0 +1,113 @@
+"""Training beyond one process: the accelerate commands per strategy, multi-node under SLURM, the
+model presets' settings, Gemma's chat handling, and a real 2-process DDP round on CPU."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import compose, tiny_overrides
+from tpt import loop
+from tpt.cluster import submitit_parameters
+from tpt.config import ConfigError, validate
+from tpt.distributed import ACCELERATE_CONFIGS, LaunchError, accelerate_command
+from tpt.prompt import build_messages
+
+CI = os.environ.get("CI") == "true"
+
+
+def test_single_node_fsdp_command(tmp_path):
+    cmd = accelerate_command("fsdp", 4, 1, tmp_path / "job.json", gradient_checkpointing=True, cpu=False)
+    assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
+    assert cmd[cmd.index("--config_file") + 1] == str(ACCELERATE_CONFIGS / "fsdp.yaml")
+    assert cmd[cmd.index("--num_processes") + 1] == "4" and cmd[cmd.index("--num_machines") + 1] == "1"
+    assert cmd[cmd.index("--fsdp_activation_checkpointing") + 1] == "true"
+    assert cmd[-3:] == ["-m", "tpt.train_worker", str(tmp_path / "job.json")]
+    assert "--mixed_precision" not in cmd  # bf16 from the config on GPUs
+
+
+def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path):
+    if shutil.which("scontrol") is None:
+        if CI:
+            pytest.fail("CI=true but scontrol is missing (scripts/slurm_local.sh install)")
+        pytest.skip("scontrol not installed (it expands SLURM node lists)")
+    env = {"SLURM_JOB_NODELIST": "gpu[07-08]"}
+    cmd = accelerate_command("fsdp", 8, 2, tmp_path / "job.json", gradient_checkpointing=False, cpu=False, env=env)
+    assert cmd[:5] == ["srun", "--nodes=2", "--ntasks-per-node=1", "bash", "-c"]
+    per_node = cmd[5]
+    assert "--num_processes 16 --num_machines 2" in per_node
+    assert "--main_process_ip gpu07" in per_node and "--rdzv_backend static" in per_node
+    assert "--machine_rank $SLURM_NODEID" in per_node  # expanded by each node's shell
+
+
+def test_multi_node_outside_an_allocation_is_refused(tmp_path):
+    with pytest.raises(LaunchError, match="inside a SLURM allocation"):
+        accelerate_command("ddp", 8, 2, tmp_path / "job.json", gradient_checkpointing=False, cpu=False, env={})
+
+
+@pytest.mark.parametrize("preset, strategy, procs, nodes, ckpt, tp, lr, system_role", [
+    ("gemma2_2b_it", "single", 1, 1, False, 1, 1e-6, False),
+    ("gemma2_9b_it", "fsdp", 4, 1, True, 1, 1e-6, False),
+    ("llama3_2_1b_instruct", "single", 1, 1, False, 1, 1e-5, True),
+    ("llama3_3_70b_instruct", "fsdp", 8, 2, True, 8, 1e-5, True),
+])
+def test_model_presets_carry_the_paper_settings(preset, strategy, procs, nodes, ckpt, tp, lr, system_role):
+    cfg = compose([f"model={preset}", "task=gsm8k", "think=vllm", "cluster=slurm"])
+    validate(cfg)
+    t = cfg.train
+    assert (t.strategy, t.processes_per_node, t.nodes, t.gradient_checkpointing) == (strategy, procs, nodes, ckpt)
+    assert (cfg.model.tensor_parallel_size, cfg.model.lr, cfg.model.system_role) == (tp, lr, system_role)
+    params = submitit_parameters(cfg.cluster, None)
+    assert params["nodes"] == nodes and params["gpus_per_node"] == procs
+    assert params.get("slurm_use_srun", True) == (nodes == 1)  # multi-node: the cell starts its own srun
+
+
+def test_impossible_training_layouts_are_rejected():
+    with pytest.raises(ConfigError, match="train.strategy must be one of"):
+        validate(compose(["model.train_strategy=zero9"]))
+    with pytest.raises(ConfigError, match="needs >= 1 process per node"):
+        validate(compose(["model.train_strategy=fsdp"]))  # the CPU default has gpus: 0
+    with pytest.raises(ConfigError, match="tensor_parallel_size = 8 needs at least as many GPUs"):
+        validate(compose(["model=llama3_3_70b_instruct", "think=vllm", "cluster=slurm", "cluster.gpus=4"]))
+
+
+GEMMA_LIKE_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n{{ m['content'] }}"
+    "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def test_gemma_presets_fold_the_system_prompt_into_the_first_user_turn(tiny_model_dir):
+    """Gemma's template refuses a system role; with system_role: false the prompt never has one."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.chat_template = GEMMA_LIKE_TEMPLATE
+    cfg = compose(["model=gemma2_2b_it", "task=gsm8k", "task.system_prompt=Be brief."])
+    shot = compose(["task=arith"])  # any worked example
+    from tpt.tasks import load_task
+
+    example = load_task(shot.task).few_shot[0]
+    folded = build_messages("Q?", "Solve.", [example], cfg.task.system_prompt, cfg.model.system_role)
+    assert [m["role"] for m in folded] == ["user", "assistant", "user"]
+    assert folded[0]["content"].startswith("Be brief.\n\nSolve.")
+    text = tok.apply_chat_template(folded, tokenize=False, add_generation_prompt=True)
+    assert text.count("<start_of_turn>user") == 2 and text.endswith("<start_of_turn>model\n")
+    with pytest.raises(Exception, match="System role not supported"):
+        tok.apply_chat_template(build_messages("Q?", "Solve.", (), "Be brief.", True), tokenize=False)
+
+
+def test_a_round_trained_with_ddp_over_two_processes(tiny_model_dir, tmp_path):
+    """The accelerate path for real: 2 processes (gloo on CPU) train M_1, which eval then loads."""
+    cfg = compose(tiny_overrides(tiny_model_dir) + ["pruning=none", "model.train_strategy=ddp", "model.gpus=2",
+                                                    "data.size=4", "task.train_questions=4"])
+    rows = loop.run(cfg, tmp_path)
+    train_dir = tmp_path / "round_1" / "train"
+    result = json.loads((train_dir / "result.json").read_text())
+    assert result["steps"] == 1  # 4 examples, 2 per device, 2 processes
+    assert json.loads((train_dir / "train_job.json").read_text())["train"]["strategy"] == "ddp"
+    assert (train_dir / "model" / "model.safetensors").is_file() and rows[1]["round"] == 1

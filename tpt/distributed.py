@@ -1,0 +1,91 @@
+"""Multi-GPU and multi-node training: `accelerate launch` of `tpt.train_worker` in a subprocess.
+
+The worker gets a job file (base model, examples, train config) in the stage's directory and
+saves the model like the single-process path does, so the rest of the loop cannot tell the
+difference. Configs live in tpt/accelerate/ (ddp.yaml, fsdp.yaml); the command line adds the
+process counts, FSDP activation checkpointing and, on several nodes, the rendezvous:
+
+- one node: `accelerate launch --config_file fsdp.yaml --num_processes G ... -m tpt.train_worker job.json`;
+- N nodes (inside a SLURM allocation of N nodes, as cluster=slurm gives a preset with nodes: N):
+  `srun --nodes N --ntasks-per-node 1` runs that command once per node with
+  `--machine_rank $SLURM_NODEID --main_process_ip <first node> --num_processes N*G`.
+Without a GPU (tests, laptops) it adds `--mixed_precision no`: the same launcher starts the same
+processes, which join over gloo on the CPU (accelerate's `--cpu` would start a single process).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Mapping
+
+from omegaconf import OmegaConf
+
+from tpt.io import read_json, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+ACCELERATE_CONFIGS = Path(__file__).with_name("accelerate")
+RENDEZVOUS_PORT = 29500
+
+
+class LaunchError(RuntimeError):
+    """The distributed training command could not be built or failed."""
+
+
+def head_node(env: Mapping[str, str]) -> str:
+    """The first host of the SLURM allocation: every node's rendezvous address."""
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if not nodelist:
+        raise LaunchError("multi-node training (train.nodes > 1) must run inside a SLURM allocation of that many "
+                          "nodes (cluster=slurm); SLURM_JOB_NODELIST is not set")
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+    return out.stdout.split()[0]
+
+
+def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: Path, *,
+                       gradient_checkpointing: bool, cpu: bool, env: Mapping[str, str] = os.environ) -> List[str]:
+    """The command that trains `job` with `strategy` (ddp | fsdp) on every process of every node."""
+    config = ACCELERATE_CONFIGS / f"{strategy}.yaml"
+    if not config.is_file():
+        raise LaunchError(f"no accelerate config for train.strategy={strategy!r} in {ACCELERATE_CONFIGS}")
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+              "--num_processes", str(processes_per_node * nodes), "--num_machines", str(nodes)]
+    if strategy == "fsdp":
+        launch += ["--fsdp_activation_checkpointing", "true" if gradient_checkpointing else "false"]
+    if cpu:  # no GPU: the same launcher (torchrun); the Trainer (use_cpu) then joins with gloo
+        launch += ["--mixed_precision", "no"]
+    worker = ["-m", "tpt.train_worker", str(job)]
+    if nodes == 1:
+        return launch + worker
+    launch += ["--main_process_ip", head_node(env), "--main_process_port", str(RENDEZVOUS_PORT),
+               "--rdzv_backend", "static"]
+    # $SLURM_NODEID differs per node, so srun's shell expands it there.
+    per_node = shlex.join(launch) + " --machine_rank $SLURM_NODEID " + shlex.join(worker)
+    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "bash", "-c", per_node]
+
+
+def sft_with_accelerate(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str) -> Dict:
+    import torch
+
+    work = out_dir.parent
+    write_jsonl(work / "train_examples.jsonl", examples)
+    job = work / "train_job.json"
+    write_json(job, {"base_model": base_model, "examples": str(work / "train_examples.jsonl"),
+                     "out_dir": str(out_dir), "train": OmegaConf.to_container(cfg, resolve=True),
+                     "lr": lr, "dtype": dtype, "result": str(work / "train_worker_result.json")})
+    cmd = accelerate_command(cfg.strategy, cfg.processes_per_node, cfg.nodes, job,
+                             gradient_checkpointing=cfg.gradient_checkpointing, cpu=not torch.cuda.is_available())
+    log.info("train: %s", shlex.join(cmd))
+    done = subprocess.run(cmd)  # output goes straight to this job's log
+    if done.returncode != 0:
+        raise LaunchError(f"distributed training failed (exit code {done.returncode}); see the log above. "
+                          f"Command: {shlex.join(cmd)}")
+    result = read_json(work / "train_worker_result.json")
+    if not result:
+        raise LaunchError("distributed training ended without writing its result")
+    return result

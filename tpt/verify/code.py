@@ -1,0 +1,210 @@
+"""Code verification: extract the program from a completion, run it on the problem's tests in the
+sandbox, and compare outputs the way DeepMind's CodeContests tester does.
+
+Extraction: the first fenced block tagged python/python3/py or untagged (```python ... ```).
+A completion without one is judged wrong with verdict `no_code`; one that does not compile,
+`syntax_error`, without being run. Generation stops after that first block (`code_block_done`).
+
+Output comparison (`outputs_match`), after DeepMind's `OutputsMatch`: both outputs are split
+on whitespace and lower-cased; equal token lists match. Otherwise the lists must have the same
+length and every token pair match: two integers must be equal, two numbers of which one is a
+float must differ by less than 1e-5, anything else must be the same string.
+
+Tests run in order (public, private, generated) and stop once both verdicts are known: after a
+failure as soon as one test has passed, and at once after a timeout or a resource limit (a
+program that timed out once would likely time out on every remaining test). So `correct`
+(passes every test) is exact, and `passed_some` (passes at least one) counts the tests run.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from tqdm.auto import tqdm
+
+from tpt.verify.sandbox import Limits, RunResult, Sandbox
+
+log = logging.getLogger(__name__)
+
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
+_PYTHON_TAGS = ("python", "python3", "py", "")
+INTERPRETER_HEADROOM_MB = 64  # the interpreter's own address space on top of a problem's limit
+_FLOAT_TOLERANCE = 1e-5
+_RESOURCE_FAILURES = ("timeout", "memory", "output_limit", "sandbox_error")
+
+# LeetCode-style problems name a method of `class Solution`; each input line is a JSON object of
+# keyword arguments and each output line the JSON of the return value.
+_FUNCTION_HARNESS = """
+
+import json as _tpt_json, sys as _tpt_sys
+for _tpt_line in _tpt_sys.stdin:
+    if _tpt_line.strip():
+        print(_tpt_json.dumps(getattr(Solution(), {entry_point!r})(**_tpt_json.loads(_tpt_line))))
+"""
+
+
+def first_python_block(completion: str) -> Optional[Tuple[str, int]]:
+    """The first closed fenced block tagged python/python3/py or untagged, and where it ends.
+
+    Fences are whole lines (```tag to open, ``` to close), read in order, so the closing fence of
+    a block in another language is never mistaken for an opening one.
+    """
+    lines = completion.splitlines(keepends=True)
+    pos, i = 0, 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        pos += len(lines[i])
+        i += 1
+        if not opening:
+            continue
+        body: List[str] = []
+        while i < len(lines) and not _is_closing(lines[i]):
+            body.append(lines[i])
+            pos += len(lines[i])
+            i += 1
+        if i == len(lines):
+            return None  # never closed (cut off by the token limit)
+        end = pos + len(lines[i].rstrip("\r\n"))
+        pos += len(lines[i])
+        i += 1
+        if opening.group(1).lower() in _PYTHON_TAGS:
+            return "".join(body).rstrip("\r\n"), end
+    return None
+
+
+def _is_closing(line: str) -> bool:
+    fence = _FENCE.match(line)
+    return bool(fence) and not fence.group(1)
+
+
+def extract_code(completion: str) -> Optional[str]:
+    block = first_python_block(completion)
+    return block[0] if block else None
+
+
+def code_block_done(completion: str) -> bool:
+    """Generation may stop: the first python block is closed."""
+    return first_python_block(completion) is not None
+
+
+def truncate_after_code(completion: str) -> str:
+    block = first_python_block(completion)
+    return completion[: block[1]] if block else completion
+
+
+def _number(token: str) -> Tuple[Optional[int], Optional[float]]:
+    try:
+        return int(token), None
+    except ValueError:
+        pass
+    try:
+        return None, float(token)
+    except ValueError:
+        return None, None
+
+
+def _tokens_match(a: str, b: str) -> bool:
+    ai, af = _number(a)
+    bi, bf = _number(b)
+    if (ai is None and af is None) or (bi is None and bf is None):
+        return a == b  # at least one is not a number
+    if ai is not None and bi is not None:
+        return ai == bi
+    return abs((af if af is not None else ai) - (bf if bf is not None else bi)) < _FLOAT_TOLERANCE
+
+
+def outputs_match(output: str, expected: str) -> bool:
+    got, want = output.lower().split(), expected.lower().split()
+    if got == want:
+        return True
+    return len(got) == len(want) and all(_tokens_match(a, b) for a, b in zip(got, want))
+
+
+def program_for(problem, code: str) -> str:
+    """The file the sandbox runs: the code itself, or the code plus a driver for function problems."""
+    if getattr(problem, "entry_point", None):
+        return code + _FUNCTION_HARNESS.format(entry_point=problem.entry_point)
+    return code
+
+
+def code_id(code: str) -> str:
+    return hashlib.sha1(code.strip().encode()).hexdigest()[:12]
+
+
+class CodeVerifier:
+    """Judges completions of code problems; one sandbox and worker pool per verifier."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg  # task.code
+        self.workers = cfg.workers or len(os.sched_getaffinity(0))
+        self._sandbox: Optional[Sandbox] = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:  # created on first use: probing namespaces costs a process start
+            self._sandbox = Sandbox(slots=self.workers, python=self.cfg.python)
+        return self._sandbox
+
+    def limits(self, problem) -> Limits:
+        cpu = (problem.time_limit_s or self.cfg.default_time_limit_s) * self.cfg.time_limit_scale
+        memory = problem.memory_mb or self.cfg.default_memory_mb
+        return Limits(cpu_s=cpu, memory_mb=memory + INTERPRETER_HEADROOM_MB, output_mb=self.cfg.max_output_mb,
+                      processes=self.cfg.max_processes)
+
+    def verify(self, pairs: Sequence[tuple], desc: str = "verify") -> List[dict]:
+        """Verdicts for (problem, completion) pairs, in order. Identical programs of one problem run once."""
+        programs: Dict[tuple, Optional[str]] = {}
+        for p, text in pairs:
+            code = extract_code(text)
+            programs.setdefault((p.id, code), code)
+        by_problem = {p.id: p for p, _ in pairs}
+        jobs = [(by_problem[pid], code) for (pid, code) in programs if code is not None]
+        results: Dict[tuple, dict] = {}
+        if jobs:
+            with ThreadPoolExecutor(self.workers) as pool, \
+                    tqdm(total=len(jobs), desc=f"{desc}: run tests", unit="prog", dynamic_ncols=True) as bar:
+                for (p, code), verdict in zip(jobs, pool.map(lambda job: self.judge(*job), jobs)):
+                    results[(p.id, code)] = verdict
+                    bar.update(1)
+        out = []
+        for p, text in pairs:
+            code = extract_code(text)
+            out.append(results[(p.id, code)] if code is not None else _verdict("no_code", None, 0, 0, len(p.tests)))
+        return out
+
+    def judge(self, problem, code: str) -> dict:
+        """Run one program on a problem's tests (see the module docstring for when it stops)."""
+        total = len(problem.tests)
+        try:
+            compile(code, "main.py", "exec")
+        except (SyntaxError, ValueError):  # ValueError: a null byte in the source
+            return _verdict("syntax_error", code, 0, 0, total)
+        program, limits = program_for(problem, code), self.limits(problem)
+        passed = run = 0
+        failure: Optional[str] = None
+        for test in problem.tests:
+            result: RunResult = self.sandbox.run(program, test.input, limits)
+            run += 1
+            if result.status == "ok" and outputs_match(result.stdout, test.output):
+                passed += 1
+            else:
+                failure = failure or ("wrong_answer" if result.status == "ok" else result.status)
+                if result.status in _RESOURCE_FAILURES:
+                    break
+            if failure and passed:
+                break
+        return _verdict(failure or "passed", code, passed, run, total)
+
+
+def _verdict(verdict: str, code: Optional[str], passed: int, run: int, total: int) -> dict:
+    """The fields every verifier returns (pred, correct, lenient_*), plus the code-specific ones."""
+    return {"pred": code_id(code) if code is not None else None,
+            "correct": verdict == "passed",
+            "lenient_pred": None,
+            "lenient_correct": passed > 0,  # reported as lenient@1 beside the strict Pass@1
+            "passed_some": passed > 0,  # the `soft` pruning criterion
+            "verdict": verdict, "tests_passed": passed, "tests_run": run, "tests_total": total}
