@@ -176,3 +176,11 @@ def test_runs_in_parallel_slots_do_not_share_a_directory():
     code = "import os\nprint(os.getcwd(), sorted(os.listdir('.')))\n"
     outs = {sandbox.run(code, "", Limits(cpu_s=1)).stdout for _ in range(3)}
     assert len(outs) == 3 and all("['main.py']" in o for o in outs)  # a fresh directory every time
+
+
+def test_many_files_cannot_fill_the_disk(verifier):
+    need("filesystem")
+    code = ("i = 0\nwhile True:\n    open(f'f{i}', 'w').write('x' * (1 << 20))\n    i += 1\n")
+    verdict, took = judge_hostile(verifier, code)  # 64 MB in all, then "No space left on device"
+    assert verdict["verdict"] == "runtime_error" and took < 5
+    assert_healthy(verifier)

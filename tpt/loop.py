@@ -110,8 +110,7 @@ class Cell:
                           problems: Sequence[Problem], sampling: Sampling, desc: str) -> List[dict]:
         """Sample a model on `problems` (through the shared cache) and verify every sample."""
         conversations = [self.prompt(p.question) for p in problems]
-
-        think = self.cfg.think
+        think = self.cfg.think  # the backend serves eval too
 
         def generate():
             gen = make_generator(think.backend, model_path, dtype=self.cfg.model.dtype, batch_size=think.batch_size,
@@ -138,7 +137,8 @@ class Cell:
             if len(comps) != sampling.n:
                 raise RuntimeError(f"{desc}: expected {sampling.n} samples for {p.id}, got {len(comps)}")
             pairs += [(p, j, c) for j, c in enumerate(comps)]
-        return self.verified([sample_row(p, j, c.text, c.n_tokens) for p, j, c in pairs], [p for p, _, _ in pairs], desc)
+        rows = [sample_row(p, j, c.text, c.n_tokens) for p, j, c in pairs]
+        return self.verified(rows, [p for p, _, _ in pairs], desc)
 
     def verified(self, rows: List[dict], problems: Sequence[Problem], desc: str) -> List[dict]:
         """`rows` with each one's verdict (code runs in the sandbox's worker pool)."""

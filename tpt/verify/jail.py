@@ -7,7 +7,8 @@ already in its own session so the caller can kill the whole process group. In or
    otherwise inside a new user namespace). In the network namespace only a down loopback
    exists, so no connection can be made, not even to 127.0.0.1. In the mount namespace every
    mount is made read-only except the program's own directory (so /tmp, /dev/shm and the run
-   directories cannot be written either).
+   directories cannot be written either), which becomes a tmpfs capped at the file-size limit:
+   the total it can write is bounded, not only each file.
 2. With a PID namespace: fork; the child is the namespace's init (PID 1) and forks the program.
    When init exits, the kernel kills every process left in the namespace, including ones that
    escaped the process group with setsid.
@@ -44,9 +45,9 @@ def _unshare(flags: int) -> bool:
     return _libc().unshare(flags) == 0
 
 
-def _mount(source, target, flags: int) -> bool:
+def _mount(source, target, flags: int, fstype=None, data=None) -> bool:
     enc = (lambda s: None if s is None else s.encode())
-    return _libc().mount(enc(source), enc(target), None, flags, None) == 0
+    return _libc().mount(enc(source), enc(target), enc(fstype), flags, enc(data)) == 0
 
 
 def _libc():
@@ -62,9 +63,28 @@ def _mount_points() -> list:
     return points
 
 
-def read_only_except(workdir: str) -> bool:
-    """In a fresh mount namespace: every mount read-only, `workdir` (bound onto itself) writable."""
-    if not _mount(None, "/", MS_REC | MS_PRIVATE) or not _mount(workdir, workdir, MS_BIND):
+def _own_disk(workdir: str, size: int, uid) -> bool:
+    """Put `workdir` on a tmpfs of `size` bytes (its files copied over): what the program writes
+    is capped in total, not only per file, and goes away with the namespace."""
+    files = {}
+    for name in os.listdir(workdir):
+        with open(os.path.join(workdir, name), "rb") as f:
+            files[name] = f.read()
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    if not _mount("tpt-sandbox", workdir, MS_NOSUID | MS_NODEV, "tmpfs", f"size={size},mode=0700{owner}"):
+        return False
+    for name, content in files.items():
+        with open(os.path.join(workdir, name), "wb") as f:
+            f.write(content)
+    return True
+
+
+def read_only_except(workdir: str, disk_bytes: int, uid=None) -> bool:
+    """In a fresh mount namespace: every mount read-only except `workdir`, which gets a tmpfs of
+    `disk_bytes` (or, where tmpfs is refused, is bound onto itself)."""
+    if not _mount(None, "/", MS_REC | MS_PRIVATE):
+        return False
+    if not _own_disk(workdir, disk_bytes, uid) and not _mount(workdir, workdir, MS_BIND):
         return False
     ok = True
     for point in _mount_points():
@@ -79,7 +99,7 @@ def read_only_except(workdir: str) -> bool:
     return ok
 
 
-def isolate(workdir=None) -> dict:
+def isolate(workdir: str, disk_bytes: int, uid=None) -> dict:
     """Enter new namespaces; returns which isolations this process got."""
     user = 0 if os.geteuid() == 0 else CLONE_NEWUSER  # unprivileged: namespaces need a user namespace
     for flags, got in ((CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, {"network": True, "pid": True}),
@@ -87,7 +107,7 @@ def isolate(workdir=None) -> dict:
                        (CLONE_NEWNET, {"network": True, "pid": False, "filesystem": False})):
         if _unshare(user | flags):
             if "filesystem" not in got:
-                got["filesystem"] = read_only_except(workdir or os.getcwd())
+                got["filesystem"] = read_only_except(workdir, disk_bytes, uid)
             return got
     return {"network": False, "pid": False, "filesystem": False}
 
@@ -121,10 +141,10 @@ def exec_program(spec: dict) -> None:
 
 def main() -> None:
     if sys.argv[1] == "--probe":  # --probe <an empty directory>
-        print(json.dumps(isolate(sys.argv[2])))
+        print(json.dumps(isolate(sys.argv[2], 1 << 20)))
         return
     spec = json.loads(sys.argv[1])
-    got = isolate(spec["workdir"])
+    got = isolate(spec["workdir"], spec["limits"]["file_bytes"], spec.get("uid"))
     if not got["pid"]:
         exec_program(spec)
     launcher_child = os.fork()
