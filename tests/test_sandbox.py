@@ -184,3 +184,41 @@ def test_many_files_cannot_fill_the_disk(verifier):
     verdict, took = judge_hostile(verifier, code)  # 64 MB in all, then "No space left on device"
     assert verdict["verdict"] == "runtime_error" and took < 5
     assert_healthy(verifier)
+
+
+def test_unprivileged_users_get_the_same_containment():
+    """tpt run by an ordinary user: jail.py enters a user namespace (with its own uid mapped) for
+    the network, PID and mount namespaces, so writes outside and the network stay blocked."""
+    import json
+    import shutil
+    import subprocess
+
+    from tpt.verify.sandbox import JAIL, default_python
+
+    import tempfile
+
+    python = default_python()
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to become an ordinary user")
+    tmp_path = Path(tempfile.mkdtemp(prefix="tpt-unprivileged-"))  # pytest's tmp_path is private to root
+    os.chmod(tmp_path, 0o777)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "main.py").write_text(
+        "import os, socket\nprint(os.getuid())\n"
+        f"try:\n    open({str(tmp_path / 'escaped')!r}, 'w').write('x')\nexcept OSError as e:\n    print('write', e.errno)\n"
+        "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\nexcept OSError as e:\n    print('net', e.errno)\n"
+        "open('mine.txt', 'w').write('ok')\nprint(open('mine.txt').read())\n")
+    shutil.chown(work, 1000, 1000)
+    spec = {"workdir": str(work), "uid": None, "argv": [python, "-I", "main.py"],
+            "limits": {"cpu_s": 1, "memory_bytes": 512 << 20, "file_bytes": 16 << 20, "processes": 16, "open_files": 64}}
+    out = subprocess.run(["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", "--inh-caps=-all",
+                          python, "-I", "-S", str(JAIL), json.dumps(spec)], cwd=work, env={},
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0 and "Operation not permitted" in out.stderr:
+        pytest.skip(f"this kernel allows no unprivileged user namespaces: {out.stderr[-200:]}")
+    try:
+        assert out.stdout.split("\n")[:4] == ["1000", "write 30", "net 101", "ok"], out.stdout + out.stderr
+        assert not (tmp_path / "escaped").exists()
+    finally:
+        shutil.rmtree(tmp_path)

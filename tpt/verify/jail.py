@@ -99,13 +99,25 @@ def read_only_except(workdir: str, disk_bytes: int, uid=None) -> bool:
     return ok
 
 
+def _map_own_ids(uid: int, gid: int) -> None:
+    """In a new user namespace: map our own uid and gid to themselves, so files can be created.
+    We keep the namespace's capabilities (for the mounts) until exec, which as non-root drops them."""
+    for path, line in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
+                       ("/proc/self/gid_map", f"{gid} {gid} 1")):
+        with open(path, "w") as f:
+            f.write(line)
+
+
 def isolate(workdir: str, disk_bytes: int, uid=None) -> dict:
     """Enter new namespaces; returns which isolations this process got."""
-    user = 0 if os.geteuid() == 0 else CLONE_NEWUSER  # unprivileged: namespaces need a user namespace
+    own_uid, own_gid = os.geteuid(), os.getegid()
+    user = 0 if own_uid == 0 else CLONE_NEWUSER  # unprivileged: namespaces need a user namespace
     for flags, got in ((CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS, {"network": True, "pid": True}),
                        (CLONE_NEWNET | CLONE_NEWNS, {"network": True, "pid": False}),
                        (CLONE_NEWNET, {"network": True, "pid": False, "filesystem": False})):
         if _unshare(user | flags):
+            if user:
+                _map_own_ids(own_uid, own_gid)
             if "filesystem" not in got:
                 got["filesystem"] = read_only_except(workdir, disk_bytes, uid)
             return got
@@ -144,7 +156,11 @@ def main() -> None:
         print(json.dumps(isolate(sys.argv[2], 1 << 20)))
         return
     spec = json.loads(sys.argv[1])
-    got = isolate(spec["workdir"], spec["limits"]["file_bytes"], spec.get("uid"))
+    try:
+        got = isolate(spec["workdir"], spec["limits"]["file_bytes"], spec.get("uid"))
+    except OSError as e:
+        os.write(2, f"tpt sandbox: could not isolate the program: {e!r}\n".encode())
+        os._exit(SANDBOX_ERROR)
     if not got["pid"]:
         exec_program(spec)
     launcher_child = os.fork()
