@@ -79,6 +79,7 @@ def test_every_reference_solution_passes(task, verifier):
     ("add-two", "a, b = map(int, input().split())\nprint(3 if a == 1 else a - b)", "wrong_answer", True),
     ("add-two", "print(int('x'))", "runtime_error", False),
     ("add-two", "def f(:\n  pass", "syntax_error", False),
+    ("add-two", "x = " + "-" * 100000 + "1", "syntax_error", False),  # too deep for the parser: never run
     ("sum-to-n", "n = int(input())\nprint(sum(range(n + 1)))", "timeout", True),  # right but too slow
     ("average", "n = int(input())\nprint(round(sum(map(int, input().split())) / n, 7))", "passed", True),
     ("two-sum", "class Solution:\n    def twoSum(self, nums, target):\n        return [0, 1]", "wrong_answer", True),

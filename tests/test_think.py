@@ -68,3 +68,13 @@ def test_shared_prompt_cache_matches_plain_generate(tiny_model_dir):
                                    do_sample=False, max_new_tokens=6, pad_token_id=gen.tokenizer.pad_token_id)
         expected = gen.tokenizer.decode(plain[0, len(ids):], skip_special_tokens=True)
         assert [s.text for s in samples] == [expected, expected]
+
+
+def test_stop_strings_end_and_cut_a_sample():
+    s = Sampling(n=1, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0, stop=("STOP", "\n\n\n"))
+    assert s.finished("work STOP") and s.finished("#### 4\n") and not s.finished("work")
+    assert s.finalize("work STOP and #### 4\nmore") == "work STOP"  # the first stop string wins
+    assert s.finalize("a\n#### 4\nmore STOP") == "a\n#### 4"  # an answer line ending earlier still cuts
+    code = Sampling(n=1, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0, answer_format="code")
+    assert code.finalize("```python\nprint(1)\n```\nbye") == "```python\nprint(1)\n```"
+    assert not code.finished("#### 4\n")  # a math answer line does not end a code sample

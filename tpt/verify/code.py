@@ -165,6 +165,7 @@ class CodeVerifier:
         jobs = [(by_problem[pid], code) for (pid, code) in programs if code is not None]
         results: Dict[tuple, dict] = {}
         if jobs:
+            self.sandbox  # started here, before the worker threads could race to start one each
             with ThreadPoolExecutor(self.workers) as pool, \
                     tqdm(total=len(jobs), desc=f"{desc}: run tests", unit="prog", dynamic_ncols=True) as bar:
                 for (p, code), verdict in zip(jobs, pool.map(lambda job: self.judge(*job), jobs)):
@@ -180,8 +181,8 @@ class CodeVerifier:
         """Run one program on a problem's tests (see the module docstring for when it stops)."""
         total = len(problem.tests)
         try:
-            compile(code, "main.py", "exec")
-        except (SyntaxError, ValueError):  # ValueError: a null byte in the source
+            compile(code, "main.py", "exec")  # parses only: nothing of the program runs here
+        except Exception:  # SyntaxError; ValueError (a null byte); RecursionError / MemoryError (absurd nesting)
             return _verdict("syntax_error", code, 0, 0, total)
         program, limits = program_for(problem, code), self.limits(problem)
         passed = run = 0
