@@ -219,6 +219,7 @@ class Config:
 
 TASKS = ("arith", "gsm8k", "codecontests", "leetcode")
 CODE_TASKS = ("codecontests", "leetcode")
+CODE_TEST_SETS = ("public", "private", "generated")  # CodeContests' three sets, in the order they run
 PRUNING = ("gt", "soft", "none")
 BACKENDS = ("hf", "vllm")
 LOGGERS = ("none", "wandb")
@@ -309,9 +310,8 @@ def validate(cfg: DictConfig | Config) -> None:
 
 
 def _validate_code(code, need) -> None:
-    known = ("public", "private", "generated")
-    need(len(code.tests) >= 1 and set(code.tests) <= set(known), "task.code.tests",
-         f"must list some of {known} (got {list(code.tests)})")
+    need(len(code.tests) >= 1 and set(code.tests) <= set(CODE_TEST_SETS), "task.code.tests",
+         f"must list some of {CODE_TEST_SETS} (got {list(code.tests)})")
     need(code.max_tests is None or code.max_tests >= 1, "task.code.max_tests", f"must be >= 1 or null (got {code.max_tests})")
     need(code.default_time_limit_s > 0 and code.time_limit_scale > 0, "task.code",
          "default_time_limit_s and time_limit_scale must be > 0")

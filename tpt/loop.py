@@ -10,6 +10,7 @@ compute (config, task data, model id, the run directory's earlier config) is che
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 import functools
 import gc
 import logging
@@ -28,7 +29,7 @@ from tpt.prompt import PromptBuilder
 from tpt.prune import prune
 from tpt.stages import Stage
 from tpt.tasks import DataError, Problem, TaskData, load_task, reference_text
-from tpt.think import BackendUnavailable, Sampling, check_backend, make_generator
+from tpt.think import BackendUnavailable, Sampling, check_backend, generator_from_config, generator_settings
 from tpt.tracking import Tracker
 from tpt.train import sft, to_conversations
 from tpt.verify import make_verifier, task_kind
@@ -110,14 +111,9 @@ class Cell:
                           problems: Sequence[Problem], sampling: Sampling, desc: str) -> List[dict]:
         """Sample a model on `problems` (through the shared cache) and verify every sample."""
         conversations = [self.prompt(p.question) for p in problems]
-        think = self.cfg.think  # the backend serves eval too
 
         def generate():
-            gen = make_generator(think.backend, model_path, dtype=self.cfg.model.dtype, batch_size=think.batch_size,
-                                 revision=revision, tensor_parallel_size=self.cfg.model.tensor_parallel_size,
-                                 vllm_options={"gpu_memory_utilization": think.gpu_memory_utilization,
-                                               "max_model_len": think.max_model_len,
-                                               "enforce_eager": think.enforce_eager})
+            gen = generator_from_config(self.cfg, model_path, revision)
             try:
                 return gen.generate(conversations, sampling, desc=desc)
             finally:
@@ -127,10 +123,7 @@ class Cell:
         if self.cache is None:
             completions = generate()
         else:
-            generator = {"backend": think.backend, "batch_size": think.batch_size, "dtype": self.cfg.model.dtype}
-            if think.backend == "vllm":  # batching does not change vLLM's samples; sharding may
-                generator.update(batch_size=None, tensor_parallel_size=self.cfg.model.tensor_parallel_size)
-            key = self.cache.key(identity(), conversations, sampling, generator)
+            key = self.cache.key(identity(), conversations, sampling, generator_settings(self.cfg))
             completions = self.cache.get_or_compute(key, generate, desc=desc)
         pairs = []
         for p, comps in zip(problems, completions):
@@ -150,11 +143,12 @@ class Cell:
         return self.sample_and_verify(self.model_after(i), lambda: self.model_identity(i),
                                       self.cfg.model.revision if i == 0 else None, problems, sampling, desc)
 
-    def human_rows(self, problems: Sequence[Problem]) -> List[dict]:
-        """The dataset's own solutions as samples, verified like any other (code problems without a
-        Python solution have none)."""
+    @functools.cached_property
+    def human_rows(self) -> List[dict]:
+        """The train questions' own solutions as samples, verified like any other (code problems
+        without a Python solution have none). The same every round: verified once per cell."""
         keep = self.cfg.source.keep_annotations
-        with_solution = [p for p in problems if p.solution]
+        with_solution = [p for p in self.data.train if p.solution]
         rows = [{**sample_row(p, 0, reference_text(p, keep), 0), "origin": "human"} for p in with_solution]
         return self.verified(rows, with_solution, desc="human solutions")
 
@@ -166,7 +160,7 @@ class Cell:
         kind, desc = self.cfg.source.kind, f"round {i} think"
         sampling = Sampling.from_cfg(self.cfg.think, self.answer_format)
         if kind == "human":
-            rows = self.human_rows(self.data.train)
+            rows = self.human_rows
         elif kind == "distill":
             src = self.cfg.source
             rows = self.sample_and_verify(self.teacher, lambda: self.teacher_identity, src.teacher_revision,
@@ -187,7 +181,7 @@ class Cell:
             human_size = self.cfg.source.human_size
             kept, stats = prune(samples, self.cfg.pruning.strategy, size - human_size, seed)
             taken = {s["qid"] for s in kept}
-            human_pool = [r for r in self.human_rows(self.data.train) if r["qid"] not in taken]
+            human_pool = [r for r in self.human_rows if r["qid"] not in taken]
             human, human_stats = prune(human_pool, "gt", human_size, seed)
             kept = kept + human
             stats.update(human_size=human_stats["size"], self_size=stats["size"], size=len(kept),
@@ -237,8 +231,8 @@ class Cell:
         metrics["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
         metrics.update(diversity(list(by_q.values())))
         if self.answer_format == "code":  # why programs failed: share of samples per verdict
-            for verdict in sorted({r["verdict"] for r in rows}):
-                metrics[f"verdict/{verdict}"] = sum(r["verdict"] == verdict for r in rows) / len(rows)
+            for verdict, count in sorted(Counter(r["verdict"] for r in rows).items()):
+                metrics[f"verdict/{verdict}"] = count / len(rows)
         with stage.writing() as out:
             write_jsonl(out / "samples.jsonl", rows)
             write_json(out / "metrics.json", metrics)

@@ -6,7 +6,7 @@ import random
 import re
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from tpt.verify.math import gold_answer
 
@@ -128,6 +128,21 @@ def iter_jsonl(path: Path) -> Iterator[Tuple[str, dict]]:
             if not isinstance(row, dict):
                 raise DataError(f"{where}: expected a JSON object")
             yield where, row
+
+
+def split_rows(cfg, split: str, local_rows: Callable[[Path, str], Iterator[Tuple[str, dict]]],
+               local_layout: str) -> Iterator[Tuple[str, dict]]:
+    """(where, row) for each row of one split: from the folder task.path (read by `local_rows`), or
+    from the hub dataset task.hub_id. `local_layout` tells the user what the folder must hold."""
+    if cfg.path:
+        root = Path(cfg.path).expanduser()
+        if not root.is_dir():
+            raise DataError(f"task.path={cfg.path!r} is not a directory")
+        return local_rows(root, split)
+    if cfg.hub_id:
+        ds = load_hub_split(cfg.hub_id, cfg.hub_config, split, f"Set task.path to {local_layout} to run offline.")
+        return ((f"{cfg.hub_id}[{split}] row {i}", row) for i, row in enumerate(ds))
+    raise DataError(f"task {cfg.name} needs task.path ({local_layout}) or task.hub_id")
 
 
 def load_hub_split(hub_id: str, hub_config: Optional[str], split: str, local_hint: str):

@@ -21,15 +21,12 @@ import logging
 from pathlib import Path
 from typing import Iterable, List
 
-from tpt.tasks.base import DataError, Problem, TestCase, iter_jsonl, load_hub_split, make_code_problem
+from tpt.tasks.base import DataError, Problem, TestCase, iter_jsonl, make_code_problem, split_rows
 
 log = logging.getLogger(__name__)
 
 PYTHON3 = 3  # the `Language` enum of contest_problem.proto
-TEST_SETS = ("public", "private", "generated")
 IMAGE_TAG = "<image>"
-_OFFLINE = ("Set task.path to a local folder with <split>.jsonl or <split>*.parquet files (the hub "
-            "repository's data/ folder works as it is) to run offline.")
 
 
 def read_tests(row: dict, kinds: Iterable[str], where: str, max_tests: int | None) -> List[TestCase]:
@@ -89,24 +86,13 @@ def _local_rows(root: Path, split: str):
 
 
 def read_split(cfg, split: str) -> List[Problem]:
-    if cfg.path:
-        root = Path(cfg.path).expanduser()
-        if not root.is_dir():
-            raise DataError(f"task.path={cfg.path!r} is not a directory")
-        rows = _local_rows(root, split)
-    elif cfg.hub_id:
-        ds = load_hub_split(cfg.hub_id, cfg.hub_config, split, _OFFLINE)
-        rows = ((f"{cfg.hub_id}[{split}] row {i}", row) for i, row in enumerate(ds))
-    else:
-        raise DataError("task codecontests needs task.path (local parquet/jsonl folder) or task.hub_id")
+    rows = split_rows(cfg, split, _local_rows,
+                      "a folder with <split>.jsonl or <split>*.parquet files (the hub repository's data/ works as it is)")
     return [to_problem(row, f"{split}-{i}-{row.get('name', '')}".rstrip("-"), where, cfg.code)
             for i, (where, row) in enumerate(rows)]
 
 
 def load(cfg) -> tuple[List[Problem], List[Problem]]:
-    unknown = set(cfg.code.tests) - set(TEST_SETS)
-    if unknown or not cfg.code.tests:
-        raise DataError(f"task.code.tests must list some of {TEST_SETS} (got {list(cfg.code.tests)})")
     train = read_split(cfg, "train")
     test = read_split(cfg, cfg.code.eval_split)
     if cfg.code.drop_image_problems:

@@ -2,36 +2,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import Iterable, List, Tuple
 
-from tpt.tasks.base import DataError, Problem, iter_jsonl, load_hub_split, make_problem
+from tpt.tasks.base import Problem, iter_jsonl, make_problem, split_rows
 
-_OFFLINE = "Set task.path to a local folder with train.jsonl/test.jsonl to run offline."
+
+def to_problems(rows: Iterable[Tuple[str, dict]], split: str) -> List[Problem]:
+    return [make_problem(f"{split}-{i}", row.get("question"), row.get("answer"), where)
+            for i, (where, row) in enumerate(rows)]
 
 
 def read_jsonl(path: Path, split: str) -> List[Problem]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file (task.path must hold train.jsonl and test.jsonl)")
-    problems = []
-    for i, (where, row) in enumerate(iter_jsonl(path)):
-        problems.append(make_problem(f"{split}-{i}", row.get("question"), row.get("answer"), where))
-    return problems
+    return to_problems(iter_jsonl(path), split)
 
 
-def read_hub(hub_id: str, hub_config: str | None, split: str) -> List[Problem]:
-    ds = load_hub_split(hub_id, hub_config, split, _OFFLINE)
-    return [
-        make_problem(f"{split}-{i}", row.get("question"), row.get("answer"), f"{hub_id}[{split}] row {i}")
-        for i, row in enumerate(ds)
-    ]
+def read_split(cfg, split: str) -> List[Problem]:
+    return to_problems(split_rows(cfg, split, lambda root, name: iter_jsonl(root / f"{name}.jsonl"),
+                                  "a folder with train.jsonl and test.jsonl"), split)
 
 
 def load(cfg) -> tuple[List[Problem], List[Problem]]:
-    if cfg.path:
-        root = Path(cfg.path).expanduser()
-        if not root.is_dir():
-            raise DataError(f"task.path={cfg.path!r} is not a directory")
-        return read_jsonl(root / "train.jsonl", "train"), read_jsonl(root / "test.jsonl", "test")
-    if not cfg.hub_id:
-        raise DataError("task gsm8k needs task.path (local jsonl folder) or task.hub_id")
-    return read_hub(cfg.hub_id, cfg.hub_config, "train"), read_hub(cfg.hub_id, cfg.hub_config, "test")
+    return read_split(cfg, "train"), read_split(cfg, "test")

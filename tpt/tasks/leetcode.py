@@ -23,9 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from tpt.tasks.base import DataError, Problem, TestCase, iter_jsonl, load_hub_split, make_code_problem
-
-_OFFLINE = "Set task.path to a local folder with train.jsonl/test.jsonl to run offline."
+from tpt.tasks.base import DataError, Problem, TestCase, iter_jsonl, make_code_problem, split_rows
 
 
 def to_problem(row: dict, default_id: str, where: str, code_cfg) -> Problem:
@@ -49,16 +47,8 @@ def to_problem(row: dict, default_id: str, where: str, code_cfg) -> Problem:
 
 
 def read_split(cfg, split: str) -> List[Problem]:
-    if cfg.path:
-        root = Path(cfg.path).expanduser()
-        if not root.is_dir():
-            raise DataError(f"task.path={cfg.path!r} is not a directory")
-        rows = iter_jsonl(root / f"{split}.jsonl")
-    elif cfg.hub_id:
-        ds = load_hub_split(cfg.hub_id, cfg.hub_config, split, _OFFLINE)
-        rows = ((f"{cfg.hub_id}[{split}] row {i}", row) for i, row in enumerate(ds))
-    else:
-        raise DataError("task leetcode needs task.path (a folder with train.jsonl and test.jsonl) or task.hub_id")
+    rows = split_rows(cfg, split, lambda root, name: iter_jsonl(root / f"{name}.jsonl"),
+                      "a folder with train.jsonl and test.jsonl")
     problems = [to_problem(row, f"{split}-{i}", where, cfg.code) for i, (where, row) in enumerate(rows)]
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):

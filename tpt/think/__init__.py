@@ -40,4 +40,22 @@ def make_generator(backend: str, model_path: str, *, dtype: str = "auto", batch_
     raise ValueError(f"unknown think backend {backend!r}; known: {list(BACKENDS)}")
 
 
-__all__ = ["BackendUnavailable", "Completion", "Generator", "Sampling", "check_backend", "make_generator"]
+def generator_from_config(cfg, model_path: str, revision: str | None) -> Generator:
+    """The backend `cfg.think.backend` (it serves eval too) for `model_path`, set up from the config."""
+    think = cfg.think
+    return make_generator(think.backend, model_path, dtype=cfg.model.dtype, batch_size=think.batch_size,
+                          revision=revision, tensor_parallel_size=cfg.model.tensor_parallel_size,
+                          vllm_options={"gpu_memory_utilization": think.gpu_memory_utilization,
+                                        "max_model_len": think.max_model_len, "enforce_eager": think.enforce_eager})
+
+
+def generator_settings(cfg) -> dict:
+    """The backend settings that can change its samples (part of the generation cache key)."""
+    settings = {"backend": cfg.think.backend, "batch_size": cfg.think.batch_size, "dtype": cfg.model.dtype}
+    if cfg.think.backend == "vllm":  # batching does not change vLLM's samples; sharding may
+        settings.update(batch_size=None, tensor_parallel_size=cfg.model.tensor_parallel_size)
+    return settings
+
+
+__all__ = ["BackendUnavailable", "Completion", "Generator", "Sampling", "check_backend", "generator_from_config",
+           "generator_settings", "make_generator"]

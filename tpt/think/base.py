@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import List, Protocol, Sequence, Tuple
 
 from tpt.prompt import Message
+from tpt.verify import ANSWER_FORMATS
 
 
 @dataclass(frozen=True)
@@ -25,16 +26,19 @@ class Sampling:
 
     def finished(self, text: str) -> bool:
         """Whether a sample may stop here: its answer is complete, or it wrote a stop string."""
-        from tpt.verify import ANSWER_FORMATS
-
         return ANSWER_FORMATS[self.answer_format].done(text) or any(s in text for s in self.stop)
 
     def finalize(self, text: str) -> str:
         """A sample as kept: cut after its first stop string, then after the end of its answer."""
-        from tpt.verify import ANSWER_FORMATS
-
         cuts = [text.index(s) + len(s) for s in self.stop if s in text]
         return ANSWER_FORMATS[self.answer_format].truncate(text[: min(cuts)] if cuts else text)
+
+
+def render_prompts(tokenizer, conversations: Sequence[List[Message]]) -> List[List[int]]:
+    """Token ids of each conversation under the model's chat template, ready for the reply. Every
+    backend sends these, so `hf` and `vllm` sample from the very same prompts."""
+    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from tpt.models import load_causal_lm, load_tokenizer
 from tpt.prompt import Message
-from tpt.think.base import Completion, Sampling
+from tpt.think.base import Completion, Sampling, render_prompts
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,7 @@ class HFGenerator:
         self.batch_size = batch_size
 
     def render(self, conversations: Sequence[List[Message]]) -> List[List[int]]:
-        texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                 for c in conversations]
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return render_prompts(self.tokenizer, conversations)
 
     @torch.inference_mode()
     def generate(self, conversations: Sequence[List[Message]], sampling: Sampling,

@@ -27,7 +27,7 @@ from dataclasses import asdict
 from typing import Dict, List, Sequence
 
 from tpt.prompt import Message
-from tpt.think.base import Completion, Sampling
+from tpt.think.base import Completion, Sampling, render_prompts
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,7 @@ class VLLMGenerator:
                         "enforce_eager": enforce_eager}
 
     def render(self, conversations: Sequence[List[Message]]) -> List[List[int]]:
-        texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                 for c in conversations]
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return render_prompts(self.tokenizer, conversations)
 
     def generate(self, conversations: Sequence[List[Message]], sampling: Sampling,
                  desc: str = "generate") -> List[List[Completion]]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Sequence
 
+from tpt.config import CODE_TASKS
 from tpt.verify import code, math
-
-CODE_TASKS = ("codecontests", "leetcode")
 
 
 @dataclass(frozen=True)

@@ -157,12 +157,9 @@ class CodeVerifier:
 
     def verify(self, pairs: Sequence[tuple], desc: str = "verify") -> List[dict]:
         """Verdicts for (problem, completion) pairs, in order. Identical programs of one problem run once."""
-        programs: Dict[tuple, Optional[str]] = {}
-        for p, text in pairs:
-            code = extract_code(text)
-            programs.setdefault((p.id, code), code)
-        by_problem = {p.id: p for p, _ in pairs}
-        jobs = [(by_problem[pid], code) for (pid, code) in programs if code is not None]
+        codes = [extract_code(text) for _, text in pairs]
+        # One job per distinct (problem, program), in first-seen order; dicts keep the order.
+        jobs = list({(p.id, code): (p, code) for (p, _), code in zip(pairs, codes) if code is not None}.values())
         results: Dict[tuple, dict] = {}
         if jobs:
             self.sandbox  # started here, before the worker threads could race to start one each
@@ -171,11 +168,8 @@ class CodeVerifier:
                 for (p, code), verdict in zip(jobs, pool.map(lambda job: self.judge(*job), jobs)):
                     results[(p.id, code)] = verdict
                     bar.update(1)
-        out = []
-        for p, text in pairs:
-            code = extract_code(text)
-            out.append(results[(p.id, code)] if code is not None else _verdict("no_code", None, 0, 0, len(p.tests)))
-        return out
+        return [results[(p.id, code)] if code is not None else _verdict("no_code", None, 0, 0, len(p.tests))
+                for (p, _), code in zip(pairs, codes)]
 
     def judge(self, problem, code: str) -> dict:
         """Run one program on a problem's tests (see the module docstring for when it stops)."""

@@ -41,17 +41,16 @@ _KEEP_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_
                os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME, os.ST_RELATIME: MS_RELATIME}
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _unshare(flags: int) -> bool:
-    return _libc().unshare(flags) == 0
+    return LIBC.unshare(flags) == 0
 
 
 def _mount(source, target, flags: int, fstype=None, data=None) -> bool:
     enc = (lambda s: None if s is None else s.encode())
-    return _libc().mount(enc(source), enc(target), enc(fstype), flags, enc(data)) == 0
-
-
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
+    return LIBC.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) == 0
 
 
 def _mount_points() -> list:

@@ -128,7 +128,7 @@ class Sandbox:
     def run(self, code: str, stdin: str, limits: Limits) -> RunResult:
         uid = self._uids.get()
         try:
-            with self._workspace(uid) as (workdir, private):
+            with _Workspace(self.root, uid) as (workdir, private):
                 (workdir / "main.py").write_text(code, encoding="utf-8")
                 (private / "stdin").write_text(stdin, encoding="utf-8")
                 return self._run_in(workdir, private, uid, limits)
@@ -159,9 +159,6 @@ class Sandbox:
         stdout = _read_capped(private / "stdout", limits.output_mb << 20)
         stderr = _read_capped(private / "stderr", 1 << 20)[-2000:]
         return RunResult(_which_status(code, timed_out, stderr), code, stdout, stderr, wall)
-
-    def _workspace(self, uid: Optional[int]):
-        return _Workspace(self.root, uid)
 
 
 class _Workspace:
