@@ -3,8 +3,6 @@ model presets' settings, Gemma's chat handling, and a real 2-process DDP round o
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,6 @@ from tpt.cluster import submitit_parameters
 from tpt.config import ConfigError, validate
 from tpt.distributed import ACCELERATE_CONFIGS, LaunchError, accelerate_command
 from tpt.prompt import build_messages
-
-CI = os.environ.get("CI") == "true"
 
 
 def test_single_node_fsdp_command(tmp_path):
@@ -29,12 +25,8 @@ def test_single_node_fsdp_command(tmp_path):
     assert "--mixed_precision" not in cmd  # bf16 from the config on GPUs
 
 
-def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path):
-    if shutil.which("scontrol") is None:
-        if CI:
-            pytest.fail("CI=true but scontrol is missing (scripts/slurm_local.sh install)")
-        pytest.skip("scontrol not installed (it expands SLURM node lists)")
-    env = {"SLURM_JOB_NODELIST": "gpu[07-08]"}
+def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path, slurm_cluster):
+    env = {**slurm_cluster, "SLURM_JOB_NODELIST": "gpu[07-08]"}  # scontrol expands the list
     cmd = accelerate_command("fsdp", 8, 2, tmp_path / "job.json", gradient_checkpointing=False, cpu=False, env=env)
     assert cmd[:5] == ["srun", "--nodes=2", "--ntasks-per-node=1", "bash", "-c"]
     per_node = cmd[5]

@@ -43,7 +43,10 @@ def head_node(env: Mapping[str, str]) -> str:
     if not nodelist:
         raise LaunchError("multi-node training (train.nodes > 1) must run inside a SLURM allocation of that many "
                           "nodes (cluster=slurm); SLURM_JOB_NODELIST is not set")
-    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                         env=dict(env))
+    if out.returncode != 0 or not out.stdout.split():
+        raise LaunchError(f"`scontrol show hostnames {nodelist}` failed: {out.stderr.strip()}")
     return out.stdout.split()[0]
 
 
