@@ -7,10 +7,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from tpt.config import register, register_resolvers
+from tpt.config import register
 
 register()
-register_resolvers()
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

@@ -17,7 +17,7 @@ from tpt.config import compose
 from tpt.models import resolve
 from tpt.prompt import PromptBuilder
 from tpt.tasks import load_task
-from tpt.think import Sampling, check_backend, make_generator
+from tpt.backends import Sampling, check_backend, make_generator
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     for backend in args.backends.split(","):
         check_backend(backend)
         start = time.perf_counter()
-        gen = make_generator(backend, model, dtype=args.dtype, batch_size=args.batch_size)
+        gen = make_generator(compose([f"backend={backend}", f"model.dtype={args.dtype}"]), model, None, args.batch_size)
         loaded = time.perf_counter()
         out = gen.generate(conversations, sampling, desc=backend)
         done = time.perf_counter()

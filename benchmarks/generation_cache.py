@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tpt import loop
 from tpt.config import compose
-from tpt.think.hf import HFGenerator
+from tpt.backends.hf import HFGenerator
 
 CELLS = [["pruning=gt", "data.size=4"], ["pruning=gt", "data.size=8"],
          ["pruning=none", "data.size=4"], ["pruning=none", "data.size=8"]]

@@ -16,8 +16,8 @@ from tpt.config import compose
 from tpt.models import load_causal_lm, load_tokenizer, resolve
 from tpt.prompt import PromptBuilder
 from tpt.tasks import load_task
-from tpt.think import Sampling
-from tpt.think.hf import HFGenerator
+from tpt.backends import Sampling
+from tpt.backends.hf import HFGenerator
 
 
 def bare_generate(model, tok, texts, n, batch_size, max_new_tokens, temperature, seed):

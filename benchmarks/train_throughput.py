@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 from tpt.config import compose
+from tpt.lineage import base_model
 from tpt.models import load_tokenizer, resolve
 from tpt.prompt import PromptBuilder
 from tpt.tasks import load_task
-from tpt.train import sft, to_conversations
+from tpt.training import sft, to_conversations
 
 
 def main() -> None:
@@ -31,7 +32,8 @@ def main() -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true")
     args = parser.parse_args()
     cfg = compose(["task=arith", f"train.batch_size={args.batch_size}", f"model.train_strategy={args.strategy}",
-                   f"model.gpus={args.processes}", f"model.gradient_checkpointing={args.gradient_checkpointing}"])
+                   f"model.gpus={args.processes}", f"model.gradient_checkpointing={args.gradient_checkpointing}",
+                   "train.lr=1e-5"])
     data = load_task(cfg.task)
     prompt = PromptBuilder(cfg.task, data.few_shot, system_role=True)
     records = [{"question": p.question, "completion": p.solution} for p in data.train[: args.examples]]
@@ -42,7 +44,7 @@ def main() -> None:
     tokens = sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"])
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = sft(model, examples, Path(out) / "model", cfg.train, lr=1e-5)
+        result = sft(base_model(args.model, model, None), examples, Path(out) / "model", cfg.train)
         wall = time.perf_counter() - start
     seconds = result["seconds"] or wall
     print(f"{args.model} ({args.strategy}, {args.processes} process(es)): {len(examples)} examples, "

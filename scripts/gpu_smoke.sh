@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One full round with think=vllm on a CUDA machine, on a tiny randomly initialised model built
+# One full round with backend=vllm on a CUDA machine, on a tiny randomly initialised model built
 # from a config plus the tokenizer shipped in tests/data/tokenizer: no hub, no internet.
 # Then the figures: generation tokens/s for hf and vllm on the same GPU, and training tokens/s.
 #
@@ -24,13 +24,13 @@ rm -rf "$OUT"
 
 # One round of the loop: eval(M0) with vLLM, think with vLLM, prune, train (bf16 on the GPU),
 # eval(M1) with vLLM loading the model the train stage saved.
-"$PY" launch.py name=gpu_smoke hydra.run.dir="$OUT/run" model.id="$OUT/model" think=vllm cache=off rounds=1 \
+"$PY" launch.py name=gpu_smoke hydra.run.dir="$OUT/run" model.id="$OUT/model" backend=vllm cache=off rounds=1 \
   pruning=none task.eval_questions=16 task.train_questions=32 think.n=4 eval.n=4 'eval.k=[1,4]' \
   think.max_new_tokens=64 eval.max_new_tokens=64 data.size=16 train.batch_size=8 \
-  think.gpu_memory_utilization=0.5 think.enforce_eager=true
+  backend.gpu_memory_utilization=0.5 backend.enforce_eager=true
 test -f "$OUT/run/round_1/train/model/model.safetensors"
 test -f "$OUT/run/round_1/eval/metrics.json"
-echo "gpu_smoke: one round with think=vllm finished: $OUT/run/summary.md"
+echo "gpu_smoke: one round with backend=vllm finished: $OUT/run/summary.md"
 
 # The figures (same GPU, same prompts and sampling).
 "$PY" benchmarks/generation_backends.py --model "$OUT/model" --backends hf,vllm --questions 256 --n 8 \

@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
 from tpt.cache import GenerationCache, lineage, model_fingerprint
-from tpt.think import Completion, Sampling
+from tpt.backends import Completion, Sampling
 
 S = Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0)
 
@@ -44,11 +44,11 @@ def test_model_identity_follows_files_and_lineage(tmp_path, tiny_model_dir):
     assert model_fingerprint("org/m", "org/m", None) != model_fingerprint("org/m", "org/m", "v2")
     data = tmp_path / "train.jsonl"
     data.write_text('{"q": 1}\n')
-    first = lineage(a, data, {"epochs": 1}, 1e-5)
-    assert first == lineage(a, data, {"epochs": 1}, 1e-5)
-    assert first != lineage(a, data, {"epochs": 2}, 1e-5)
+    first = lineage(a, data, {"epochs": 1, "lr": 1e-5})
+    assert first == lineage(a, data, {"epochs": 1, "lr": 1e-5})
+    assert first != lineage(a, data, {"epochs": 2, "lr": 1e-5})
     data.write_text('{"q": 2}\n')
-    assert first != lineage(a, data, {"epochs": 1}, 1e-5)
+    assert first != lineage(a, data, {"epochs": 1, "lr": 1e-5})
 
 
 def _ask(root, counter, out):

@@ -38,4 +38,4 @@ def test_cluster_choice_stays_out_of_the_cell_directory():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for cluster in (["cluster=local"], ["cluster=slurm", "cluster.gpus=2", "cluster.partition=debug"]):
             cfg = hydra_compose(config_name="config", overrides=[*cluster, "pruning=none"], return_hydra_config=True)
-            assert cfg.hydra.job.override_dirname == "pruning=none"
+            assert cfg.hydra.run.dir == "outputs/tpt/pruning=none"

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import compose, tiny_overrides
 from tpt import loop
 from tpt.config import ConfigError, validate
-from tpt.tasks import DataError, load_task
+from tpt.tasks import DataError, load_task, task_kind
 from tpt.verify.code import CodeVerifier
 
 DATA = Path(__file__).parent / "data" / "code"
@@ -66,10 +66,10 @@ def test_codecontests_from_jsonl(tmp_path):
     data = load_task(cc_task(f"task.path={tmp_path}"))
     assert [p.question for p in data.eval] == ["Print 2x.", "Print -x."]  # the <image> problem is dropped
     add = next(p for p in data.train if "a + b" in p.question)
-    assert [(t.kind, t.input) for t in add.tests] == [("public", "1 2\n"), ("private", "5 5\n"),
+    assert [(t.test_set, t.input) for t in add.tests] == [("public", "1 2\n"), ("private", "5 5\n"),
                                                        ("generated", "0 0\n"), ("generated", "7 1\n")]
     assert add.solution == f"```python\n{ADD}\n```"  # the Python 3 solution, not the C++ or Python 2 one
-    assert add.time_limit_s == 2.5 and add.memory_mb == 256 and add.kind == "code"
+    assert add.time_limit_s == 2.5 and add.memory_mb == 256 and task_kind("codecontests") == "code"
     echo = next(p for p in data.train if "input line" in p.question)
     assert echo.solution == "" and echo.time_limit_s is None  # no Python 3 solution; limit 0 = none given
 
@@ -81,7 +81,7 @@ def test_codecontests_test_selection_and_cap(tmp_path):
                              "task.code.drop_image_problems=false"))
     assert len(data.eval) == 3
     add = next(p for p in data.train if "a + b" in p.question)
-    assert [t.kind for t in add.tests] == ["private"]
+    assert [t.test_set for t in add.tests] == ["private"]
 
 
 def test_codecontests_from_the_hub_layout_in_parquet(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tpt.config import compose
-from tpt.prune import prune
+from tpt.stages.prune import prune
 from tpt.tasks import load_task
 from tpt.verify import code as code_mod
 from tpt.verify.code import CodeVerifier, extract_code, outputs_match, truncate_after_code

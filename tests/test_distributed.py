@@ -11,7 +11,7 @@ from tests.conftest import compose, tiny_overrides
 from tpt import loop
 from tpt.cluster import submitit_parameters
 from tpt.config import ConfigError, validate
-from tpt.distributed import ACCELERATE_CONFIGS, LaunchError, accelerate_command
+from tpt.training.distributed import ACCELERATE_CONFIGS, LaunchError, accelerate_command
 from tpt.prompt import build_messages
 
 
@@ -21,7 +21,7 @@ def test_single_node_fsdp_command(tmp_path):
     assert cmd[cmd.index("--config_file") + 1] == str(ACCELERATE_CONFIGS / "fsdp.yaml")
     assert cmd[cmd.index("--num_processes") + 1] == "4" and cmd[cmd.index("--num_machines") + 1] == "1"
     assert cmd[cmd.index("--fsdp_activation_checkpointing") + 1] == "true"
-    assert cmd[-3:] == ["-m", "tpt.train_worker", str(tmp_path / "job.json")]
+    assert cmd[-3:] == ["-m", "tpt.training.worker", str(tmp_path / "job.json")]
     assert "--mixed_precision" not in cmd  # bf16 from the config on GPUs
 
 
@@ -47,7 +47,7 @@ def test_multi_node_outside_an_allocation_is_refused(tmp_path):
     ("llama3_3_70b_instruct", "fsdp", 8, 2, True, 8, 1e-5, True),
 ])
 def test_model_presets_carry_the_paper_settings(preset, strategy, procs, nodes, ckpt, tp, lr, system_role):
-    cfg = compose([f"model={preset}", "task=gsm8k", "think=vllm", "cluster=slurm"])
+    cfg = compose([f"model={preset}", "task=gsm8k", "backend=vllm", "cluster=slurm"])
     validate(cfg)
     t = cfg.train
     assert (t.strategy, t.processes_per_node, t.nodes, t.gradient_checkpointing) == (strategy, procs, nodes, ckpt)
@@ -63,7 +63,7 @@ def test_impossible_training_layouts_are_rejected():
     with pytest.raises(ConfigError, match="needs >= 1 process per node"):
         validate(compose(["model.train_strategy=fsdp"]))  # the CPU default has gpus: 0
     with pytest.raises(ConfigError, match="tensor_parallel_size = 8 needs at least as many GPUs"):
-        validate(compose(["model=llama3_3_70b_instruct", "think=vllm", "cluster=slurm", "cluster.gpus=4"]))
+        validate(compose(["model=llama3_3_70b_instruct", "backend=vllm", "cluster=slurm", "cluster.gpus=4"]))
 
 
 GEMMA_LIKE_TEMPLATE = (
@@ -84,7 +84,8 @@ def test_gemma_presets_fold_the_system_prompt_into_the_first_user_turn(tiny_mode
     from tpt.tasks import load_task
 
     example = load_task(shot.task).few_shot[0]
-    folded = build_messages("Q?", "Solve.", [example], cfg.task.system_prompt, cfg.model.system_role)
+    folded = build_messages("Q?", "Solve.", [(example.question, example.solution)], cfg.task.system_prompt,
+                            cfg.model.system_role)
     assert [m["role"] for m in folded] == ["user", "assistant", "user"]
     assert folded[0]["content"].startswith("Be brief.\n\nSolve.")
     text = tok.apply_chat_template(folded, tokenize=False, add_generation_prompt=True)

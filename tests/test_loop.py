@@ -5,6 +5,7 @@ import pytest
 
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
+from tpt.stages import prune, train
 from tpt.config import ConfigError
 
 
@@ -33,11 +34,11 @@ def test_two_rounds_write_every_stage(tiny_model_dir, tmp_path, capsys):
 
 
 def test_rerun_after_think_resumes_without_redoing_it(tiny_model_dir, tmp_path, monkeypatch):
-    def interrupted(self, i):
+    def interrupted(cell, i, out):
         raise KeyboardInterrupt("stopped after think")
 
     with monkeypatch.context() as m:
-        m.setattr(loop.Cell, "prune", interrupted)
+        m.setattr(prune, "run", interrupted)
         with pytest.raises(KeyboardInterrupt):
             run(tiny_model_dir, tmp_path, "pruning=none")
     think_file = tmp_path / "round_1" / "think" / "samples.jsonl"
@@ -52,12 +53,10 @@ def test_rerun_after_think_resumes_without_redoing_it(tiny_model_dir, tmp_path, 
 
 
 def test_interrupted_stage_leaves_no_published_output(tiny_model_dir, tmp_path, monkeypatch):
-    import tpt.loop as L
-
     def crash(*a, **k):
         raise RuntimeError("died while training")
 
-    monkeypatch.setattr(L, "sft", crash)
+    monkeypatch.setattr(train, "sft", crash)
     with pytest.raises(RuntimeError):
         run(tiny_model_dir, tmp_path, "pruning=none")
     assert not (tmp_path / "round_1" / "train").exists()  # only the .partial folder, restarted next time

@@ -1,6 +1,6 @@
 import logging
 
-from tpt.prune import prune
+from tpt.stages.prune import prune
 
 
 def samples(spec):

@@ -3,7 +3,8 @@ import re
 import shlex
 
 import pytest
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+import itertools
+
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tests.conftest import ROOT, compose
@@ -14,9 +15,12 @@ COMMANDS = [(path.name, line) for path in sorted((ROOT / "sweeps").glob("*.md"))
 
 
 def cells(command: str):
+    """The cells a multirun of `command` runs: the product of its sweep overrides (Hydra's public parser)."""
     args = shlex.split(command)[3:]  # after `python launch.py -m`
     overrides = OverridesParser.create().parse_overrides(args)
-    return [cell for batch in BasicSweeper.split_arguments(overrides, None) for cell in batch]
+    choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+               else [o.input_line] for o in overrides]
+    return [list(cell) for cell in itertools.product(*choices)]
 
 
 def test_every_sweep_file_has_a_paper_and_a_cpu_command():

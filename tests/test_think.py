@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from tpt.prompt import build_messages
-from tpt.think import Sampling
-from tpt.think.hf import AnswerDoneStop, HFGenerator, left_pad
-from tpt.verify import ANSWER_FORMATS
+from tpt.backends import Sampling
+from tpt.backends.hf import AnswerDoneStop, HFGenerator, left_pad
+from tpt.verify import KINDS
 
 
 def conversations(n):
@@ -40,11 +40,11 @@ def test_left_pad():
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
-@pytest.mark.parametrize("answer_format, texts", [
+@pytest.mark.parametrize("kind, texts", [
     ("math", ["2 + 3 = 5\n#### 5\n", "2 + 3 = 5\n#### 5", "thinking"]),
     ("code", ["Idea.\n```python\nprint(1)\n```", "```python\nprint(1)\n", "```text\nno\n```"]),
 ])
-def test_answer_done_stop_marks_rows_once_the_answer_is_complete(tokenizer_dir, answer_format, texts):
+def test_answer_done_stop_marks_rows_once_the_answer_is_complete(tokenizer_dir, kind, texts):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -53,7 +53,7 @@ def test_answer_done_stop_marks_rows_once_the_answer_is_complete(tokenizer_dir, 
     # Prompts of equal length, completions right-padded: what generate hands the criterion.
     width = max(len(r) for r in rows)
     ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
-    stop = AnswerDoneStop(tok, prompt_len=len(prompt), is_done=ANSWER_FORMATS[answer_format].done)
+    stop = AnswerDoneStop(tok, prompt_len=len(prompt), is_done=KINDS[kind].done)
     assert stop(ids, None).tolist() == [True, False, False]
 
 
@@ -75,6 +75,6 @@ def test_stop_strings_end_and_cut_a_sample():
     assert s.finished("work STOP") and s.finished("#### 4\n") and not s.finished("work")
     assert s.finalize("work STOP and #### 4\nmore") == "work STOP"  # the first stop string wins
     assert s.finalize("a\n#### 4\nmore STOP") == "a\n#### 4"  # an answer line ending earlier still cuts
-    code = Sampling(n=1, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0, answer_format="code")
+    code = Sampling(n=1, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0, kind="code")
     assert code.finalize("```python\nprint(1)\n```\nbye") == "```python\nprint(1)\n```"
     assert not code.finished("#### 4\n")  # a math answer line does not end a code sample

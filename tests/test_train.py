@@ -1,8 +1,9 @@
 import torch
 from safetensors.torch import load_file
 
+from tpt.lineage import base_model
 from tpt.prompt import build_messages
-from tpt.train import build_trainer, sft, to_conversations
+from tpt.training.sft import build_trainer, sft, to_conversations
 
 RECORDS = [{"question": f"What is {i} + 1?", "completion": f"{i} + 1 = {i + 1}.\n#### {i + 1}"} for i in range(4)]
 
@@ -18,7 +19,7 @@ def test_records_become_prompt_completion_conversations():
 
 
 def test_loss_is_on_the_completion_only(tiny_model_dir, tmp_path, train_cfg):
-    trainer = build_trainer(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path, train_cfg, lr=1e-3)
+    trainer = build_trainer(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path, train_cfg)
     row = trainer.train_dataset[0]
     trained = [label != -100 for label in row["labels"]]
     assert 0 < sum(trained) < len(trained)  # prompt tokens masked out (-100), completion tokens trained
@@ -28,7 +29,7 @@ def test_loss_is_on_the_completion_only(tiny_model_dir, tmp_path, train_cfg):
 
 
 def test_sft_updates_and_saves_a_loadable_model(tiny_model_dir, tmp_path, train_cfg):
-    result = sft(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path / "m", train_cfg, lr=1e-3)
+    result = sft(base_model("tiny", str(tiny_model_dir), None), to_conversations(RECORDS, prompt), tmp_path / "m", train_cfg)
     assert result["examples"] == 4 and result["steps"] == 2
     before = load_file(tiny_model_dir / "model.safetensors")
     after = load_file(tmp_path / "m" / "model.safetensors")
@@ -41,8 +42,8 @@ def test_sft_updates_and_saves_a_loadable_model(tiny_model_dir, tmp_path, train_
 
 
 def test_warmup_rounds_down_so_short_runs_still_train(tiny_model_dir, tmp_path, train_cfg):
-    from tpt.train import optimizer_steps
+    from tpt.training.sft import optimizer_steps
 
     assert optimizer_steps(4, train_cfg) == 2 and optimizer_steps(5, train_cfg) == 3
-    trainer = build_trainer(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path, train_cfg, lr=1e-3)
+    trainer = build_trainer(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path, train_cfg)
     assert trainer.args.get_warmup_steps(2) == 0  # 10% of 2 steps: no warmup step at lr 0

@@ -1,4 +1,4 @@
-"""think=vllm on CPU: the request/response mapping against a fake `vllm` module (tests/fake_vllm),
+"""backend=vllm on CPU: the request/response mapping against a fake `vllm` module (tests/fake_vllm),
 which runs in the same spawned child process the real engine would. What needs a GPU (the real
 engine, tensor parallelism, memory release) is exercised by scripts/gpu_smoke.sh."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import compose, tiny_overrides
 from tpt import loop
 from tpt.prompt import build_messages
-from tpt.think import BackendUnavailable, Sampling, check_backend, make_generator
-from tpt.think import vllm as vllm_backend
+from tpt.backends import BackendUnavailable, Sampling, check_backend, make_generator
+from tpt.backends import vllm as vllm_backend
 
 FAKE = Path(__file__).parent / "fake_vllm"
 
@@ -27,7 +27,7 @@ def fake_vllm(monkeypatch, tmp_path):
 
 
 def test_sampling_maps_to_vllm_parameters():
-    s = Sampling(n=10, temperature=0.8, top_p=0.95, max_new_tokens=512, seed=3, answer_format="code",
+    s = Sampling(n=10, temperature=0.8, top_p=0.95, max_new_tokens=512, seed=3, kind="code",
                  stop=("</answer>",))
     kw = vllm_backend.sampling_kwargs(s, prompt_index=2)
     assert kw == {"n": 10, "temperature": 0.8, "top_p": 0.95, "max_tokens": 512, "seed": 3 * 1_000_003 + 2,
@@ -36,7 +36,7 @@ def test_sampling_maps_to_vllm_parameters():
 
 @pytest.mark.parametrize("preset, tp", [("llama3_3_70b_instruct", 8), ("gemma2_9b_it", 1), ("gemma2_2b_it", 1)])
 def test_engine_takes_tensor_parallel_size_from_the_model_preset(preset, tp):
-    cfg = compose([f"model={preset}", "think=vllm", "task=gsm8k"])
+    cfg = compose([f"model={preset}", "backend=vllm", "task=gsm8k"])
     assert cfg.model.tensor_parallel_size == tp
     kw = vllm_backend.engine_kwargs(cfg.model.id, dtype=cfg.model.dtype, revision=None, tensor_parallel_size=tp,
                                     seed=0, gpu_memory_utilization=0.9, max_model_len=None, enforce_eager=False)
@@ -44,8 +44,9 @@ def test_engine_takes_tensor_parallel_size_from_the_model_preset(preset, tp):
 
 
 def test_generate_runs_the_engine_in_a_spawned_process(fake_vllm, tiny_model_dir):
-    gen = make_generator("vllm", str(tiny_model_dir), tensor_parallel_size=2,
-                         vllm_options={"gpu_memory_utilization": 0.5, "max_model_len": 2048, "enforce_eager": True})
+    cfg = compose(["backend=vllm", "model.tensor_parallel_size=2", "backend.gpu_memory_utilization=0.5",
+                   "backend.max_model_len=2048", "backend.enforce_eager=true"])
+    gen = make_generator(cfg, str(tiny_model_dir), None, batch_size=32)
     convs = [build_messages(f"What is {i} + 1?", "Solve it.") for i in range(3)]
     out = gen.generate(convs, Sampling(n=4, temperature=0.7, top_p=1.0, max_new_tokens=64, seed=1))
     calls = fake_vllm()
@@ -70,7 +71,7 @@ def test_generate_runs_the_engine_in_a_spawned_process(fake_vllm, tiny_model_dir
 
 def test_a_wrong_number_of_samples_fails_the_call(fake_vllm, tiny_model_dir, monkeypatch):
     monkeypatch.setenv("TPT_FAKE_VLLM_SHORT", "1")
-    gen = make_generator("vllm", str(tiny_model_dir))
+    gen = make_generator(compose(["backend=vllm"]), str(tiny_model_dir), None, batch_size=32)
     with pytest.raises(RuntimeError, match="vLLM returned 1 samples for prompt 0, expected n=2"):
         gen.generate([build_messages("Q?", "Solve it.")], Sampling(n=2, temperature=0.7, top_p=1.0,
                                                                   max_new_tokens=8, seed=0))
@@ -94,7 +95,7 @@ def test_vllm_is_refused_before_compute_where_it_cannot_run(monkeypatch, fake_vl
 def test_a_whole_round_with_think_vllm(fake_vllm, tiny_model_dir, tmp_path, monkeypatch):
     """Think and eval through the (fake) engine, pruning and training on its samples."""
     monkeypatch.setattr(loop, "check_backend", lambda backend: None)  # no GPU here: the fake stands in
-    cfg = compose(tiny_overrides(tiny_model_dir) + ["think=vllm", "pruning=none", "rounds=1"])
+    cfg = compose(tiny_overrides(tiny_model_dir) + ["backend=vllm", "pruning=none", "rounds=1"])
     rows = loop.run(cfg, tmp_path)
     calls = fake_vllm()
     assert len(calls) == 3  # eval 0, think 1, eval 1

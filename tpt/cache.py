@@ -1,12 +1,6 @@
-"""A content-addressed cache of generations, shared by every cell and sweep on a machine.
-
-Cells of a sweep often ask for the very same generations: the baseline evaluation, and round 1's
-samples of the same base model. The key covers everything that decides the samples: the model's
-identity (a fingerprint of its files, or for a fine-tuned model its lineage: parent, training data
-and training config), the rendered conversations, the sampling parameters and seed, and the
-generator settings that change the random stream (backend, batch size). A file lock per key makes
-concurrent askers safe: one computes, the others wait and then read its entry.
-"""
+"""A content-addressed cache of generations, shared by every cell and sweep on a machine: the key
+covers everything that decides the samples (docs/design.md, "The generation cache"); a file lock
+per key lets concurrent cells share an entry."""
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +13,7 @@ from typing import Callable, List, Optional
 from filelock import FileLock
 
 from tpt.io import write_text_atomic
-from tpt.think.base import Completion, Sampling
+from tpt.backends.base import Completion, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +60,9 @@ def model_fingerprint(model_id: str, resolved: str, revision: Optional[str]) -> 
     return digest({"files": parts})
 
 
-def lineage(parent: str, train_data: Path, train_cfg: dict, lr: float) -> str:
+def lineage(parent: str, train_data: Path, train_cfg: dict) -> str:
     """Identity of a fine-tuned model: what it was trained from, on, and how."""
-    return digest({"parent": parent, "data": file_digest(train_data), "train": train_cfg, "lr": lr})
+    return digest({"parent": parent, "data": file_digest(train_data), "train": train_cfg})
 
 
 class GenerationCache:
@@ -77,8 +71,10 @@ class GenerationCache:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def key(self, model_identity: str, conversations, sampling: Sampling, generator: dict) -> str:
+        fields = asdict(sampling)
+        fields["answer_format"] = fields.pop("kind")  # the name it had when the keys were first written
         return digest({"model": model_identity, "conversations": conversations,
-                       "sampling": asdict(sampling), "generator": generator})
+                       "sampling": fields, "generator": generator})
 
     def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
                        desc: str = "generate") -> List[List[Completion]]:

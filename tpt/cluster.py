@@ -1,18 +1,6 @@
-"""`cluster=slurm`: what the SLURM launcher needs (the launcher class itself lives in
-hydra_plugins/tpt_slurm_launcher, where Hydra discovers launchers).
-
-It builds on hydra-submitit-launcher's SlurmLauncher and adds what a sweep of tpt cells needs:
-
-- resources per cell, from each cell's own config (`cluster.gpus/cpus/mem_gb/timeout_min`, which
-  default to the model preset's), so `model=gemma2_2b_it,gemma2_9b_it` asks for 1 and 4 GPUs; cells
-  with equal resources share one job array;
-- checks before anything is queued: sbatch on PATH, the partition exists, every cell's config valid;
-- a snapshot of the code (tracked and untracked-not-ignored files) taken at submit time: jobs run
-  in it and compose their config from it, so editing the checkout changes no queued or requeued job;
-- requeue on preemption (`--requeue`, SLURM restarts the job; finished stages are skipped) and on
-  timeout (submitit's checkpoint, up to `cluster.max_requeues` times);
-- it waits for every job, then names each failed cell with its job id, state and log file.
-"""
+"""`cluster=slurm`: checks before submitting, the code snapshot, per-cell job parameters and failure
+reports (docs/design.md, "Clusters"). The launcher class itself lives in
+hydra_plugins/tpt_slurm_launcher, where Hydra discovers launchers."""
 from __future__ import annotations
 
 import hashlib

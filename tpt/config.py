@@ -1,12 +1,12 @@
-"""Structured configs: the schema every YAML file in conf/ is merged into.
+"""The config schema (dataclasses in Hydra's ConfigStore) and the value checks that need more than a type.
 
-Registered in Hydra's ConfigStore as `tpt_schema`; conf/config.yaml lists it first in its
-defaults, so an unknown key or a value of the wrong type fails at compose time with Hydra's
-message naming the key. Checks that need more than a type (a positive data size, k <= n)
-live in `validate`, which the loop calls before any compute.
+conf/config.yaml lists `tpt_schema` first, so a misspelt key or a wrong type fails at compose time
+with Hydra's message. The schema's defaults are the paper's GSM8K setting; YAML files under conf/
+hold only what differs from them. `validate` rejects impossible values before any compute.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -28,7 +28,7 @@ class ModelConfig:
     lr: float = MISSING  # the paper's fine-tuning learning rate for this family
     # Gemma's chat template has no system role: the system prompt is folded into the first user turn.
     system_role: bool = True
-    dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on GPU
+    dtype: str = "auto"  # generation precision; auto: float32 on CPU, bfloat16 on GPU
     tensor_parallel_size: int = 1
     # How training runs: single (one process) | ddp | fsdp (accelerate launch over gpus x nodes).
     train_strategy: str = "single"
@@ -58,7 +58,7 @@ class ArithConfig:
 
 @dataclass
 class CodeConfig:
-    """Code tasks (codecontests, leetcode): which tests judge a program, and the sandbox's limits."""
+    """Code tasks: which tests judge a program, and the sandbox's limits."""
 
     tests: List[str] = field(default_factory=lambda: ["public", "private", "generated"])  # run in this order
     max_tests: Optional[int] = None  # cap per problem; null = all of the selected tests
@@ -75,14 +75,14 @@ class CodeConfig:
 
 @dataclass
 class TaskConfig:
-    name: str = MISSING  # arith | gsm8k | codecontests | leetcode
-    path: Optional[str] = None  # local folder with train.jsonl and test.jsonl
+    name: str = MISSING  # a key of tpt.tasks.TASKS
+    path: Optional[str] = None  # local folder with the task's files (instead of the hub)
     hub_id: Optional[str] = None
     hub_config: Optional[str] = None
     eval_questions: int = 500  # fixed eval subset (paper: 500 GSM8K test questions)
     eval_seed: int = 0
     train_questions: Optional[int] = None  # cap on the train questions used per round; null = all
-    few_shot: int = 1  # worked examples from the train split shown in the prompt
+    few_shot: int = 0  # worked examples from the train split shown in the prompt
     instruction: str = (
         "Solve the problem step by step. Write each step on its own line, "
         "then end with a final line of the form '#### <number>'."
@@ -94,30 +94,42 @@ class TaskConfig:
 
 @dataclass
 class DataConfig:
-    size: int = 64  # examples kept for fine-tuning each round
+    size: int = 2000  # examples kept for fine-tuning each round (paper: 2,000 on GSM8K)
     seed: int = 0
     accumulate: bool = False  # paper default: each round replaces the data
 
 
 @dataclass
 class PruningConfig:
-    # gt: keep ground-truth-correct samples (code: passes every test); soft (code only): passes at
-    # least one test; none: keep all
-    strategy: str = "gt"
+    strategy: str = MISSING  # a key of tpt.stages.prune.STRATEGIES (conf/pruning/ sets it)
 
 
 @dataclass
-class ThinkConfig:
-    """Generation (the backend serves think and eval) and the Think stage's sampling."""
+class SamplingConfig:
+    """How one stage samples: think (paper: 10 samples at T=0.8) or eval."""
 
-    backend: str = "hf"  # hf: transformers generate (CPU, one GPU) | vllm: vLLM engine (GPU, tensor parallel)
-    batch_size: int = 32  # hf: sequences per generate call (vLLM batches continuously)
-    n: int = 10  # samples per train question (paper: 10)
+    n: int = 10  # samples per question
     temperature: float = 0.8
     top_p: float = 1.0
     max_new_tokens: int = 512
     seed: int = 0
     stop: List[str] = field(default_factory=list)  # extra stop strings (answers also end at `#### N` / a code block)
+    batch_size: int = 32  # backend=hf: sequences per generate call (vLLM batches continuously)
+
+
+@dataclass
+class EvalConfig(SamplingConfig):
+    n: int = 20
+    temperature: float = 0.7
+    seed: int = 1
+    k: List[int] = field(default_factory=lambda: [1, 20])  # Pass@k and Correct@k for each k
+
+
+@dataclass
+class BackendConfig:
+    """The generation engine that serves think and eval (tpt.backends.BACKENDS)."""
+
+    name: str = MISSING  # a key of tpt.backends.BACKENDS (conf/backend/ sets it)
     # vllm only: share of GPU memory for weights + KV cache, context length cap, no CUDA graphs
     gpu_memory_utilization: float = 0.9
     max_model_len: Optional[int] = None
@@ -126,7 +138,7 @@ class ThinkConfig:
 
 @dataclass
 class TrainConfig:
-    lr: Optional[float] = None  # null: the model preset's lr
+    lr: float = II("model.lr")  # the model preset's (the paper's) unless set
     epochs: float = 1.0
     batch_size: int = 8  # per device
     grad_accum: int = 1
@@ -137,20 +149,9 @@ class TrainConfig:
     gradient_checkpointing: bool = II("model.gradient_checkpointing")
     seed: int = 0
     logging_steps: int = 1
-    strategy: str = II("model.train_strategy")  # single | ddp | fsdp (tpt/train.py)
+    strategy: str = II("model.train_strategy")  # a key of tpt.training.STRATEGIES
     processes_per_node: int = II("cluster.gpus")  # ddp / fsdp: one process per GPU
     nodes: int = II("cluster.nodes")
-
-
-@dataclass
-class EvalConfig:
-    n: int = 20  # samples per eval question
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_new_tokens: int = 512
-    k: List[int] = field(default_factory=lambda: [1, 20])
-    seed: int = 1
-    stop: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -165,7 +166,7 @@ class LoggerConfig:
 class SourceConfig:
     """Where each round's training data comes from (the paper's ablations)."""
 
-    kind: str = "self"  # self: M_{i-1} | distill: a fixed teacher | human: the dataset's solutions | mixed
+    kind: str = MISSING  # a key of tpt.stages.think.SOURCES (conf/source/ sets it)
     teacher: Optional[str] = None  # distill: the teacher's id (hub id, local directory, embedded:...)
     teacher_revision: Optional[str] = None
     human_size: int = 0  # mixed: how many of data.size examples are human solutions (rest: self)
@@ -180,8 +181,7 @@ class CacheConfig:
 
 @dataclass
 class ClusterConfig:
-    """Where cells run. local: in this process, one after another (Hydra's basic launcher).
-    slurm: one SLURM job per cell through submitit (conf/cluster/slurm.yaml, tpt/cluster.py)."""
+    """Where cells run: `local` (in this process) or `slurm` (one job per cell, tpt/cluster.py)."""
 
     backend: str = "local"
     partition: Optional[str] = None
@@ -203,13 +203,14 @@ class ClusterConfig:
 @dataclass
 class Config:
     name: str = "tpt"  # experiment name: runs land in outputs/<name>/<overrides>
-    rounds: int = 1
+    rounds: int = 4
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     pruning: PruningConfig = field(default_factory=PruningConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
-    think: ThinkConfig = field(default_factory=ThinkConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    think: SamplingConfig = field(default_factory=SamplingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -217,57 +218,86 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
-TASKS = ("arith", "gsm8k", "codecontests", "leetcode")
-CODE_TASKS = ("codecontests", "leetcode")
-CODE_TEST_SETS = ("public", "private", "generated")  # CodeContests' three sets, in the order they run
-PRUNING = ("gt", "soft", "none")
-BACKENDS = ("hf", "vllm")
+# Keys (and everything under them) that do not change what a cell computes: they stay out of the
+# cell's directory name and out of its pinned config, so a cell resumes under other values of them.
+RERUN_FREE_KEYS = ("name", "rounds", "logger", "cache", "cluster", "task.code.workers")
 LOGGERS = ("none", "wandb")
-TRAIN_STRATEGIES = ("single", "ddp", "fsdp")
-SOURCES = ("self", "distill", "human", "mixed")
 CLUSTERS = ("local", "slurm")
+
+
+def rerun_free(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in RERUN_FREE_KEYS)
+
+
+MAX_CELL_NAME = 200  # file names stop at 255 bytes; longer names keep a prefix and a hash of the whole
+
+
+def cell_name(task_overrides: Sequence[str]) -> str:
+    """A cell's directory: its overrides (sorted, as Hydra's override_dirname) without the rerun-free
+    keys, '/' in values made flat; 'default' without any."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(task_overrides))
+    lines = sorted(o.input_line for o in parsed if not rerun_free(o.key_or_group))
+    name = ",".join(lines).replace("/", "_") or "default"
+    if len(name.encode()) > MAX_CELL_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = name.encode()[: MAX_CELL_NAME - 13].decode(errors="ignore") + "-" + digest
+    return name
+
+
+def pinned(cfg: DictConfig) -> dict:
+    """What a run directory is bound to: the resolved config without the rerun-free keys."""
+    out = OmegaConf.to_container(cfg, resolve=True)
+    for key in RERUN_FREE_KEYS:
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return out
 
 
 def register() -> None:
     ConfigStore.instance().store(name="tpt_schema", node=Config)
-
-
-def _cell_name(override_dirname: str) -> str:
-    """The run directory of a cell: its overrides ('/' in values made flat), or 'default'."""
-    return override_dirname.replace("/", "_") or "default"
-
-
-def register_resolvers() -> None:
     if not OmegaConf.has_resolver("tpt_cell"):
-        OmegaConf.register_new_resolver("tpt_cell", _cell_name)
+        OmegaConf.register_new_resolver("tpt_cell", cell_name)
 
 
 def validate(cfg: DictConfig | Config) -> None:
     """Reject impossible values before any compute, naming the key."""
+    from tpt.backends import BACKENDS
+    from tpt.stages.prune import STRATEGIES
+    from tpt.stages.think import SOURCES
+    from tpt.tasks import TASKS
+    from tpt.training import TRAIN_STRATEGIES
 
     def need(ok: bool, key: str, why: str) -> None:
         if not ok:
             raise ConfigError(f"invalid config: {key} {why}")
 
+    def one_of(value, known, key: str) -> None:
+        need(value in known, key, f"must be one of {tuple(known)} (got {value!r})")
+
     need(cfg.rounds >= 1, "rounds", f"must be >= 1 (got {cfg.rounds})")
     need(cfg.data.size >= 1, "data.size", f"must be a positive number of examples (got {cfg.data.size})")
-    need(cfg.task.name in TASKS, "task.name", f"must be one of {TASKS} (got {cfg.task.name!r})")
-    need(cfg.pruning.strategy in PRUNING, "pruning.strategy", f"must be one of {PRUNING} (got {cfg.pruning.strategy!r})")
-    need(cfg.pruning.strategy != "soft" or cfg.task.name in CODE_TASKS, "pruning.strategy",
-         f"soft keeps programs that pass at least one test: it needs a code task {CODE_TASKS} "
-         f"(got task {cfg.task.name!r})")
-    if cfg.task.name in CODE_TASKS:
+    one_of(cfg.task.name, TASKS, "task.name")
+    kind = TASKS[cfg.task.name].kind
+    one_of(cfg.pruning.strategy, STRATEGIES, "pruning.strategy")
+    strategy = STRATEGIES[cfg.pruning.strategy]
+    need(kind in strategy.kinds, "pruning.strategy", f"{strategy.needs} (got task {cfg.task.name!r}, a {kind} task)")
+    if kind == "code":
         _validate_code(cfg.task.code, need)
     src = cfg.source
-    need(src.kind in SOURCES, "source.kind", f"must be one of {SOURCES} (got {src.kind!r})")
+    one_of(src.kind, SOURCES, "source.kind")
     need(src.kind != "distill" or bool(src.teacher), "source.teacher",
          "is required with source=distill (a hub id, local directory or embedded:<name>)")
     need(src.kind != "mixed" or 0 < src.human_size < cfg.data.size, "source.human_size",
          f"must lie between 0 and data.size={cfg.data.size} (exclusive) with source=mixed (got {src.human_size})")
-    need(cfg.think.backend in BACKENDS, "think.backend", f"must be one of {BACKENDS} (got {cfg.think.backend!r})")
-    need(cfg.logger.backend in LOGGERS, "logger.backend", f"must be one of {LOGGERS} (got {cfg.logger.backend!r})")
+    one_of(cfg.backend.name, BACKENDS, "backend.name")
+    one_of(cfg.logger.backend, LOGGERS, "logger.backend")
     c = cfg.cluster
-    need(c.backend in CLUSTERS, "cluster.backend", f"must be one of {CLUSTERS} (got {c.backend!r})")
+    one_of(c.backend, CLUSTERS, "cluster.backend")
     for key in ("cpus", "mem_gb", "timeout_min", "array_parallelism"):
         need(getattr(c, key) >= 1, f"cluster.{key}", f"must be >= 1 (got {getattr(c, key)})")
     need(c.nodes >= 1, "cluster.nodes", f"must be >= 1 (got {c.nodes})")
@@ -282,34 +312,35 @@ def validate(cfg: DictConfig | Config) -> None:
         need(s.temperature >= 0, f"{stage}.temperature", f"must be >= 0 (got {s.temperature})")
         need(0 < s.top_p <= 1, f"{stage}.top_p", f"must be in (0, 1] (got {s.top_p})")
         need(s.max_new_tokens >= 1, f"{stage}.max_new_tokens", f"must be >= 1 (got {s.max_new_tokens})")
-    need(cfg.think.batch_size >= 1, "think.batch_size", f"must be >= 1 (got {cfg.think.batch_size})")
-    need(0 < cfg.think.gpu_memory_utilization <= 1, "think.gpu_memory_utilization",
-         f"must be in (0, 1] (got {cfg.think.gpu_memory_utilization})")
+        need(s.batch_size >= 1, f"{stage}.batch_size", f"must be >= 1 (got {s.batch_size})")
+    need(0 < cfg.backend.gpu_memory_utilization <= 1, "backend.gpu_memory_utilization",
+         f"must be in (0, 1] (got {cfg.backend.gpu_memory_utilization})")
     tp = cfg.model.tensor_parallel_size
     need(tp >= 1, "model.tensor_parallel_size", f"must be >= 1 (got {tp})")
-    on_slurm_with_vllm = cfg.think.backend == "vllm" and cfg.cluster.backend == "slurm"
-    need(not on_slurm_with_vllm or tp <= cfg.cluster.gpus, "model.tensor_parallel_size",
+    sharded_on_slurm = BACKENDS[cfg.backend.name].sharded and cfg.cluster.backend == "slurm"
+    need(not sharded_on_slurm or tp <= cfg.cluster.gpus, "model.tensor_parallel_size",
          f"= {tp} needs at least as many GPUs per cell (cluster.gpus = {cfg.cluster.gpus})")
     ks = list(cfg.eval.k)
     need(len(ks) >= 1, "eval.k", "must list at least one k")
     need(all(1 <= k <= cfg.eval.n for k in ks), "eval.k", f"values must lie in 1..eval.n={cfg.eval.n} (got {ks})")
-    lr = cfg.train.lr if cfg.train.lr is not None else cfg.model.lr
-    need(lr > 0, "train.lr", f"must be > 0 (got {lr})")
-    need(cfg.train.epochs > 0, "train.epochs", f"must be > 0 (got {cfg.train.epochs})")
-    need(cfg.train.batch_size >= 1, "train.batch_size", f"must be >= 1 (got {cfg.train.batch_size})")
     t = cfg.train
-    need(t.strategy in TRAIN_STRATEGIES, "train.strategy", f"must be one of {TRAIN_STRATEGIES} (got {t.strategy!r})")
+    need(t.lr > 0, "train.lr", f"must be > 0 (got {t.lr})")
+    need(t.epochs > 0, "train.epochs", f"must be > 0 (got {t.epochs})")
+    need(t.batch_size >= 1, "train.batch_size", f"must be >= 1 (got {t.batch_size})")
+    one_of(t.strategy, TRAIN_STRATEGIES, "train.strategy")
     need(t.strategy == "single" or (t.processes_per_node >= 1 and t.nodes >= 1), "train.processes_per_node",
          f"train.strategy={t.strategy} needs >= 1 process per node on >= 1 node (got {t.processes_per_node} x "
          f"{t.nodes}; a preset's gpus and nodes set them)")
     need(t.strategy != "single" or t.nodes == 1, "train.nodes", "> 1 needs train.strategy=ddp or fsdp")
-    need(0 <= cfg.train.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1) (got {cfg.train.warmup_ratio})")
+    need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1) (got {t.warmup_ratio})")
     a = cfg.task.arith
     need(1 <= a.min_steps <= a.max_steps, "task.arith", f"needs 1 <= min_steps <= max_steps (got {a.min_steps}, {a.max_steps})")
     need(a.start_min <= a.start_max and a.operand_min <= a.operand_max, "task.arith", "needs min <= max for start and operand ranges")
 
 
 def _validate_code(code, need) -> None:
+    from tpt.tasks.base import CODE_TEST_SETS
+
     need(len(code.tests) >= 1 and set(code.tests) <= set(CODE_TEST_SETS), "task.code.tests",
          f"must list some of {CODE_TEST_SETS} (got {list(code.tests)})")
     need(code.max_tests is None or code.max_tests >= 1, "task.code.max_tests", f"must be >= 1 or null (got {code.max_tests})")
@@ -332,7 +363,6 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
 
     register()
-    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))

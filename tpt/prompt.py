@@ -1,12 +1,11 @@
-"""The chain-of-thought prompt as chat messages, shared by think, train and eval.
-
-Think and train must see the very same prompt, so both build it here from the question alone.
-"""
+"""The chain-of-thought prompt as chat messages, shared by think, train and eval: the model must be
+trained on the very prompt it thinks and is evaluated with, so all three build it here."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
-from tpt.tasks.base import Problem, reference_text
+from tpt.tasks import reference_text, task_kind
+from tpt.tasks.base import Problem
 
 Message = Dict[str, str]
 
@@ -18,19 +17,17 @@ def user_turn(instruction: str, question: str) -> str:
 def build_messages(
     question: str,
     instruction: str,
-    few_shot: Sequence[Problem] = (),
+    few_shot: Sequence[Tuple[str, str]] = (),
     system_prompt: str | None = None,
     system_role: bool = True,
 ) -> List[Message]:
-    """System prompt (optional), worked examples as earlier turns, then the question.
-
-    Models whose template has no system role (Gemma) get the system prompt folded into the first
-    user turn instead.
-    """
+    """System prompt (optional), worked examples (question, solution) as earlier turns, then the
+    question. Models whose template has no system role (Gemma) get the system prompt folded into
+    the first user turn instead."""
     turns: List[Message] = []
-    for shot in few_shot:
-        turns.append({"role": "user", "content": user_turn(instruction, shot.question)})
-        turns.append({"role": "assistant", "content": reference_text(shot)})
+    for shot_question, shot_solution in few_shot:
+        turns.append({"role": "user", "content": user_turn(instruction, shot_question)})
+        turns.append({"role": "assistant", "content": shot_solution})
     turns.append({"role": "user", "content": user_turn(instruction, question)})
     if system_prompt:
         if system_role:
@@ -44,9 +41,10 @@ class PromptBuilder:
     """Binds the task's prompt settings once; call with a question."""
 
     def __init__(self, task_cfg, few_shot: Sequence[Problem], system_role: bool):
+        kind = task_kind(task_cfg.name)
         self.instruction = task_cfg.instruction
         self.system_prompt = task_cfg.system_prompt
-        self.few_shot = list(few_shot)
+        self.few_shot = [(p.question, reference_text(p, kind)) for p in few_shot]
         self.system_role = system_role
 
     def __call__(self, question: str) -> List[Message]:

@@ -3,10 +3,8 @@
     python -m tpt.report outputs/            # every cell below it
     python -m tpt.report outputs/my_sweep
 
-A cell is a run directory (it holds run_config.yaml, or at least Hydra's .hydra/ folder when it
-failed before starting). Each cell gives one row per round it was asked to run; rounds without
-metrics yet are marked `missing`. Writes report.md, report.csv, pass_by_round.png and
-pass_by_data_size.png into the folder and prints the markdown table.
+Each cell gives one row per round it was asked to run (rounds without metrics yet are `missing`);
+writes report.md, report.csv, pass_by_round.png and pass_by_data_size.png into the folder.
 """
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Tracking: a local metrics.jsonl that is always written, plus W&B when `logger=wandb`.
-
-W&B: one run per cell, grouped by experiment name (the sweep folder), the resolved config as a
-plain dict, one step per round (step = round: every metric, plus a table of sample generations),
-and the last round under `final/` in the summary. It runs offline automatically when no API key is
-configured; the run id is derived from the run directory, so a resumed or requeued cell continues
-its own W&B run.
-"""
+"""Tracking: a local metrics.jsonl that is always written, plus W&B when `logger=wandb` (one run per
+cell, grouped by experiment, step = round; offline without an API key; the run id comes from the
+run directory, so a resumed or requeued cell continues its own run)."""
 from __future__ import annotations
 
 import hashlib

@@ -2,6 +2,8 @@
 
 Hydra only accepts launchers from the hydra_plugins package; the helpers live in tpt/cluster.py,
 whose docstring describes what this launcher adds to hydra-submitit-launcher's SlurmLauncher.
+Each cell's config is composed once, at submit time, and travels with its job: a job (or its
+requeue) never reads the checkout's conf/ again, and runs the code snapshot taken then.
 """
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn
-from hydra.types import HydraContext
+from hydra.core.utils import JobReturn, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+from omegaconf import DictConfig, open_dict
 
 from tpt.cluster import (ClusterError, cell_label, check_partition, check_sbatch, describe_failure, fail,
                          snapshot_code, submission_key, submitit_parameters)
@@ -37,7 +39,8 @@ class SlurmSweepLauncher(SlurmLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         cells = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
-        configs = [self.hydra_context.config_loader.load_sweep_config(self.config, o) for _, o in cells]
+        configs = [self.hydra_context.config_loader.load_sweep_config(self.config, o + [f"hydra.sweep.dir={sweep_dir}"])
+                   for _, o in cells]
         for (idx, overrides), cfg in zip(cells, configs):
             try:
                 validate(cfg)
@@ -49,7 +52,6 @@ class SlurmSweepLauncher(SlurmLauncher):
         code_dir = None
         if configs[0].cluster.snapshot:
             code_dir = snapshot_code(self._code_root(), sweep_dir / ".code")
-            self._compose_from(code_dir)
             log.info("jobs run from a snapshot of the code: %s", code_dir)
 
         # Cells submitted with the same parameters share one job array.
@@ -62,8 +64,7 @@ class SlurmSweepLauncher(SlurmLauncher):
             executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm",
                                              slurm_max_num_timeout=cluster.max_requeues)
             executor.update_parameters(name=f"tpt-{configs[0].name}", **submitit_parameters(cluster, code_dir))
-            params = [(cells[p][1] + [f"hydra.sweep.dir={sweep_dir}"], "hydra.sweep.dir", cells[p][0],
-                       f"job_id_for_{cells[p][0]}", Singleton.get_state()) for p in positions]
+            params = [(configs[p], "hydra.sweep.dir", cells[p][0], Singleton.get_state()) for p in positions]
             try:
                 submitted = executor.map_array(self, *zip(*params))
             except submitit.core.utils.FailedJobError as e:
@@ -73,6 +74,19 @@ class SlurmSweepLauncher(SlurmLauncher):
                 log.info("\t%s : SLURM job %s", cell_label(*cells[p]), job.job_id)
         log.info("%d cell(s) submitted; waiting for them to finish (logs in %s)", len(jobs), sweep_dir / ".submitit")
         return self._wait(jobs, cells)
+
+    def __call__(self, sweep_config: DictConfig, job_dir_key: str, job_num: int, singleton_state) -> JobReturn:
+        """One cell, in its SLURM job: run the config composed at submit time (the parent class would
+        compose it again here, from the checkout's conf/)."""
+        import submitit
+
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        with open_dict(sweep_config.hydra.job) as job:
+            job.id = submitit.JobEnvironment().job_id
+            job.num = job_num
+        return run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
+                       job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
 
     def _wait(self, jobs: List[Any], cells: List[tuple]) -> List[JobReturn]:
         """Every job's result, in cell order; failures are collected, then reported together."""
@@ -93,15 +107,3 @@ class SlurmSweepLauncher(SlurmLauncher):
             if source.provider == "main" and source.schema == "file":
                 return Path(source.path).parent
         raise ClusterError("cannot find the config folder to snapshot; set cluster.snapshot=false")
-
-    def _compose_from(self, code_dir: Path) -> None:
-        """Make jobs read their configs from the snapshot, not the live checkout."""
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
-        root = str(self._code_root())
-        search = self.hydra_context.config_loader.get_search_path()
-        for element in search.get_path():  # file paths are plain ("/repo/conf") or "file:///repo/conf"
-            scheme = "file://" if element.path.startswith("file://") else ""
-            if element.path.startswith(f"{scheme}{root}/"):
-                element.path = f"{scheme}{code_dir}{element.path[len(scheme) + len(root):]}"
-        self.hydra_context = HydraContext(config_loader=ConfigLoaderImpl(search), callbacks=self.hydra_context.callbacks)

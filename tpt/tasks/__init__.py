@@ -1,17 +1,37 @@
-"""Tasks: problems + prompt + verifier. `load_task` returns the fixed train/eval/few-shot split."""
+"""Tasks: the one registry of task names. A task is problems (a loader), a kind (math | code: how
+answers end and how they are judged), and its scale, which lives in conf/task/<name>.yaml."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Tuple
 
 from tpt.tasks import arith, codecontests, gsm8k, leetcode
 from tpt.tasks.base import DataError, Problem, TaskData, reference_text, split_task
 
-_LOADERS = {"arith": arith.load, "gsm8k": gsm8k.load, "codecontests": codecontests.load, "leetcode": leetcode.load}
+
+@dataclass(frozen=True)
+class TaskSpec:
+    load: Callable[..., Tuple[List[Problem], List[Problem]]]  # task config -> (train, test) problems
+    kind: str  # math | code (tpt.verify.KINDS)
+
+
+TASKS = {
+    "arith": TaskSpec(arith.load, "math"),
+    "gsm8k": TaskSpec(gsm8k.load, "math"),
+    "codecontests": TaskSpec(codecontests.load, "code"),
+    "leetcode": TaskSpec(leetcode.load, "code"),
+}
+
+
+def task_kind(name: str) -> str:
+    return TASKS[name].kind
 
 
 def load_task(cfg) -> TaskData:
-    if cfg.name not in _LOADERS:
-        raise DataError(f"unknown task {cfg.name!r}; known: {sorted(_LOADERS)}")
-    train, test = _LOADERS[cfg.name](cfg)
+    if cfg.name not in TASKS:
+        raise DataError(f"unknown task {cfg.name!r}; known: {sorted(TASKS)}")
+    train, test = TASKS[cfg.name].load(cfg)
     return split_task(train, test, cfg)
 
 
-__all__ = ["DataError", "Problem", "TaskData", "load_task", "reference_text"]
+__all__ = ["DataError", "Problem", "TASKS", "TaskData", "TaskSpec", "load_task", "reference_text", "task_kind"]

@@ -1,4 +1,5 @@
-"""What every task provides: problems with a worked reference solution and a gold answer."""
+"""What every task provides: problems with a worked reference solution and a gold answer (math) or
+tests (code), the fixed train / eval / few-shot split, and the readers of local and hub files."""
 from __future__ import annotations
 
 import json
@@ -15,12 +16,15 @@ class DataError(ValueError):
     """A malformed problem file or row; the message names the file (or hub split) and line."""
 
 
+CODE_TEST_SETS = ("public", "private", "generated")  # CodeContests' three sets, in the order they run
+
+
 @dataclass(frozen=True)
 class TestCase:
     __test__ = False  # not a pytest class
     input: str  # the program's stdin
     output: str  # expected stdout
-    kind: str = "public"  # public | private | generated (CodeContests' three sets)
+    test_set: str = "public"  # one of CODE_TEST_SETS
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,6 @@ class Problem:
     question: str
     solution: str  # math: a worked solution ending in `#### N`; code: a ```python block ("" if none)
     answer: str = ""  # math: the normalised gold number
-    kind: str = "math"  # math | code
     tests: Tuple[TestCase, ...] = ()  # code: run in this order
     time_limit_s: Optional[float] = None  # code: the problem's own limit, if it has one
     memory_mb: Optional[int] = None
@@ -51,9 +54,9 @@ def strip_calculator_annotations(solution: str) -> str:
     return _CALCULATOR.sub("", solution)
 
 
-def reference_text(problem: Problem, keep_annotations: bool = False) -> str:
-    """A problem's human solution as a completion (few-shot turns, `source=human`)."""
-    if problem.kind == "math" and not keep_annotations:
+def reference_text(problem: Problem, kind: str, keep_annotations: bool = False) -> str:
+    """A problem's human solution as a completion (few-shot turns, `source=human`); `kind` is its task's."""
+    if kind == "math" and not keep_annotations:
         return strip_calculator_annotations(problem.solution)
     return problem.solution
 
@@ -75,7 +78,7 @@ def make_code_problem(pid: str, question: object, tests: List[TestCase], where: 
             raise DataError(f"{where}: test inputs and outputs must be strings")
     if time_limit_s is not None and time_limit_s <= 0:
         time_limit_s = None  # CodeContests marks a missing limit with 0
-    return Problem(id=pid, question=question.strip(), solution=fence(solution), kind="code", tests=tuple(tests),
+    return Problem(id=pid, question=question.strip(), solution=fence(solution), tests=tuple(tests),
                    time_limit_s=time_limit_s, memory_mb=memory_mb or None, entry_point=entry_point or None)
 
 

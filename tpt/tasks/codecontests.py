@@ -29,16 +29,16 @@ PYTHON3 = 3  # the `Language` enum of contest_problem.proto
 IMAGE_TAG = "<image>"
 
 
-def read_tests(row: dict, kinds: Iterable[str], where: str, max_tests: int | None) -> List[TestCase]:
+def read_tests(row: dict, test_sets: Iterable[str], where: str, max_tests: int | None) -> List[TestCase]:
     tests: List[TestCase] = []
-    for kind in kinds:
-        block = row.get(f"{kind}_tests") or {}
+    for test_set in test_sets:
+        block = row.get(f"{test_set}_tests") or {}
         if not isinstance(block, dict):
-            raise DataError(f"{where}: field '{kind}_tests' must be an object with 'input' and 'output' lists")
+            raise DataError(f"{where}: field '{test_set}_tests' must be an object with 'input' and 'output' lists")
         inputs, outputs = block.get("input") or [], block.get("output") or []
         if len(inputs) != len(outputs):
-            raise DataError(f"{where}: '{kind}_tests' has {len(inputs)} inputs but {len(outputs)} outputs")
-        tests += [TestCase(i, o, kind) for i, o in zip(inputs, outputs)]
+            raise DataError(f"{where}: '{test_set}_tests' has {len(inputs)} inputs but {len(outputs)} outputs")
+        tests += [TestCase(i, o, test_set) for i, o in zip(inputs, outputs)]
     return tests[:max_tests] if max_tests else tests
 
 

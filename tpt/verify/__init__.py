@@ -1,34 +1,28 @@
-"""Verifiers: decide whether a completion is correct against the ground truth.
+"""Verifiers: whether a completion is correct against the ground truth, per task kind.
 
-Each task kind has an answer format (when generation may stop, and where a completion is cut)
-and a verifier returning one verdict dict per completion with at least `pred`, `correct`,
-`lenient_pred` and `lenient_correct`:
-- math (`verify.math`): the strict `#### N` answer, plus a lenient last-number check;
-- code (`verify.code`): the first python block, run on the problem's tests in the sandbox.
+Each kind (`KINDS`) has an answer format — when generation may stop, and where a completion is
+cut — and a verifier returning one verdict dict per completion with at least `pred`, `correct`,
+`lenient_pred` and `lenient_correct`: math (`verify.math`, the strict `#### N` answer plus a
+lenient last-number check) and code (`verify.code`, the first python block run on the tests).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, List, Sequence
 
-from tpt.config import CODE_TASKS
 from tpt.verify import code, math
 
 
 @dataclass(frozen=True)
-class AnswerFormat:
+class Kind:
     done: Callable[[str], bool]  # the completion is finished: generation stops
     truncate: Callable[[str], str]  # cut what was generated past the end
 
 
-ANSWER_FORMATS = {
-    "math": AnswerFormat(lambda text: bool(math.ANSWER_LINE_DONE.search(text)), math.truncate_after_answer),
-    "code": AnswerFormat(code.code_block_done, code.truncate_after_code),
+KINDS = {
+    "math": Kind(lambda text: bool(math.ANSWER_LINE_DONE.search(text)), math.truncate_after_answer),
+    "code": Kind(code.code_block_done, code.truncate_after_code),
 }
-
-
-def task_kind(task_name: str) -> str:
-    return "code" if task_name in CODE_TASKS else "math"
 
 
 class MathVerifier:
@@ -36,6 +30,6 @@ class MathVerifier:
         return [math.check(text, p.answer) for p, text in pairs]
 
 
-def make_verifier(task_cfg):
-    """The verifier for a task config (`task.code` configures the sandbox of code tasks)."""
-    return code.CodeVerifier(task_cfg.code) if task_kind(task_cfg.name) == "code" else MathVerifier()
+def make_verifier(kind: str, code_cfg):
+    """The verifier of a task kind (`code_cfg`, the task's `task.code`, configures the sandbox)."""
+    return code.CodeVerifier(code_cfg) if kind == "code" else MathVerifier()

@@ -1,20 +1,6 @@
-"""Code verification: extract the program from a completion, run it on the problem's tests in the
-sandbox, and compare outputs the way DeepMind's CodeContests tester does.
-
-Extraction: the first fenced block tagged python/python3/py or untagged (```python ... ```).
-A completion without one is judged wrong with verdict `no_code`; one that does not compile,
-`syntax_error`, without being run. Generation stops after that first block (`code_block_done`).
-
-Output comparison (`outputs_match`), after DeepMind's `OutputsMatch`: both outputs are split
-on whitespace and lower-cased; equal token lists match. Otherwise the lists must have the same
-length and every token pair match: two integers must be equal, two numbers of which one is a
-float must differ by less than 1e-5, anything else must be the same string.
-
-Tests run in order (public, private, generated) and stop once both verdicts are known: after a
-failure as soon as one test has passed, and at once after a timeout or a resource limit (a
-program that timed out once would likely time out on every remaining test). So `correct`
-(passes every test) is exact, and `passed_some` (passes at least one) counts the tests run.
-"""
+"""Code verification: take the program from a completion, run it on the problem's tests in the
+sandbox, and compare outputs as DeepMind's CodeContests tester does (docs/design.md, "Tasks,
+verification and answer formats")."""
 from __future__ import annotations
 
 import hashlib

@@ -1,22 +1,5 @@
-"""Run untrusted Python programs one at a time per worker, each contained (see jail.py).
-
-Every run gets:
-- its own process, started through `jail.py` in a new session (process group);
-- limits on CPU time, wall time, address space, output/file size, process count and open files;
-- a fresh temporary working directory that it owns, and nothing else it can write to: as root
-  the program runs under its own unprivileged uid (one uid per concurrent slot, so one program's
-  processes never count against another's limit);
-- an empty environment: no API keys or tokens reach it;
-- no network where the kernel allows a network namespace. `Sandbox.isolation` says what this
-  machine gives; what it cannot give is logged as a warning once (without a network namespace
-  programs can reach the network; without a mount namespace or root they can write wherever
-  the user running tpt can);
-- on timeout, and after every run, a SIGKILL to its whole process group; with a PID namespace
-  the kernel also kills whatever left the group.
-
-stdin comes from a file and stdout/stderr go to files in a directory the program cannot reach,
-so printing gigabytes stops at the file-size limit instead of filling memory.
-"""
+"""Run untrusted Python programs, each contained (jail.py) and limited; one at a time per worker slot.
+What a run gets, and why, is in docs/design.md ("The sandbox")."""
 from __future__ import annotations
 
 import functools

@@ -1,9 +1,8 @@
-"""Hugging Face `generate` backend: the CPU default, also usable on one GPU.
+"""Hugging Face `generate` backend (`backend=hf`): the CPU default, also usable on one GPU.
 
-Prompts are rendered with the model's chat template, sorted by length (longest first, so memory
-peaks early and padding stays small) and generated in batches with left padding; each prompt is
-encoded once and sampled n times from its shared KV cache. A sequence stops at EOS or once its
-answer is complete (the task's answer format: a `#### N` line, or a closed python block).
+Prompts are sorted by length (longest first: memory peaks early, padding stays small) and generated
+in batches with left padding; each prompt is encoded once and sampled n times from its KV cache. A
+sequence stops at EOS or once its answer is complete (`Sampling.finished`).
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from tpt.models import load_causal_lm, load_tokenizer
 from tpt.prompt import Message
-from tpt.think.base import Completion, Sampling, render_prompts
+from tpt.backends.base import Completion, Sampling, render_prompts, stream_seed
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class HFGenerator:
         for b in range(0, len(order), per_batch):
             batch = order[b:b + per_batch]
             # A fixed seed per batch makes a rerun reproduce the same samples.
-            torch.manual_seed(sampling.seed * 1_000_003 + b)
+            torch.manual_seed(stream_seed(sampling.seed, b))
             rows = self._sample([prompt_ids[q] for q in batch], sampling, eos_ids)
             for k, row in enumerate(rows):
                 n_tok = _length_until_stop(row, eos_ids)

@@ -1,16 +1,10 @@
-"""Multi-GPU and multi-node training: `accelerate launch` of `tpt.train_worker` in a subprocess.
+"""Multi-GPU and multi-node training: `accelerate launch` of `tpt.training.worker` in a subprocess.
 
-The worker gets a job file (base model, examples, train config) in the stage's directory and
-saves the model like the single-process path does, so the rest of the loop cannot tell the
-difference. Configs live in tpt/accelerate/ (ddp.yaml, fsdp.yaml); the command line adds the
-process counts, FSDP activation checkpointing and, on several nodes, the rendezvous:
-
-- one node: `accelerate launch --config_file fsdp.yaml --num_processes G ... -m tpt.train_worker job.json`;
-- N nodes (inside a SLURM allocation of N nodes, as cluster=slurm gives a preset with nodes: N):
-  `srun --nodes N --ntasks-per-node 1` runs that command once per node with
-  `--machine_rank $SLURM_NODEID --main_process_ip <first node> --num_processes N*G`.
-Without a GPU (tests, laptops) it adds `--mixed_precision no`: the same launcher starts the same
-processes, which join over gloo on the CPU (accelerate's `--cpu` would start a single process).
+The worker gets a job file (base model, examples, train config) in the stage's directory and saves
+the model as the single-process path does. Configs live in tpt/training/accelerate/; the command
+adds the process counts, FSDP activation checkpointing and, on N nodes (inside a SLURM allocation),
+`srun --nodes N` with a rendezvous on the first node. Without a GPU it adds `--mixed_precision no`:
+the same processes join over gloo (accelerate's `--cpu` would start a single process).
 """
 from __future__ import annotations
 
@@ -62,7 +56,7 @@ def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: 
         launch += ["--fsdp_activation_checkpointing", "true" if gradient_checkpointing else "false"]
     if cpu:  # no GPU: the same launcher (torchrun); the Trainer (use_cpu) then joins with gloo
         launch += ["--mixed_precision", "no"]
-    worker = ["-m", "tpt.train_worker", str(job)]
+    worker = ["-m", "tpt.training.worker", str(job)]
     if nodes == 1:
         return launch + worker
     launch += ["--main_process_ip", head_node(env), "--main_process_port", str(RENDEZVOUS_PORT),
@@ -72,15 +66,15 @@ def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: 
     return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "bash", "-c", per_node]
 
 
-def sft_with_accelerate(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str) -> Dict:
+def sft_with_accelerate(base, examples: List[dict], out_dir: Path, cfg, dtype: str) -> Dict:
     import torch
 
     work = out_dir.parent
     write_jsonl(work / "train_examples.jsonl", examples)
     job = work / "train_job.json"
-    write_json(job, {"base_model": base_model, "examples": str(work / "train_examples.jsonl"),
+    write_json(job, {"base_model": base.path, "revision": base.revision, "examples": str(work / "train_examples.jsonl"),
                      "out_dir": str(out_dir), "train": OmegaConf.to_container(cfg, resolve=True),
-                     "lr": lr, "dtype": dtype, "result": str(work / "train_worker_result.json")})
+                     "dtype": dtype, "result": str(work / "train_worker_result.json")})
     cmd = accelerate_command(cfg.strategy, cfg.processes_per_node, cfg.nodes, job,
                              gradient_checkpointing=cfg.gradient_checkpointing, cpu=not torch.cuda.is_available())
     log.info("train: %s", shlex.join(cmd))

@@ -1,6 +1,6 @@
-"""One process of a distributed training run: `accelerate launch ... -m tpt.train_worker job.json`.
+"""One process of a distributed training run: `accelerate launch ... -m tpt.training.worker job.json`.
 
-Reads the job written by `tpt.distributed`, trains on this process's share of the data, and
+Reads the job written by `tpt.training.distributed`, trains on this process's share of the data and
 saves the model (gathered from all ranks); rank 0 writes the result file the parent reads.
 """
 from __future__ import annotations
@@ -12,14 +12,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from tpt.io import read_json, read_jsonl, write_json
-from tpt.train import train_and_save
+from tpt.training.sft import train_and_save
 
 
 def main(job_path: str) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     job = read_json(Path(job_path))
     result = train_and_save(job["base_model"], read_jsonl(Path(job["examples"])), Path(job["out_dir"]),
-                            OmegaConf.create(job["train"]), job["lr"], job["dtype"])
+                            OmegaConf.create(job["train"]), job["dtype"], job["revision"])
     if result is not None:  # rank 0
         write_json(Path(job["result"]), result)
 

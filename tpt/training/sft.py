@@ -1,13 +1,7 @@
-"""Train: supervised fine-tuning of M_{i-1} on its pruned samples with TRL's SFTTrainer.
-
-Records are conversational prompt/completion pairs, so the loss falls on the completion only.
-1 epoch of AdamW with linear decay after 10% warmup by default; fp32 on CPU, bf16 mixed precision
-on GPU.
-
-`train.strategy` (from the model preset) picks where it runs:
-- `single`: in this process, on one GPU or the CPU;
-- `ddp` / `fsdp`: `accelerate launch` of `tpt.train_worker` in a subprocess, over
-  `train.processes_per_node` GPUs on each of `train.nodes` nodes (tpt/distributed.py).
+"""Supervised fine-tuning with TRL's SFTTrainer on conversational prompt/completion pairs (the loss
+falls on the completion only): 1 epoch of AdamW, linear decay after 10% warmup by default; fp32 on
+CPU, bf16 mixed precision on GPU. `train.strategy=single` trains in this process; `ddp` / `fsdp`
+go through `accelerate launch` (tpt/training/distributed.py).
 """
 from __future__ import annotations
 
@@ -19,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from tpt.lineage import ModelRef
 from tpt.models import load_causal_lm, load_tokenizer
 from tpt.prompt import Message
 
@@ -43,9 +38,11 @@ def optimizer_steps(n_examples: int, cfg) -> int:
     return math.ceil(math.ceil(n_examples / per_step) / cfg.grad_accum * cfg.epochs)
 
 
-def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str = "auto"):
-    """An SFTTrainer for `examples` (conversational prompt/completion records) on `base_model`.
-    Under `accelerate launch` the Trainer picks up the distributed setup (DDP, FSDP) itself."""
+def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, dtype: str = "auto",
+                  revision: Optional[str] = None):
+    """An SFTTrainer for `examples` (conversational prompt/completion records) on `base_model`
+    (at `revision`, for a hub model). Under `accelerate launch` the Trainer picks up the distributed
+    setup (DDP, FSDP) itself."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -53,7 +50,7 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr:
     steps = optimizer_steps(len(examples), cfg)
     args = SFTConfig(
         output_dir=str(out_dir / "trainer"),
-        learning_rate=lr,
+        learning_rate=cfg.lr,
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -77,29 +74,30 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, lr:
         dataloader_num_workers=0,
     )
     # Weights in fp32; on GPU bf16=True above adds mixed precision.
-    model = load_causal_lm(base_model, dtype="float32")
-    tokenizer = load_tokenizer(base_model)
+    model = load_causal_lm(base_model, dtype="float32", revision=revision)
+    tokenizer = load_tokenizer(base_model, revision)
     return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                       processing_class=tokenizer)
 
 
-def sft(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float, dtype: str = "auto") -> Dict:
-    """Fine-tune `base_model` on prompt/completion `examples`; the result is saved in `out_dir`."""
+def sft(base: ModelRef, examples: List[dict], out_dir: Path, cfg, dtype: str = "auto") -> Dict:
+    """Fine-tune `base` on prompt/completion `examples` with the train config `cfg`; the model is saved
+    in `out_dir`."""
     log.info("train: %d examples, %d optimizer steps, lr %g, strategy %s", len(examples),
-             optimizer_steps(len(examples), cfg), lr, cfg.strategy)
+             optimizer_steps(len(examples), cfg), cfg.lr, cfg.strategy)
     if cfg.strategy == "single":
-        return train_and_save(base_model, examples, out_dir, cfg, lr, dtype)
-    from tpt.distributed import sft_with_accelerate
+        return train_and_save(base.path, examples, out_dir, cfg, dtype, base.revision)
+    from tpt.training.distributed import sft_with_accelerate
 
-    return sft_with_accelerate(base_model, examples, out_dir, cfg, lr, dtype)
+    return sft_with_accelerate(base, examples, out_dir, cfg, dtype)
 
 
-def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg, lr: float,
-                   dtype: str = "auto") -> Optional[Dict]:
+def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg, dtype: str = "auto",
+                   revision: Optional[str] = None) -> Optional[Dict]:
     """Train and save a model that loads on its own (safetensors + tokenizer). Every rank of a
     distributed run calls it: saving gathers FSDP's shards; rank 0 writes the files and gets the
     result (other ranks get None)."""
-    trainer = build_trainer(base_model, examples, out_dir, cfg, lr, dtype)
+    trainer = build_trainer(base_model, examples, out_dir, cfg, dtype, revision)
     result = trainer.train()
     trainer.save_model(str(out_dir))
     if not trainer.is_world_process_zero():
@@ -113,6 +111,6 @@ def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg, lr
         "train_loss": result.training_loss,
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
-        "lr": lr,
+        "lr": cfg.lr,
         "seconds": result.metrics.get("train_runtime"),
     }

@@ -1,21 +1,10 @@
-"""vLLM offline-engine backend (`think=vllm`): the GPU path, with tensor parallelism.
+"""vLLM offline-engine backend (`backend=vllm`): the GPU path, with tensor parallelism.
 
-The engine lives in a child process started with `spawn`, one per `generate` call. When the child
-exits, CUDA frees all of its GPU memory, so the train stage that follows gets the whole GPU.
-vLLM is imported only there, so a CPU install never needs it.
-
-Requests and responses:
-- Prompts are rendered with the model's own chat template by the HF tokenizer, exactly as the
-  `hf` backend renders them, and sent to the engine as token ids.
-- Each prompt becomes one request with `n` samples, the sampling parameters of `Sampling` and a
-  seed of its own (derived from `Sampling.seed` and the prompt's position), so a rerun reproduces
-  its samples.
-- Samples end at EOS, `max_new_tokens` or one of `think.stop` / `eval.stop` (kept in the text),
-  and are then cut exactly as the `hf` backend cuts them (`Sampling.finalize`: after the
-  `#### N` line, or after the first python block). vLLM cannot stop on those answer ends itself
-  (they are patterns, not strings), so a sample may run on past them: that costs tokens, not
-  results.
-- Exactly `n` samples must come back for every prompt, else the call fails.
+The engine lives in a child process started with `spawn`, one per `generate` call: when it exits,
+its GPU memory is free for the train stage, and a CPU install never imports vLLM. Prompts go in as
+the token ids `hf` would use; each is one request of `n` samples with a seed of its own. vLLM
+cannot stop on the answer patterns (only on strings), so samples may run on past them and are then
+cut as `hf` cuts them (`Sampling.finalize`). Exactly `n` samples must come back per prompt.
 """
 from __future__ import annotations
 
@@ -27,11 +16,9 @@ from dataclasses import asdict
 from typing import Dict, List, Sequence
 
 from tpt.prompt import Message
-from tpt.think.base import Completion, Sampling, render_prompts
+from tpt.backends.base import Completion, Sampling, render_prompts, stream_seed
 
 log = logging.getLogger(__name__)
-
-SEED_STRIDE = 1_000_003  # prompt i of a call with seed s gets seed s * SEED_STRIDE + i
 
 
 def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_parallel_size: int,
@@ -51,7 +38,7 @@ def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_p
 def sampling_kwargs(sampling: Sampling, prompt_index: int) -> Dict:
     """Arguments of `vllm.SamplingParams(...)` for one prompt."""
     return {"n": sampling.n, "temperature": sampling.temperature, "top_p": sampling.top_p,
-            "max_tokens": sampling.max_new_tokens, "seed": sampling.seed * SEED_STRIDE + prompt_index,
+            "max_tokens": sampling.max_new_tokens, "seed": stream_seed(sampling.seed, prompt_index),
             "stop": list(sampling.stop), "include_stop_str_in_output": True, "skip_special_tokens": True}
 
 

@@ -1,0 +1,78 @@
+"""The config layout: registries and config groups agree, conf/ holds no schema default twice, and
+the cell directory name leaves out exactly the rerun-free keys."""
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from tpt.backends import BACKENDS
+from tpt.config import CONF_DIR, RERUN_FREE_KEYS, Config, cell_name, pinned
+from tpt.stages.prune import STRATEGIES
+from tpt.stages.think import SOURCES
+from tpt.tasks import TASKS
+from tests.conftest import compose
+
+
+@pytest.mark.parametrize("group, registry, key", [
+    ("task", TASKS, "task.name"), ("backend", BACKENDS, "backend.name"), ("pruning", STRATEGIES, "pruning.strategy"),
+    ("source", SOURCES, "source.kind"),
+])
+def test_every_registered_name_has_its_config_file_and_back(group, registry, key):
+    options = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
+    assert options == set(registry)
+    for name in options:
+        assert OmegaConf.select(compose([f"{group}={name}"]), key) == name
+
+
+def _package(path: Path) -> str:
+    """Where a config file's keys land: its `# @package` line, else its group."""
+    first = path.read_text().splitlines()[0] if path.read_text() else ""
+    if first.startswith("# @package"):
+        package = first.split()[-1]
+        return "" if package == "_global_" else package
+    return path.parent.name
+
+
+def _leaves(node, prefix=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    else:
+        yield prefix.rstrip("."), node
+
+
+def test_config_files_hold_only_what_differs_from_the_schema():
+    defaults = dict(_leaves(OmegaConf.to_container(OmegaConf.structured(Config))))  # "???" where unset
+    repeated = []
+    # data_size options set data.size over a task's own value, so 2k repeats the default on purpose.
+    for path in sorted(p for p in CONF_DIR.glob("*/*.yaml") if p.parent.name != "data_size"):
+        body = yaml.safe_load(path.read_text()) or {}
+        package = _package(path)
+        for key, value in _leaves({k: v for k, v in body.items() if k not in ("defaults", "hydra")}):
+            full = f"{package}.{key}" if package else key
+            if full in defaults and defaults[full] == value:
+                repeated.append(f"{path.relative_to(CONF_DIR)}: {full} = {value!r}")
+    assert repeated == [], "schema defaults written again in conf/:\n" + "\n".join(repeated)
+
+
+def test_cell_name_leaves_out_the_rerun_free_keys_by_prefix():
+    assert cell_name([]) == "default"
+    assert cell_name(["pruning=none", "data_size=1k"]) == "data_size=1k,pruning=none"  # sorted, as Hydra's
+    free = ["name=x", "rounds=3", "logger=wandb", "cache.dir=/c", "cluster=slurm", "+cluster.sbatch.constraint=h100",
+            "task.code.workers=4"]
+    assert cell_name(free + ["pruning=none"]) == "pruning=none"
+    assert cell_name(["model.id=/a/b"]) == "model.id=_a_b"  # no sub-folders
+    assert set(RERUN_FREE_KEYS) >= {"name", "rounds", "logger", "cache", "cluster"}
+
+
+def test_long_cell_names_stay_valid_file_names_and_distinct():
+    many = [f"task.instruction=" + "x" * 300]
+    a, b = cell_name(many + ["pruning=gt"]), cell_name(many + ["pruning=none"])
+    assert len(a.encode()) <= 200 and len(b.encode()) <= 200 and a != b
+
+
+def test_the_pinned_config_drops_the_same_keys():
+    a = pinned(compose(["rounds=1", "name=a", "cluster.array_parallelism=3", "task.code.workers=2"]))
+    b = pinned(compose(["rounds=4", "name=b", "logger=wandb", "cache=off"]))
+    assert a == b and "rounds" not in a and "cluster" not in a and "workers" not in a["task"]["code"]

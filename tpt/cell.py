@@ -1,0 +1,50 @@
+"""What the stages of one experiment cell share: its config, run directory, task data, prompt,
+verifier, models and the generation cache. Built once per cell; the stages only read it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from tpt import models
+from tpt.cache import GenerationCache
+from tpt.lineage import Lineage, ModelRef, base_model
+from tpt.prompt import PromptBuilder
+from tpt.rundir import RunDir
+from tpt.tasks import TaskData, task_kind
+from tpt.verify import make_verifier
+
+
+@dataclass(eq=False)
+class Cell:
+    cfg: DictConfig
+    run: RunDir
+    data: TaskData
+    kind: str  # the task's: math | code
+    prompt: PromptBuilder
+    verifier: Any
+    models: Lineage  # M_i
+    teacher: Optional[ModelRef]  # source=distill
+    cache: Optional[GenerationCache]
+    _memo: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, cfg: DictConfig, run: RunDir, data: TaskData, base_path: str, teacher_path: Optional[str]) -> "Cell":
+        kind = task_kind(cfg.task.name)
+        base = base_model(cfg.model.id, base_path, cfg.model.revision)
+        src = cfg.source
+        teacher = base_model(src.teacher, teacher_path, src.teacher_revision) if teacher_path else None
+        cache = None
+        if cfg.cache.enabled:
+            cache = GenerationCache(Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir() / "generations")
+        return cls(cfg, run, data, kind, PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role),
+                   make_verifier(kind, cfg.task.code), Lineage(run, base, OmegaConf.to_container(cfg.train, resolve=True)),
+                   teacher, cache)
+
+    def memo(self, name: str, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per cell (e.g. the human solutions, verified once and used every round)."""
+        if name not in self._memo:
+            self._memo[name] = compute()
+        return self._memo[name]

@@ -1,0 +1,51 @@
+"""Which model is M_i in a run directory, and what decides its outputs (its identity in the
+generation cache): the base model's files, then each round's training data and settings."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional
+
+from tpt.cache import lineage, model_fingerprint
+from tpt.io import read_json
+from tpt.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    path: str  # what from_pretrained loads: a local directory or a hub id
+    revision: Optional[str]  # hub revision of a base model; None for a model tpt trained
+    fingerprint: Callable[[], str] = field(compare=False, repr=False)
+
+    @functools.cached_property
+    def identity(self) -> str:
+        return self.fingerprint()
+
+
+def base_model(model_id: str, path: str, revision: Optional[str]) -> ModelRef:
+    return ModelRef(path, revision, lambda: model_fingerprint(model_id, path, revision))
+
+
+class Lineage:
+    """M_0 is the base model; M_i is what round i's train stage saved, or M_{i-1} when that round
+    kept no data and skipped training."""
+
+    def __init__(self, run: RunDir, base: ModelRef, train_cfg: dict):
+        self.run, self.base, self.train_cfg = run, base, train_cfg
+        self._models: Dict[int, ModelRef] = {0: base}
+
+    def trained_round(self, i: int) -> int:
+        """The latest round <= i whose train stage produced a model (0: the base model)."""
+        while i > 0 and read_json(self.run.stage(i, "train") / "result.json").get("skipped"):
+            i -= 1
+        return i
+
+    def model(self, i: int) -> ModelRef:
+        """M_i."""
+        r = self.trained_round(i)
+        if r not in self._models:
+            parent = self.model(r - 1)
+            data = self.run.stage(r, "prune") / "train.jsonl"
+            self._models[r] = ModelRef(str(self.run.stage(r, "train") / "model"), None,
+                                       lambda: lineage(parent.identity, data, self.train_cfg))
+        return self._models[r]

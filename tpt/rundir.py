@@ -1,0 +1,120 @@
+"""A cell's run directory: one process at a time, bound to one config, stages published atomically.
+
+A stage writes into `round_<i>/.<stage>.partial/`, ends with a DONE marker, and the folder is renamed
+to `round_<i>/<stage>/` in one step: a folder named `<stage>` always holds a finished stage, and a
+leftover `.partial` folder is an interrupted one, started over on the next run.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, List
+
+from filelock import FileLock, Timeout
+from omegaconf import DictConfig, OmegaConf
+
+from tpt.config import ConfigError, pinned
+from tpt.io import write_json, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+DONE = "DONE.json"
+
+
+class RunDirBusy(RuntimeError):
+    """Another tpt process is running the same cell (e.g. a sweep resubmitted while its jobs run)."""
+
+
+class Stage:
+    def __init__(self, run_dir: Path, round_idx: int, name: str):
+        self.round = round_idx
+        self.name = name
+        self.dir = Path(run_dir) / f"round_{round_idx}" / name
+        self.partial = self.dir.with_name(f".{name}.partial")
+
+    @property
+    def done(self) -> bool:
+        return (self.dir / DONE).is_file()
+
+    def __truediv__(self, filename: str) -> Path:
+        """A file of the finished stage: `run.stage(1, "prune") / "train.jsonl"`."""
+        return self.dir / filename
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Yields the partial folder to write into; publishes it only if the body succeeds."""
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.partial.mkdir(parents=True)
+        started = time.time()
+        yield self.partial
+        write_json(self.partial / DONE, {"stage": self.name, "round": self.round,
+                                         "seconds": round(time.time() - started, 2)})
+        if self.dir.exists():  # a finished stage is never overwritten: only a stale, unmarked one
+            shutil.rmtree(self.dir)
+        self.partial.rename(self.dir)
+
+    def __repr__(self) -> str:
+        return f"round {self.round} {self.name}"
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def stage(self, round_idx: int, name: str) -> Stage:
+        return Stage(self.path, round_idx, name)
+
+    def run_stage(self, round_idx: int, name: str, body: Callable[[Path], None]) -> Stage:
+        """Run `body(folder)` as a stage unless it finished earlier; it writes the stage's files."""
+        stage = self.stage(round_idx, name)
+        if stage.done:
+            log.info("%s: finished earlier, skipping", stage)
+            return stage
+        log.info("%s: starting", stage)
+        with stage.writing() as out:
+            body(out)
+        return stage
+
+    @contextlib.contextmanager
+    def claimed(self, cfg: DictConfig):
+        """Hold the directory for this process (the lock goes with the process, so a killed or
+        requeued job leaves none behind), clear torn writes, and bind it to `cfg`."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunDirBusy(f"run directory {self.path} is in use by another tpt process; wait for it to end "
+                             f"or stop it") from None
+        try:
+            for stale in self.path.glob(".*.tmp"):  # an atomic write cut short by a kill: never a finished file
+                stale.unlink(missing_ok=True)
+            self._pin(cfg)
+            yield self
+        finally:
+            lock.release()
+
+    def _pin(self, cfg: DictConfig) -> None:
+        """A run directory belongs to one config: refuse to mix stages from another into it."""
+        config = pinned(cfg)
+        path = self.path / "run_config.yaml"
+        if not path.exists():
+            write_text_atomic(path, OmegaConf.to_yaml(config))
+            return
+        before = OmegaConf.to_container(OmegaConf.load(path))
+        if before != config:
+            diff = sorted(_diff_keys(before, config))
+            raise ConfigError(f"run directory {self.path} holds a run with a different config (differs in: "
+                              f"{', '.join(diff)}). Use another name=... or delete the directory to start over.")
+
+
+def _diff_keys(a, b, prefix: str = "") -> List[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in set(a) | set(b):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]

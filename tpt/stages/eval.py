@@ -1,0 +1,38 @@
+"""Eval: n samples of M_i per held-out question, verified, summarised as Pass@1, Pass@k, Correct@k,
+the lenient and format rates, diversity and (code) the share of each verdict.
+
+Writes `round_<i>/eval/samples.jsonl` (`SampleRow`s) and `metrics.json`.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from tpt.cell import Cell
+from tpt.io import write_json, write_jsonl
+from tpt.metrics import diversity, summarize
+from tpt.stages.think import SampleRow, sample
+
+
+def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
+    """metrics.json: pass@k / correct@k per k (tpt.metrics.summarize), lenient_pass@1, format_rate,
+    mean_tokens, distinct_answers, text_diversity and, for code, verdict/<name> shares."""
+    by_q: Dict[str, List[SampleRow]] = {}
+    for r in rows:
+        by_q.setdefault(r["qid"], []).append(r)
+    out = summarize([[r["correct"] for r in g] for g in by_q.values()], ks)
+    out["lenient_pass@1"] = sum(r["lenient_correct"] for r in rows) / len(rows)
+    out["format_rate"] = sum(r["pred"] is not None for r in rows) / len(rows)
+    out["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
+    out.update(diversity(list(by_q.values())))
+    if kind == "code":  # why programs failed: share of samples per verdict
+        for verdict, count in sorted(Counter(r["verdict"] for r in rows).items()):
+            out[f"verdict/{verdict}"] = count / len(rows)
+    return out
+
+
+def run(cell: Cell, i: int, out: Path) -> None:
+    rows = sample(cell, cell.models.model(i), cell.data.eval, cell.cfg.eval, desc=f"round {i} eval")
+    write_jsonl(out / "samples.jsonl", rows)
+    write_json(out / "metrics.json", metrics(rows, cell.cfg.eval.k, cell.kind))

@@ -1,0 +1,122 @@
+"""Prune: keep verified samples, one unique sample per question, then a seeded draw of data.size.
+
+With source=mixed, human solutions fill `source.human_size` of the examples on questions the self
+samples did not take; with data.accumulate, earlier rounds' examples are kept too.
+Writes `round_<i>/prune/train.jsonl` (`TrainRow`s) and `stats.json`.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Sequence, Tuple, TypedDict
+
+from tpt.cell import Cell
+from tpt.io import read_jsonl, write_json, write_jsonl
+from tpt.stages.think import human_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    keeps: Callable[[dict], bool]  # sample row -> kept
+    kinds: Tuple[str, ...]  # task kinds it applies to
+    needs: str = ""  # why it refuses other kinds
+
+
+STRATEGIES = {
+    "gt": Strategy(lambda s: bool(s["correct"]), ("math", "code")),  # math: the answer matches; code: every test passes
+    "soft": Strategy(lambda s: bool(s.get("passed_some", False)), ("code",),
+                     "soft keeps programs that pass at least one test: it needs a code task"),
+    "none": Strategy(lambda s: True, ("math", "code")),
+}
+
+
+class TrainRow(TypedDict):
+    """One training example (prune/train.jsonl): train fine-tunes on question -> completion."""
+
+    qid: str
+    question: str
+    completion: str
+    origin: str  # self | teacher | human
+    round: int  # the round whose prune stage chose it (earlier ones with data.accumulate)
+
+
+class PruneStats(TypedDict, total=False):
+    """prune/stats.json."""
+
+    strategy: str
+    samples: int  # think samples
+    correct_samples: int
+    questions: int
+    questions_with_correct: int
+    kept_samples: int  # samples the strategy keeps
+    available: int  # questions with a kept sample: at most one example each
+    requested_size: int  # data.size
+    size: int  # examples drawn this round
+    human_size: int  # source=mixed: of which human solutions
+    self_size: int
+    accumulated_size: int  # data.accumulate: examples of this and earlier rounds
+
+
+def prune(samples: Sequence[dict], strategy: str, size: int, seed: int) -> Tuple[List[dict], PruneStats]:
+    """Samples carry `qid`, `completion` and `correct`. Returns the kept samples and stats."""
+    keeps = STRATEGIES[strategy].keeps
+    rng = random.Random(seed)
+    by_question: "OrderedDict[str, List[dict]]" = OrderedDict()
+    for s in samples:
+        by_question.setdefault(s["qid"], []).append(s)
+
+    one_per_question = []
+    for group in by_question.values():
+        unique = list({s["completion"].strip(): s for s in group if keeps(s)}.values())
+        if unique:
+            one_per_question.append(rng.choice(unique))
+
+    available = len(one_per_question)
+    if available < size:
+        log.warning("prune: only %d examples available, fewer than data.size=%d; using all of them",
+                    available, size)
+        chosen = one_per_question
+    else:
+        chosen = sorted(rng.sample(one_per_question, size), key=lambda s: s["qid"])
+    stats = PruneStats(
+        strategy=strategy,
+        samples=len(samples),
+        correct_samples=sum(bool(s["correct"]) for s in samples),
+        questions=len(by_question),
+        questions_with_correct=sum(any(s["correct"] for s in g) for g in by_question.values()),
+        kept_samples=sum(keeps(s) for s in samples),
+        available=available,
+        requested_size=size,
+        size=len(chosen),
+    )
+    return chosen, stats
+
+
+def run(cell: Cell, i: int, out: Path) -> None:
+    cfg = cell.cfg
+    samples = read_jsonl(cell.run.stage(i, "think") / "samples.jsonl")
+    size, seed = cfg.data.size, cfg.data.seed + i
+    if cfg.source.kind == "mixed":  # self samples for (size - human_size) questions, human solutions for others
+        human_size = cfg.source.human_size
+        kept, stats = prune(samples, cfg.pruning.strategy, size - human_size, seed)
+        taken = {s["qid"] for s in kept}
+        human, human_stats = prune([r for r in human_rows(cell) if r["qid"] not in taken], "gt", human_size, seed)
+        kept = kept + human
+        stats.update(human_size=human_stats["size"], self_size=stats["size"], size=len(kept), requested_size=size)
+    else:
+        kept, stats = prune(samples, cfg.pruning.strategy, size, seed)
+    records = [TrainRow(qid=s["qid"], question=s["question"], completion=s["completion"], origin=s["origin"], round=i)
+               for s in kept]
+    if cfg.data.accumulate and i > 1:
+        records = read_jsonl(cell.run.stage(i - 1, "prune") / "train.jsonl") + records
+        stats["accumulated_size"] = len(records)
+    log.info("round %d prune: %d/%d samples correct, %d/%d questions with a correct one, kept %d",
+             i, stats["correct_samples"], stats["samples"], stats["questions_with_correct"],
+             stats["questions"], len(records))
+    write_jsonl(out / "train.jsonl", records)
+    write_json(out / "stats.json", stats)

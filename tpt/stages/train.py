@@ -1,0 +1,39 @@
+"""Train: fine-tune M_{i-1} on round i's pruned examples (tpt.training: TRL SFT, one process or
+accelerate's DDP / FSDP). A round whose pruning kept nothing skips training: M_i = M_{i-1}.
+
+Writes `round_<i>/train/model/` (M_i: safetensors + tokenizer) and `result.json` (`TrainResult`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TypedDict
+
+from tpt.cell import Cell
+from tpt.io import read_jsonl, write_json
+from tpt.training import sft, to_conversations
+
+log = logging.getLogger(__name__)
+
+
+class TrainResult(TypedDict, total=False):
+    """train/result.json."""
+
+    skipped: bool  # no data survived pruning: no model saved, M_i = M_{i-1}
+    examples: int
+    steps: int  # optimizer steps
+    train_loss: float  # mean over the run
+    first_loss: float
+    last_loss: float
+    lr: float
+    seconds: float
+
+
+def run(cell: Cell, i: int, out: Path) -> None:
+    records = read_jsonl(cell.run.stage(i, "prune") / "train.jsonl")
+    if not records:
+        log.warning("round %d train: no training data survived pruning; M_%d = M_%d", i, i, i - 1)
+        result = TrainResult(skipped=True, examples=0)
+    else:
+        result = sft(cell.models.model(i - 1), to_conversations(records, cell.prompt), out / "model", cell.cfg.train)
+    write_json(out / "result.json", result)

@@ -1,0 +1,35 @@
+"""One row per round for metrics.jsonl, W&B and the table a run prints at the end (summary.md)."""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+from tpt.io import read_json
+from tpt.rundir import RunDir
+
+
+def round_row(run: RunDir, i: int) -> Dict:
+    """Round i's eval metrics, plus what its prune and train stages did."""
+    row = {"round": i, **read_json(run.stage(i, "eval") / "metrics.json")}
+    if i > 0:
+        stats = read_json(run.stage(i, "prune") / "stats.json")
+        train = read_json(run.stage(i, "train") / "result.json")
+        row.update({"data_size": stats.get("accumulated_size", stats["size"]),
+                    "think_correct": stats["correct_samples"], "think_samples": stats["samples"],
+                    "train_loss": train.get("train_loss")})
+    return row
+
+
+def format_summary(rows: Sequence[Dict], ks: Sequence[int]) -> str:
+    k = max(ks)
+    head = ["round", "Pass@1", f"Pass@{k}", f"Correct@{k}", "lenient@1", "format", "answers/q", "diversity",
+            "kept data", "train loss"]
+    lines = [" | ".join(head), " | ".join("---" for _ in head)]
+    for r in rows:
+        loss = r.get("train_loss")
+        lines.append(" | ".join([
+            str(r["round"]), f"{r['pass@1']:.3f}", f"{r[f'pass@{k}']:.3f}", f"{r[f'correct@{k}']:.3f}",
+            f"{r['lenient_pass@1']:.3f}", f"{r['format_rate']:.2f}",
+            f"{r['distinct_answers']:.2f}", f"{r['text_diversity']:.2f}",
+            str(r.get("data_size", "-")), "-" if loss is None else f"{loss:.3f}",
+        ]))
+    return "\n".join(lines)
