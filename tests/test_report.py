@@ -2,6 +2,8 @@
 import csv
 import json
 
+import pytest
+
 from tpt.report import main
 
 
@@ -48,3 +50,32 @@ def test_report_on_an_empty_folder_says_so(tmp_path):
 
     with pytest.raises(SystemExit, match="no runs found"):
         main([str(tmp_path)])
+
+
+def write_samples(cell_dir, round_idx, verdicts):
+    """eval/samples.jsonl for made-up per-question verdicts {qid: [bool, ...]}."""
+    d = cell_dir / f"round_{round_idx}" / "eval"
+    d.mkdir(parents=True, exist_ok=True)
+    d.joinpath("samples.jsonl").write_text("".join(json.dumps({"qid": q, "sample": j, "correct": ok}) + "\n"
+                                                   for q, v in verdicts.items() for j, ok in enumerate(v)))
+
+
+def test_report_marks_paired_changes_beyond_two_standard_errors(tmp_path, capsys):
+    import math
+
+    make_cell(tmp_path, "a", "gt", 1000, 1, {0: (0.25, 0.5), 1: (0.75, 0.9)})
+    base = {f"q{i}": [False, False, i % 2 == 0, False] for i in range(8)}  # pass@1 per question 0.25 or 0
+    better = {f"q{i}": [True, True, True, i % 4 == 0] for i in range(8)}  # 1.0 or 0.75
+    write_samples(tmp_path / "a", 0, base)
+    write_samples(tmp_path / "a", 1, better)
+    main([str(tmp_path), "--compare", "a@1", "a@0"])
+    # brute force: per-question pass@1 differences, their mean and paired standard error
+    diffs = [sum(better[q]) / 4 - sum(base[q]) / 4 for q in base]
+    mean = sum(diffs) / len(diffs)
+    se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+    rows = {(r["cell"], r["round"]): r for r in csv.DictReader((tmp_path / "report.csv").open())}
+    assert float(rows[("a", "1")]["d_pass@1"]) == pytest.approx(mean)
+    assert float(rows[("a", "1")]["d_pass@1_se"]) == pytest.approx(se)
+    assert rows[("a", "1")]["d_sig"] == "*" and abs(mean / se) > 2
+    out = capsys.readouterr().out
+    assert f"{mean:+.3f} ± {se:.3f} *" in out and "| 8 |" in out

@@ -1,19 +1,24 @@
 import pytest
 import torch
 
-from tpt.prompt import build_messages
+from tpt.prompt import build_messages, encode, render
 from tpt.backends import Sampling
 from tpt.backends.hf import AnswerDoneStop, HFGenerator, left_pad
-from tpt.verify import KINDS
+from tpt.verify import answer_format
 
 
 def conversations(n):
     return [build_messages(f"What is {i} + {i}?" + " please" * i, "Solve it.") for i in range(n)]
 
 
+def prompts(gen, n):
+    """Token ids of n chat prompts, rendered as the stages render them."""
+    return encode(gen.tokenizer, render(gen.tokenizer, conversations(n)))
+
+
 def test_n_samples_per_prompt_in_order(tiny_model_dir):
     gen = HFGenerator(str(tiny_model_dir), batch_size=3)
-    out = gen.generate(conversations(4), Sampling(n=2, temperature=0.8, top_p=1.0, max_new_tokens=5, seed=0))
+    out = gen.generate(prompts(gen, 4), Sampling(n=2, temperature=0.8, top_p=1.0, max_new_tokens=5, seed=0))
     assert [len(c) for c in out] == [2, 2, 2, 2]
     assert all(0 < c.n_tokens <= 5 for cs in out for c in cs)
 
@@ -21,16 +26,17 @@ def test_n_samples_per_prompt_in_order(tiny_model_dir):
 def test_same_seed_same_samples(tiny_model_dir):
     gen = HFGenerator(str(tiny_model_dir), batch_size=4)
     s = Sampling(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=3)
-    a = gen.generate(conversations(3), s)
-    b = gen.generate(conversations(3), s)
+    a = gen.generate(prompts(gen, 3), s)
+    b = gen.generate(prompts(gen, 3), s)
     assert [[c.text for c in cs] for cs in a] == [[c.text for c in cs] for cs in b]
 
 
 def test_greedy_is_independent_of_batching(tiny_model_dir):
     """Left padding must not change what a prompt generates."""
     s = Sampling(n=1, temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0)
-    alone = [HFGenerator(str(tiny_model_dir), batch_size=1).generate([c], s)[0][0].text for c in conversations(3)]
-    batched = [cs[0].text for cs in HFGenerator(str(tiny_model_dir), batch_size=3).generate(conversations(3), s)]
+    one, three = HFGenerator(str(tiny_model_dir), batch_size=1), HFGenerator(str(tiny_model_dir), batch_size=3)
+    alone = [one.generate([p], s)[0][0].text for p in prompts(one, 3)]
+    batched = [cs[0].text for cs in three.generate(prompts(three, 3), s)]
     assert alone == batched
 
 
@@ -53,17 +59,16 @@ def test_answer_done_stop_marks_rows_once_the_answer_is_complete(tokenizer_dir, 
     # Prompts of equal length, completions right-padded: what generate hands the criterion.
     width = max(len(r) for r in rows)
     ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
-    stop = AnswerDoneStop(tok, prompt_len=len(prompt), is_done=KINDS[kind].done)
+    stop = AnswerDoneStop(tok, prompt_len=len(prompt), is_done=answer_format(kind).done)
     assert stop(ids, None).tolist() == [True, False, False]
 
 
 def test_shared_prompt_cache_matches_plain_generate(tiny_model_dir):
     """Encoding the prompt once and sampling from its cache gives what plain generate gives."""
     gen = HFGenerator(str(tiny_model_dir), batch_size=4)
-    conv = conversations(2)
-    ours = gen.generate(conv, Sampling(n=2, temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0))
-    for c, samples in zip(conv, ours):
-        ids = gen.render([c])[0]
+    ids_list = prompts(gen, 2)
+    ours = gen.generate(ids_list, Sampling(n=2, temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0))
+    for ids, samples in zip(ids_list, ours):
         plain = gen.model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                                    do_sample=False, max_new_tokens=6, pad_token_id=gen.tokenizer.pad_token_id)
         expected = gen.tokenizer.decode(plain[0, len(ids):], skip_special_tokens=True)

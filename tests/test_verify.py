@@ -2,30 +2,43 @@ import json
 
 import pytest
 
-from tpt.verify.math import (ANSWER_LINE_DONE, check, extract_lenient, extract_strict, gold_answer,
-                             normalize_number, truncate_after_answer)
+from tpt.verify.math import (answer_done, check, extract_lenient, extract_strict, gold_answer, normalize_number,
+                             truncate_after_answer)
 
 
 @pytest.mark.parametrize("raw,expected", [
     ("72", "72"), ("72.", "72"), ("1,000", "1000"), ("$1,234.50", "1234.5"), ("-5", "-5"),
     ("-0.25", "-0.25"), ("5.00", "5"), (" 18 ", "18"), ("100", "100"), ("0.0", "0"), (".5", "0.5"),
-    ("12 apples", None), ("abc", None), ("", None), ("1/2", None),
+    ("12 apples", None), ("abc", None), ("", None), ("1/2", None), ("5,000.00", "5000"), ("72..", None),
 ])
 def test_normalize_number(raw, expected):
     assert normalize_number(raw) == expected
 
 
-def test_strict_needs_the_answer_line_and_a_bare_number():
+def test_strict_takes_lm_evals_first_match():
     assert extract_strict("2 + 3 = 5\n#### 5") == "5"
-    assert extract_strict("#### $1,200.") == "1200"
     assert extract_strict("The answer is 5") is None
     assert extract_strict("#### five") is None
-    assert extract_strict("#### 5 apples") is None  # strict: format counts
+    assert extract_strict("#### 5 apples") == "5"  # lm-eval's strict-match reads the number and stops
+    assert extract_strict("**#### 38**") == "38"  # Gemma's bold answer line
+    assert extract_strict("so\n**##### 38**") == "38"  # the paper's own trace (appendix B.5)
+    assert extract_strict("#### Step 1: add\n3 + 4 = 7\n#### 7") == "7"  # a markdown heading is no answer
+    assert extract_strict("End with '#### <number>'.\n#### 12") == "12"  # nor an echoed instruction
+    assert extract_strict("#### 18 dollars\n#### 20") == "18"  # the first answer counts
+    assert extract_strict("#### $1,200.") is None  # lm-eval's regex takes no `$` after `#### `
 
 
-def test_lenient_takes_the_last_number():
+def test_whole_line_keeps_the_earlier_stricter_rule():
+    assert extract_strict("#### $1,200.", "whole_line") == "1200"
+    assert extract_strict("#### 5 apples", "whole_line") is None  # format counts
+    assert extract_strict("**#### 38**", "whole_line") is None
+    assert extract_strict("#### Step 1\n#### 7", "whole_line") is None  # the first `####` line decides
+
+
+def test_lenient_is_lm_evals_flexible_extract():
     assert extract_lenient("so 3 + 4 = 7 apples") == "7"
     assert extract_lenient("no digits") is None
+    assert extract_lenient("it costs $1,200.") == "1200"
 
 
 def test_check_reports_both_and_only_strict_counts():
@@ -35,12 +48,34 @@ def test_check_reports_both_and_only_strict_counts():
     assert v["correct"] is True and v["pred"] == "7"
     assert check("#### -3", "-3")["correct"]
     assert check("#### 2.50", gold_answer("#### 2.5"))["correct"]
+    assert check("#### 5,000.00", "5000")["correct"]  # numeric, where lm-eval compares strings
 
 
-def test_answer_line_done_and_truncate():
-    assert ANSWER_LINE_DONE.search("x\n#### 12\n")
-    assert not ANSWER_LINE_DONE.search("x\n#### 12")  # the number may still go on
+def test_the_gold_answer_is_normalised_too():
+    assert check("#### 2,125", "2,125")["correct"]
+    assert check("#### 2125", "$2,125.")["correct"]
+
+
+@pytest.mark.parametrize("text, done", [
+    ("x\n#### 12\n", True),
+    ("x\n#### 12", False),  # the number may still go on
+    ("#### 12 dollars", False),  # its line is not finished yet
+    ("**#### 38**\n", True),
+    ("##### 38\n", True),  # the extractor reads 38 here, so generation may stop
+    ("Format: ####\n12\n", False),  # no answer on the `####` line: not an answer, keep going
+    ("#### Step 1: add\n3 + 4\n", False),
+])
+def test_generation_stops_exactly_when_the_judged_answer_is_complete(text, done):
+    assert answer_done(text) is done
+    if done:  # what stopped generation is what is judged
+        assert extract_strict(text) is not None
+
+
+def test_the_stored_completion_is_cut_after_the_judged_answer():
     assert truncate_after_answer("a\n#### 12\nblah blah") == "a\n#### 12"
+    assert truncate_after_answer("#### Step 1: add\n3 + 4 = 7\n#### 7\nmore") == "#### Step 1: add\n3 + 4 = 7\n#### 7"
+    assert truncate_after_answer("**#### 38** done\nextra") == "**#### 38** done"
+    assert truncate_after_answer("no answer at all\nstill going") == "no answer at all\nstill going"
 
 
 def test_every_gsm8k_gold_answer_parses(gsm8k_dir):

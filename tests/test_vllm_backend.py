@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import compose, tiny_overrides
 from tpt import loop
-from tpt.prompt import build_messages
+from tpt.models import load_tokenizer
+from tpt.prompt import build_messages, encode, render
 from tpt.backends import BackendUnavailable, Sampling, check_backend, make_generator
 from tpt.backends import vllm as vllm_backend
 
@@ -48,7 +49,8 @@ def test_generate_runs_the_engine_in_a_spawned_process(fake_vllm, tiny_model_dir
                    "backend.max_model_len=2048", "backend.enforce_eager=true"])
     gen = make_generator(cfg, str(tiny_model_dir), None, batch_size=32)
     convs = [build_messages(f"What is {i} + 1?", "Solve it.") for i in range(3)]
-    out = gen.generate(convs, Sampling(n=4, temperature=0.7, top_p=1.0, max_new_tokens=64, seed=1))
+    tok = load_tokenizer(str(tiny_model_dir))
+    out = gen.generate(encode(tok, render(tok, convs)), Sampling(n=4, temperature=0.7, top_p=1.0, max_new_tokens=64, seed=1))
     calls = fake_vllm()
     assert len(calls) == 1
     call = calls[0]
@@ -58,8 +60,7 @@ def test_generate_runs_the_engine_in_a_spawned_process(fake_vllm, tiny_model_dir
     assert call["engine"] == {"model": str(tiny_model_dir), "tokenizer": str(tiny_model_dir), "dtype": "auto",
                               "tensor_parallel_size": 2, "seed": 1, "gpu_memory_utilization": 0.5,
                               "enforce_eager": True, "max_model_len": 2048}
-    # The same prompt token ids as the hf backend renders (the model's chat template).
-    tok = gen.tokenizer
+    # The prompt token ids the stage rendered (the model's chat template), as given.
     expected = [tok(tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True),
                     add_special_tokens=False)["input_ids"] for c in convs]
     assert [r["prompt_token_ids"] for r in call["requests"]] == expected
@@ -73,7 +74,7 @@ def test_a_wrong_number_of_samples_fails_the_call(fake_vllm, tiny_model_dir, mon
     monkeypatch.setenv("TPT_FAKE_VLLM_SHORT", "1")
     gen = make_generator(compose(["backend=vllm"]), str(tiny_model_dir), None, batch_size=32)
     with pytest.raises(RuntimeError, match="vLLM returned 1 samples for prompt 0, expected n=2"):
-        gen.generate([build_messages("Q?", "Solve it.")], Sampling(n=2, temperature=0.7, top_p=1.0,
+        gen.generate([[1, 2, 3]], Sampling(n=2, temperature=0.7, top_p=1.0,
                                                                   max_new_tokens=8, seed=0))
 
 

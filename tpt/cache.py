@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 from filelock import FileLock
 
@@ -17,6 +17,8 @@ from tpt.backends.base import Completion, Sampling
 
 log = logging.getLogger(__name__)
 
+# 2: keyed by the rendered prompt's token ids (1: by the chat messages, which missed template changes).
+KEY_VERSION = 2
 _SMALL_FILES = (".json", ".jinja", ".txt", ".model")
 _WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".gguf")
 _EDGE = 4 << 20  # bytes hashed at each end of a weight file
@@ -70,11 +72,10 @@ class GenerationCache:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def key(self, model_identity: str, conversations, sampling: Sampling, generator: dict) -> str:
-        fields = asdict(sampling)
-        fields["answer_format"] = fields.pop("kind")  # the name it had when the keys were first written
-        return digest({"model": model_identity, "conversations": conversations,
-                       "sampling": fields, "generator": generator})
+    def key(self, model_identity: str, prompts: Sequence[Sequence[int]], sampling: Sampling, generator: dict) -> str:
+        """`prompts`: the token ids the model is given (the rendered chat template, not the messages)."""
+        return digest({"version": KEY_VERSION, "model": model_identity, "prompts": prompts,
+                       "sampling": asdict(sampling), "generator": generator})
 
     def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
                        desc: str = "generate") -> List[List[Completion]]:

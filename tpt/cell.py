@@ -40,7 +40,7 @@ class Cell:
         if cfg.cache.enabled:
             cache = GenerationCache(Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir() / "generations")
         return cls(cfg, run, data, kind, PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role),
-                   make_verifier(kind, cfg.task.code), Lineage(run, base, OmegaConf.to_container(cfg.train, resolve=True)),
+                   make_verifier(kind, cfg.task), Lineage(run, base, OmegaConf.to_container(cfg.train, resolve=True)),
                    teacher, cache)
 
     def memo(self, name: str, compute: Callable[[], Any]) -> Any:

@@ -88,6 +88,9 @@ class TaskConfig:
         "then end with a final line of the form '#### <number>'."
     )
     system_prompt: Optional[str] = None  # null keeps the model's own default
+    # math: which `#### N` is the answer. lm_eval: the first match of lm-evaluation-harness's
+    # strict-match regex (the standard); whole_line: the first `####` line, which must hold only a number
+    strict_match: str = "lm_eval"
     arith: ArithConfig = field(default_factory=ArithConfig)
     code: CodeConfig = field(default_factory=CodeConfig)
 
@@ -264,13 +267,38 @@ def register() -> None:
         OmegaConf.register_new_resolver("tpt_cell", cell_name)
 
 
+def check_known_keys(cfg: DictConfig) -> None:
+    """Hydra lets `+think.temprature=0.1` add a key the schema does not have; nothing would read it, so
+    the cell would silently compute something else. Refuse every key outside the schema."""
+    import dataclasses
+    import difflib
+
+    def walk(node, schema_type, prefix: str) -> None:
+        known = {f.name: f.type for f in dataclasses.fields(schema_type)}
+        for key in node.keys():
+            if not prefix and key == "hydra":  # Hydra's own node, present when composed with it
+                continue
+            if key not in known:
+                path = f"{prefix}{key}"
+                close = difflib.get_close_matches(str(key), list(known), n=1)
+                hint = f"; did you mean {prefix}{close[0]}?" if close else f"; known keys here: {', '.join(known)}"
+                raise ConfigError(f"invalid config: {path} is not a config key (nothing reads it){hint}")
+            child = node._get_node(key)
+            child_type = OmegaConf.get_type(child) if OmegaConf.is_dict(child) else None
+            if child_type is not None and dataclasses.is_dataclass(child_type):
+                walk(child, child_type, f"{prefix}{key}.")
+
+    walk(cfg, Config, "")
+
+
 def validate(cfg: DictConfig | Config) -> None:
-    """Reject impossible values before any compute, naming the key."""
+    """Reject impossible values and unknown keys before any compute, naming the key."""
     from tpt.backends import BACKENDS
     from tpt.stages.prune import STRATEGIES
     from tpt.stages.think import SOURCES
     from tpt.tasks import TASKS
     from tpt.training import TRAIN_STRATEGIES
+    from tpt.verify.math import STRICT
 
     def need(ok: bool, key: str, why: str) -> None:
         if not ok:
@@ -278,6 +306,8 @@ def validate(cfg: DictConfig | Config) -> None:
 
     def one_of(value, known, key: str) -> None:
         need(value in known, key, f"must be one of {tuple(known)} (got {value!r})")
+
+    check_known_keys(cfg)
 
     need(cfg.rounds >= 1, "rounds", f"must be >= 1 (got {cfg.rounds})")
     need(cfg.data.size >= 1, "data.size", f"must be a positive number of examples (got {cfg.data.size})")
@@ -288,6 +318,7 @@ def validate(cfg: DictConfig | Config) -> None:
     need(kind in strategy.kinds, "pruning.strategy", f"{strategy.needs} (got task {cfg.task.name!r}, a {kind} task)")
     if kind == "code":
         _validate_code(cfg.task.code, need)
+    one_of(cfg.task.strict_match, STRICT, "task.strict_match")
     src = cfg.source
     one_of(src.kind, SOURCES, "source.kind")
     need(src.kind != "distill" or bool(src.teacher), "source.teacher",

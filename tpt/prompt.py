@@ -1,5 +1,5 @@
-"""The chain-of-thought prompt as chat messages, shared by think, train and eval: the model must be
-trained on the very prompt it thinks and is evaluated with, so all three build it here."""
+"""The chain-of-thought prompt, shared by think, train and eval: the model must be trained on the very
+prompt it thinks and is evaluated with, so all three build the messages and render them here."""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
@@ -8,6 +8,11 @@ from tpt.tasks import reference_text, task_kind
 from tpt.tasks.base import Problem
 
 Message = Dict[str, str]
+
+# Passed to every chat template (generation and training alike). Llama 3.x templates stamp the
+# current date into the system turn unless given one: a run crossing midnight would otherwise see
+# other prompts in think, train and eval. This is the date Llama's own template uses without a clock.
+CHAT_TEMPLATE_KWARGS = {"date_string": "26 Jul 2024"}
 
 
 def user_turn(instruction: str, question: str) -> str:
@@ -49,3 +54,14 @@ class PromptBuilder:
 
     def __call__(self, question: str) -> List[Message]:
         return build_messages(question, self.instruction, self.few_shot, self.system_prompt, self.system_role)
+
+
+def render(tokenizer, conversations: Sequence[List[Message]]) -> List[str]:
+    """Each conversation as the model's chat template writes it, ready for the reply."""
+    return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True, **CHAT_TEMPLATE_KWARGS)
+            for c in conversations]
+
+
+def encode(tokenizer, texts: Sequence[str]) -> List[List[int]]:
+    """Token ids of rendered prompts (their special tokens are already in the text)."""
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]

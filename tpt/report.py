@@ -3,8 +3,14 @@
     python -m tpt.report outputs/            # every cell below it
     python -m tpt.report outputs/my_sweep
 
-Each cell gives one row per round it was asked to run (rounds without metrics yet are `missing`);
-writes report.md, report.csv, pass_by_round.png and pass_by_data_size.png into the folder.
+    python -m tpt.report outputs/my_sweep --compare 'pruning=gt@1' 'pruning=none@1'
+
+Each cell gives one row per round it was asked to run (rounds without metrics yet are `missing`):
+every Pass@k with its standard error over questions, Correct@k as a count of questions, and the
+change of Pass@1 since round 0 with a paired standard error on the same questions (`*`: larger than
+two standard errors). `--compare A B` sets two cells (or two rounds, `<cell>@<round>`, default the
+last) side by side on the questions both answered. Writes report.md, report.csv, pass_by_round.png
+and pass_by_data_size.png into the folder.
 """
 from __future__ import annotations
 
@@ -12,17 +18,21 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from tpt.io import write_text_atomic
+from tpt.io import read_jsonl, write_text_atomic
+from tpt.metrics import paired_difference, pass_at_k
 
-METRIC_COLUMNS = ("pass@1", "pass@k", "correct@k", "distinct_answers", "text_diversity")
+METRIC_COLUMNS = ("pass@1", "pass@1_se", "pass@k", "pass@k_se", "correct@k", "questions", "d_pass@1", "d_pass@1_se",
+                  "d_sig", "distinct_answers", "text_diversity")
 COLUMNS = ("cell", "model", "task", "source", "pruning", "data_size", "round", "status", "kept", "k") + METRIC_COLUMNS
+SIGNIFICANT = 2.0  # a difference is marked when it exceeds this many standard errors
 
 
 @dataclass
@@ -35,6 +45,20 @@ class Cell:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def per_question(self, round_idx: int, k: int = 1) -> Optional[Dict[str, float]]:
+        """Each eval question's Pass@k estimate in that round (None if its samples are not there)."""
+        path = self.path / f"round_{round_idx}" / "eval" / "samples.jsonl"
+        if not path.is_file():
+            return None
+        verdicts: Dict[str, List[bool]] = {}
+        for r in read_jsonl(path):
+            verdicts.setdefault(r["qid"], []).append(bool(r["correct"]))
+        return {q: pass_at_k(len(v), sum(v), k) for q, v in verdicts.items()}
+
+
+def largest_k(metrics: Dict) -> int:
+    return max(int(m.group(1)) for key in metrics if (m := re.fullmatch(r"pass@(\d+)", key)))
 
 
 def _load_yaml(path: Path) -> Dict:
@@ -74,13 +98,26 @@ def table(cells: List[Cell], root: Path) -> List[Dict]:
             m = cell.metrics.get(r)
             row = {**base, "round": r, "status": "done" if m else "missing", "k": "", "kept": ""}
             if m:
-                k = max(int(key.split("@")[1]) for key in m if key.startswith("pass@"))
-                row.update({"k": k, "pass@1": m["pass@1"], "pass@k": m[f"pass@{k}"], "correct@k": m[f"correct@{k}"],
-                            "distinct_answers": m.get("distinct_answers"), "text_diversity": m.get("text_diversity")})
+                k = largest_k(m)
+                row.update({"k": k, "pass@1": m["pass@1"], "pass@1_se": m.get("pass@1_se"), "pass@k": m[f"pass@{k}"],
+                            "pass@k_se": m.get(f"pass@{k}_se"), "correct@k": m[f"correct@{k}"],
+                            "questions": m.get("questions"), "distinct_answers": m.get("distinct_answers"),
+                            "text_diversity": m.get("text_diversity")})
+                if r > 0 and 0 in cell.metrics:
+                    row.update(since_round_0(cell, r))
                 if r > 0:
                     row["kept"] = m.get("data_size", "")  # examples really trained on (data_size: asked for)
             rows.append(row)
     return rows
+
+
+def since_round_0(cell: Cell, r: int) -> Dict:
+    """Pass@1 of round r minus round 0's, paired over the questions both answered."""
+    now, before = cell.per_question(r), cell.per_question(0)
+    if now is None or before is None:
+        return {}
+    d = paired_difference(now, before)
+    return {"d_pass@1": d["diff"], "d_pass@1_se": d["se"], "d_sig": "*" if abs(d["z"]) > SIGNIFICANT else ""}
 
 
 def _fmt(v) -> str:
@@ -89,10 +126,55 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _md_cell(row: Dict, column: str) -> str:
+    """Markdown folds each standard error into its value (`0.453 ± 0.041`) and Correct@k into `n/questions`."""
+    value = row.get(column)
+    if column == "correct@k" and value not in (None, "") and row.get("questions"):
+        return f"{value:.0f}/{row['questions']}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}/{row['questions']}"
+    se = row.get(f"{column}_se")
+    if isinstance(value, float) and isinstance(se, float):
+        return f"{value:+.3f} ± {se:.3f}{row.get('d_sig', '')}" if column.startswith("d_") else f"{value:.3f} ± {se:.3f}"
+    return _fmt(value)
+
+
+MARKDOWN_COLUMNS = [c for c in COLUMNS if not c.endswith("_se") and c not in ("questions", "d_sig")]
+
+
 def to_markdown(rows: List[Dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+    lines = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
+    lines += ["| " + " | ".join(_md_cell(r, c) for c in MARKDOWN_COLUMNS) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def compare(cells: List[Cell], root: Path, a: str, b: str) -> str:
+    """Two cells or rounds (`<cell>@<round>`, default the last) side by side on their common questions."""
+    picked = [_pick(cells, root, spec) for spec in (a, b)]
+    ks = sorted({1, min(largest_k(c.metrics[r]) for c, r in picked)})
+    lines = [f"A = {a}, B = {b}", "", "| metric | A | B | A - B (paired) | questions |", "|---|---|---|---|---|"]
+    for k in ks:
+        qa, qb = (c.per_question(r, k) for c, r in picked)
+        if qa is None or qb is None:
+            raise SystemExit("tpt.report: --compare needs both rounds' eval/samples.jsonl")
+        d = paired_difference(qa, qb)
+        mark = " *" if abs(d["z"]) > SIGNIFICANT else ""
+        common = sorted(set(qa) & set(qb))
+        mean = lambda q: sum(q[i] for i in common) / len(common)  # noqa: E731
+        lines.append(f"| Pass@{k} | {mean(qa):.3f} | {mean(qb):.3f} | {d['diff']:+.3f} ± {d['se']:.3f}{mark} "
+                     f"| {d['questions']} |")
+    return "\n".join(lines + ["", f"*: |A - B| > {SIGNIFICANT:g} standard errors (paired over questions)"])
+
+
+def _pick(cells: List[Cell], root: Path, spec: str):
+    name, _, round_text = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    matches = [c for c in cells if str(c.path.relative_to(root)) == name or c.name == name]
+    if len(matches) != 1:
+        known = ", ".join(str(c.path.relative_to(root)) for c in cells)
+        raise SystemExit(f"tpt.report: --compare {spec!r} names {len(matches)} cells; cells: {known}")
+    cell = matches[0]
+    r = int(round_text) if round_text else max(cell.metrics, default=0)
+    if r not in cell.metrics:
+        raise SystemExit(f"tpt.report: {name} has no metrics for round {r}")
+    return cell, r
 
 
 def to_csv(rows: List[Dict]) -> str:
@@ -113,9 +195,10 @@ def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
     written = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for cell in dict.fromkeys(r["cell"] for r in done):
-        pts = sorted((r["round"], r["pass@1"], r["pass@k"], r["k"]) for r in done if r["cell"] == cell)
-        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=cell)
-        axes[1].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=cell)
+        pts = sorted((r for r in done if r["cell"] == cell), key=lambda r: r["round"])
+        for ax, key in zip(axes, ("pass@1", "pass@k")):  # error bars: one standard error over questions
+            se = [r.get(f"{key}_se") or 0.0 for r in pts]
+            ax.errorbar([r["round"] for r in pts], [r[key] for r in pts], yerr=se, marker="o", capsize=3, label=cell)
     ks = sorted({r["k"] for r in done})
     from matplotlib.ticker import MaxNLocator
 
@@ -162,7 +245,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def report(root: Path) -> List[Dict]:
+def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     root = Path(root)
     if not root.is_dir():
         raise SystemExit(f"tpt.report: {root} is not a directory")
@@ -178,6 +261,8 @@ def report(root: Path) -> List[Dict]:
     print(markdown)
     print(f"\n{len(cells)} cell(s), {len(rows)} row(s), {missing} missing; wrote report.md, report.csv, "
           + ", ".join(p.name for p in plots) + f" in {root}")
+    if compare_pair:
+        print("\n" + compare(cells, root, *compare_pair))
     return rows
 
 
@@ -185,7 +270,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m tpt.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("root", type=Path, help="a sweep directory or outputs/")
-    report(ap.parse_args(argv).root)
+    ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two cells (or <cell>@<round>) to compare")
+    args = ap.parse_args(argv)
+    report(args.root, args.compare)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,17 @@ def round_row(run: RunDir, i: int) -> Dict:
     return row
 
 
+def with_se(row: Dict, key: str) -> str:
+    """`0.453 ± 0.041`: a metric and its standard error over questions."""
+    return f"{row[key]:.3f} ± {row[key + '_se']:.3f}" if key + "_se" in row else f"{row[key]:.3f}"
+
+
+def count_of(row: Dict, key: str) -> str:
+    """Correct@k as the paper gives it: questions of all (`415/500`; an expectation when k < n)."""
+    value = row[key]
+    return f"{value:.0f}/{row['questions']}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}/{row['questions']}"
+
+
 def format_summary(rows: Sequence[Dict], ks: Sequence[int]) -> str:
     k = max(ks)
     head = ["round", "Pass@1", f"Pass@{k}", f"Correct@{k}", "lenient@1", "format", "answers/q", "diversity",
@@ -27,7 +38,7 @@ def format_summary(rows: Sequence[Dict], ks: Sequence[int]) -> str:
     for r in rows:
         loss = r.get("train_loss")
         lines.append(" | ".join([
-            str(r["round"]), f"{r['pass@1']:.3f}", f"{r[f'pass@{k}']:.3f}", f"{r[f'correct@{k}']:.3f}",
+            str(r["round"]), with_se(r, "pass@1"), with_se(r, f"pass@{k}"), count_of(r, f"correct@{k}"),
             f"{r['lenient_pass@1']:.3f}", f"{r['format_rate']:.2f}",
             f"{r['distinct_answers']:.2f}", f"{r['text_diversity']:.2f}",
             str(r.get("data_size", "-")), "-" if loss is None else f"{loss:.3f}",

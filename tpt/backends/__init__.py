@@ -12,13 +12,13 @@ class BackendUnavailable(RuntimeError):
     """The chosen backend cannot run on this machine (no vLLM installed, no GPU)."""
 
 
-def _hf(model_path: str, revision, cfg, batch_size: int) -> Generator:
+def _hf(model_path: str, revision, cfg, batch_size: int, tokenizer=None) -> Generator:
     from tpt.backends.hf import HFGenerator
 
-    return HFGenerator(model_path, dtype=cfg.model.dtype, batch_size=batch_size, revision=revision)
+    return HFGenerator(model_path, dtype=cfg.model.dtype, batch_size=batch_size, revision=revision, tokenizer=tokenizer)
 
 
-def _vllm(model_path: str, revision, cfg, batch_size: int) -> Generator:
+def _vllm(model_path: str, revision, cfg, batch_size: int, tokenizer=None) -> Generator:
     from tpt.backends.vllm import VLLMGenerator
 
     b = cfg.backend
@@ -40,7 +40,7 @@ def _check_vllm() -> None:
 
 @dataclass(frozen=True)
 class Backend:
-    make: Callable[..., Generator]  # (model_path, revision, cfg, batch_size) -> Generator
+    make: Callable[..., Generator]  # (model_path, revision, cfg, batch_size, tokenizer) -> Generator
     check: Callable[[], None]  # raises BackendUnavailable where it cannot run
     sharded: bool  # shards the model over model.tensor_parallel_size GPUs; its batching does not change samples
 
@@ -56,9 +56,10 @@ def check_backend(name: str) -> None:
     BACKENDS[name].check()
 
 
-def make_generator(cfg, model_path: str, revision: str | None, batch_size: int) -> Generator:
-    """The configured backend (`cfg.backend`) for `model_path`; `batch_size` is the stage's."""
-    return BACKENDS[cfg.backend.name].make(model_path, revision, cfg, batch_size)
+def make_generator(cfg, model_path: str, revision: str | None, batch_size: int, tokenizer=None) -> Generator:
+    """The configured backend (`cfg.backend`) for `model_path`; `batch_size` is the stage's; a
+    backend that decodes in this process reuses `tokenizer` when given."""
+    return BACKENDS[cfg.backend.name].make(model_path, revision, cfg, batch_size, tokenizer)
 
 
 def generator_settings(cfg, batch_size: int) -> dict:

@@ -16,20 +16,21 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from tpt.models import load_causal_lm, load_tokenizer
-from tpt.prompt import Message
-from tpt.backends.base import Completion, Sampling, render_prompts, stream_seed
+from tpt.backends.base import Completion, Sampling, stream_seed
 
 log = logging.getLogger(__name__)
 
 
 class AnswerDoneStop(StoppingCriteria):
-    """Marks a sequence finished once `is_done(generated text)` (`Sampling.finished`)."""
+    """Marks a sequence finished once `is_done(generated text)` (`Sampling.finished`), and remembers
+    how many tokens it had then: generate pads the rest, and the pad token need not be an EOS."""
 
     def __init__(self, tokenizer, prompt_len: int, is_done):
         self.tokenizer = tokenizer
         self.prompt_len = prompt_len
         self.is_done = is_done
         self.done: torch.Tensor | None = None
+        self.lengths: dict[int, int] = {}  # row -> generated tokens when it was marked done
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         if self.done is None:
@@ -38,6 +39,7 @@ class AnswerDoneStop(StoppingCriteria):
             text = self.tokenizer.decode(input_ids[row, self.prompt_len:], skip_special_tokens=True)
             if self.is_done(text):
                 self.done[row] = True
+                self.lengths[row] = input_ids.shape[1] - self.prompt_len
         return self.done.clone()
 
 
@@ -59,13 +61,9 @@ class HFGenerator:
         self.model.eval()
         self.batch_size = batch_size
 
-    def render(self, conversations: Sequence[List[Message]]) -> List[List[int]]:
-        return render_prompts(self.tokenizer, conversations)
-
     @torch.inference_mode()
-    def generate(self, conversations: Sequence[List[Message]], sampling: Sampling,
+    def generate(self, prompt_ids: Sequence[List[int]], sampling: Sampling,
                  desc: str = "generate") -> List[List[Completion]]:
-        prompt_ids = self.render(conversations)
         # Longest prompts first: memory peaks at once and batches hold prompts of similar length.
         order = sorted(range(len(prompt_ids)), key=lambda q: -len(prompt_ids[q]))
         per_batch = max(1, self.batch_size // sampling.n)  # prompts per call, each sampled n times
@@ -77,9 +75,9 @@ class HFGenerator:
             batch = order[b:b + per_batch]
             # A fixed seed per batch makes a rerun reproduce the same samples.
             torch.manual_seed(stream_seed(sampling.seed, b))
-            rows = self._sample([prompt_ids[q] for q in batch], sampling, eos_ids)
+            rows, stopped = self._sample([prompt_ids[q] for q in batch], sampling, eos_ids)
             for k, row in enumerate(rows):
-                n_tok = _length_until_stop(row, eos_ids)
+                n_tok = _length_until_stop(row, eos_ids, stopped.get(k))
                 text = self.tokenizer.decode(row[:n_tok], skip_special_tokens=True)
                 results[batch[k // sampling.n]].append(Completion(text=sampling.finalize(text), n_tokens=n_tok))
                 generated += n_tok
@@ -90,8 +88,9 @@ class HFGenerator:
                  generated / max(time.perf_counter() - start, 1e-9))
         return results
 
-    def _sample(self, prompts: List[List[int]], sampling: Sampling, eos_ids: List[int]) -> List[List[int]]:
-        """n sampled continuations of each prompt (rows q0s0, q0s1, ..., q1s0, ...), new tokens only.
+    def _sample(self, prompts: List[List[int]], sampling: Sampling, eos_ids: List[int]):
+        """n sampled continuations of each prompt (rows q0s0, q0s1, ..., q1s0, ...), new tokens only,
+        and for the rows the answer check stopped, how many tokens they had then.
 
         The prompt is encoded once and its KV cache repeated n times: on CPU the prompt (few-shot
         examples included) costs far more than the short answers, so this saves most of the work.
@@ -108,6 +107,7 @@ class HFGenerator:
                 cache.batch_repeat_interleave(n)
         ids, mask = ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
         greedy = sampling.temperature == 0
+        answer_stop = AnswerDoneStop(tok, ids.shape[1], sampling.finished)
         out = self.model.generate(
             input_ids=ids, attention_mask=mask, past_key_values=cache,
             do_sample=not greedy,
@@ -115,11 +115,11 @@ class HFGenerator:
             top_p=None if greedy else sampling.top_p,
             top_k=None,
             max_new_tokens=sampling.max_new_tokens,
-            stopping_criteria=StoppingCriteriaList([AnswerDoneStop(tok, ids.shape[1], sampling.finished)]),
+            stopping_criteria=StoppingCriteriaList([answer_stop]),
             pad_token_id=tok.pad_token_id,
             eos_token_id=eos_ids,
         )
-        return out[:, ids.shape[1]:].tolist()
+        return out[:, ids.shape[1]:].tolist(), answer_stop.lengths
 
     def _eos_ids(self) -> List[int]:
         ids = self.model.generation_config.eos_token_id
@@ -135,10 +135,11 @@ class HFGenerator:
             torch.cuda.empty_cache()
 
 
-def _length_until_stop(row: List[int], eos_ids: List[int]) -> int:
-    """Generated tokens up to and including the first EOS (the rest is padding)."""
-    for i, t in enumerate(row):
+def _length_until_stop(row: List[int], eos_ids: List[int], stopped_at: int | None = None) -> int:
+    """Generated tokens up to and including the first EOS, or up to where the answer check stopped
+    the row (the rest is padding)."""
+    for i, t in enumerate(row[:stopped_at]):
         if t in eos_ids:
             return i + 1
-    return len(row)
+    return len(row) if stopped_at is None else stopped_at
 

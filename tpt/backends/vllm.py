@@ -15,8 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from typing import Dict, List, Sequence
 
-from tpt.prompt import Message
-from tpt.backends.base import Completion, Sampling, render_prompts, stream_seed
+from tpt.backends.base import Completion, Sampling, stream_seed
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +71,16 @@ def _generate_in_child(engine: Dict, prompt_ids: List[List[int]], sampling: Dict
 class VLLMGenerator:
     def __init__(self, model_path: str, dtype: str = "auto", revision: str | None = None,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 max_model_len: int | None = None, enforce_eager: bool = False, tokenizer=None):
-        from tpt.models import load_tokenizer
-
+                 max_model_len: int | None = None, enforce_eager: bool = False):
         self.model_path, self.revision = model_path, revision
-        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path, revision)
         self.last_generate_seconds: float | None = None  # the engine's own time in the last call
         self.options = {"dtype": dtype, "revision": revision, "tensor_parallel_size": tensor_parallel_size,
                         "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
                         "enforce_eager": enforce_eager}
 
-    def render(self, conversations: Sequence[List[Message]]) -> List[List[int]]:
-        return render_prompts(self.tokenizer, conversations)
-
-    def generate(self, conversations: Sequence[List[Message]], sampling: Sampling,
+    def generate(self, prompt_ids: Sequence[List[int]], sampling: Sampling,
                  desc: str = "generate") -> List[List[Completion]]:
-        prompt_ids = self.render(conversations)
+        prompt_ids = [list(ids) for ids in prompt_ids]
         engine = engine_kwargs(self.model_path, seed=sampling.seed, **self.options)
         log.info("%s: %d prompts x %d samples on vLLM (tensor parallel %d), in a spawned process",
                  desc, len(prompt_ids), sampling.n, self.options["tensor_parallel_size"])

@@ -1,7 +1,7 @@
 """Eval: n samples of M_i per held-out question, verified, summarised as Pass@1, Pass@k, Correct@k,
 the lenient and format rates, diversity and (code) the share of each verdict.
 
-Writes `round_<i>/eval/samples.jsonl` (`SampleRow`s) and `metrics.json`.
+Writes `round_<i>/eval/samples.jsonl` (`SampleRow`s), `prompts.jsonl` (`PromptRow`s) and `metrics.json`.
 """
 from __future__ import annotations
 
@@ -11,18 +11,20 @@ from typing import Dict, List, Sequence
 
 from tpt.cell import Cell
 from tpt.io import write_json, write_jsonl
-from tpt.metrics import diversity, summarize
+from tpt.metrics import diversity, mean_and_se, summarize
 from tpt.stages.think import SampleRow, sample
 
 
 def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
-    """metrics.json: pass@k / correct@k per k (tpt.metrics.summarize), lenient_pass@1, format_rate,
-    mean_tokens, distinct_answers, text_diversity and, for code, verdict/<name> shares."""
+    """metrics.json: pass@k / correct@k per k with standard errors (`<name>_se`, tpt.metrics),
+    lenient_pass@1, format_rate, mean_tokens, distinct_answers, text_diversity and, for code,
+    verdict/<name> shares."""
     by_q: Dict[str, List[SampleRow]] = {}
     for r in rows:
         by_q.setdefault(r["qid"], []).append(r)
     out = summarize([[r["correct"] for r in g] for g in by_q.values()], ks)
-    out["lenient_pass@1"] = sum(r["lenient_correct"] for r in rows) / len(rows)
+    out["lenient_pass@1"], out["lenient_pass@1_se"] = mean_and_se(
+        [sum(r["lenient_correct"] for r in g) / len(g) for g in by_q.values()])
     out["format_rate"] = sum(r["pred"] is not None for r in rows) / len(rows)
     out["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
     out.update(diversity(list(by_q.values())))
@@ -33,6 +35,7 @@ def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
 
 
 def run(cell: Cell, i: int, out: Path) -> None:
-    rows = sample(cell, cell.models.model(i), cell.data.eval, cell.cfg.eval, desc=f"round {i} eval")
+    rows, prompts = sample(cell, cell.models.model(i), cell.data.eval, cell.cfg.eval, desc=f"round {i} eval")
     write_jsonl(out / "samples.jsonl", rows)
+    write_jsonl(out / "prompts.jsonl", prompts)
     write_json(out / "metrics.json", metrics(rows, cell.cfg.eval.k, cell.kind))

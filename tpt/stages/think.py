@@ -1,18 +1,21 @@
 """Think: a model writes n solutions to every train question (or the dataset's own solutions stand in
 for them), each verified against the ground truth. Eval samples through the same `sample`.
 
-Writes `round_<i>/think/samples.jsonl`, one `SampleRow` per line.
+Writes `round_<i>/think/samples.jsonl` (`SampleRow`s) and `prompts.jsonl` (`PromptRow`s: the exact
+text each question's prompt was, chat template included).
 """
 from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import List, Sequence, TypedDict
+from typing import List, Sequence, Tuple, TypedDict
 
 from tpt.backends import Sampling, generator_settings, make_generator
 from tpt.cell import Cell
 from tpt.io import write_jsonl
 from tpt.lineage import ModelRef
+from tpt.models import load_tokenizer
+from tpt.prompt import encode, render
 from tpt.tasks import Problem, reference_text
 
 
@@ -34,6 +37,13 @@ class SampleRow(TypedDict, total=False):
     lenient_correct: bool
 
 
+class PromptRow(TypedDict):
+    """One question's prompt as the model was given it (think/ and eval/ prompts.jsonl)."""
+
+    qid: str
+    prompt: str
+
+
 # source.kind -> who writes the think samples (their `origin`); mixed adds human solutions at prune.
 SOURCES = {"self": "self", "distill": "teacher", "human": "human", "mixed": "self"}
 
@@ -52,16 +62,18 @@ def verified(cell: Cell, rows: List[SampleRow], problems: Sequence[Problem], des
 
 
 def sample(cell: Cell, model: ModelRef, problems: Sequence[Problem], stage_cfg, desc: str,
-           origin: str | None = None) -> List[SampleRow]:
-    """`stage_cfg.n` verified samples of `model` per problem, through the shared generation cache;
-    `stage_cfg` is the stage's sampling config (`think` or `eval`)."""
-    sampling = Sampling.from_cfg(stage_cfg, cell.kind)
-    conversations = [cell.prompt(p.question) for p in problems]
+           origin: str | None = None) -> Tuple[List[SampleRow], List[PromptRow]]:
+    """`stage_cfg.n` verified samples of `model` per problem, through the shared generation cache,
+    and the prompts they answered; `stage_cfg` is the stage's sampling config (`think` or `eval`)."""
+    sampling = Sampling.from_cfg(stage_cfg, cell.kind, cell.cfg.task.strict_match)
+    tokenizer = load_tokenizer(model.path, model.revision)
+    texts = render(tokenizer, [cell.prompt(p.question) for p in problems])
+    prompt_ids = encode(tokenizer, texts)
 
     def generate():
-        gen = make_generator(cell.cfg, model.path, model.revision, stage_cfg.batch_size)
+        gen = make_generator(cell.cfg, model.path, model.revision, stage_cfg.batch_size, tokenizer)
         try:
-            return gen.generate(conversations, sampling, desc=desc)
+            return gen.generate(prompt_ids, sampling, desc=desc)
         finally:
             gen.close()
             gc.collect()
@@ -69,8 +81,7 @@ def sample(cell: Cell, model: ModelRef, problems: Sequence[Problem], stage_cfg, 
     if cell.cache is None:
         completions = generate()
     else:
-        key = cell.cache.key(model.identity, conversations, sampling,
-                             generator_settings(cell.cfg, stage_cfg.batch_size))
+        key = cell.cache.key(model.identity, prompt_ids, sampling, generator_settings(cell.cfg, stage_cfg.batch_size))
         completions = cell.cache.get_or_compute(key, generate, desc=desc)
     pairs = []
     for p, comps in zip(problems, completions):
@@ -78,7 +89,8 @@ def sample(cell: Cell, model: ModelRef, problems: Sequence[Problem], stage_cfg, 
             raise RuntimeError(f"{desc}: expected {sampling.n} samples for {p.id}, got {len(comps)}")
         pairs += [(p, j, c) for j, c in enumerate(comps)]
     rows = [sample_row(p, j, c.text, c.n_tokens, origin) for p, j, c in pairs]
-    return verified(cell, rows, [p for p, _, _ in pairs], desc)
+    prompts = [PromptRow(qid=p.id, prompt=t) for p, t in zip(problems, texts)]
+    return verified(cell, rows, [p for p, _, _ in pairs], desc), prompts
 
 
 def human_rows(cell: Cell) -> List[SampleRow]:
@@ -96,10 +108,12 @@ def human_rows(cell: Cell) -> List[SampleRow]:
 def run(cell: Cell, i: int, out: Path) -> None:
     """Round i's samples: M_{i-1}'s (self, mixed), the teacher's (distill) or the human ones."""
     source, desc = cell.cfg.source.kind, f"round {i} think"
-    if source == "human":
-        rows = human_rows(cell)
-    elif source == "distill":
-        rows = sample(cell, cell.teacher, cell.data.train, cell.cfg.think, desc + " (teacher)", SOURCES[source])
+    if source == "human":  # nothing is generated, so no prompt is sent
+        write_jsonl(out / "samples.jsonl", human_rows(cell))
+        return
+    if source == "distill":
+        rows, prompts = sample(cell, cell.teacher, cell.data.train, cell.cfg.think, desc + " (teacher)", SOURCES[source])
     else:
-        rows = sample(cell, cell.models.model(i - 1), cell.data.train, cell.cfg.think, desc, SOURCES[source])
+        rows, prompts = sample(cell, cell.models.model(i - 1), cell.data.train, cell.cfg.think, desc, SOURCES[source])
     write_jsonl(out / "samples.jsonl", rows)
+    write_jsonl(out / "prompts.jsonl", prompts)

@@ -15,15 +15,18 @@ import torch
 
 from tpt.lineage import ModelRef
 from tpt.models import load_causal_lm, load_tokenizer
-from tpt.prompt import Message
+from tpt.prompt import CHAT_TEMPLATE_KWARGS, Message
 
 log = logging.getLogger(__name__)
 
 
 def to_conversations(records: Sequence[dict], build_prompt: Callable[[str], List[Message]]) -> List[dict]:
+    """TRL's conversational prompt/completion rows; TRL renders them with the same chat-template
+    arguments think and eval use (CHAT_TEMPLATE_KWARGS), so training sees the very same prompt."""
     return [
         {"prompt": build_prompt(r["question"]),
-         "completion": [{"role": "assistant", "content": r["completion"]}]}
+         "completion": [{"role": "assistant", "content": r["completion"]}],
+         "chat_template_kwargs": dict(CHAT_TEMPLATE_KWARGS)}
         for r in records
     ]
 

@@ -1,8 +1,13 @@
-"""GSM8K-style answer checking, as in the paper: strict `#### N`, plus a lenient last-number check.
+"""GSM8K-style answer checking, as lm-evaluation-harness's `gsm8k` task extracts answers.
 
-Both sides are normalised the same way: thousands separators, a `$` sign and a trailing period
-are dropped (14 GSM8K gold answers carry separators), then compared as decimals so "5.0" == "5".
-The strict check is the reported metric; the lenient one is reported beside it, never instead.
+- strict (the reported metric): lm-eval's `strict-match` filter, the first `#### N` in the
+  completion (regex `#### (-?[0-9.,]+)`); `task.strict_match=whole_line` instead asks the first
+  line containing `####` to hold nothing but a number after it (stricter about format).
+- lenient (reported beside it, never instead): lm-eval's `flexible-extract`, the last number.
+
+Both extracted texts and the gold answer are normalised as lm-eval's `regexes_to_ignore` do
+(`,` and `$` dropped, one trailing `.` dropped) and then compared as decimals, where lm-eval
+compares strings: `#### 5,000.00` is correct for 5000 here. That is the one deliberate difference.
 """
 from __future__ import annotations
 
@@ -10,21 +15,22 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Optional
 
-# A number as written in answers: optional sign and $, digits with optional thousands commas,
-# optional decimals.
-_NUMBER = r"[-+]?\$?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+)"
-_ANSWER_LINE = re.compile(r"####[ \t]*([^\n]*)")
-_ANY_NUMBER = re.compile(_NUMBER)
-# An answer line is complete once a newline follows a number after `####`.
-ANSWER_LINE_DONE = re.compile(r"####[ \t]*" + _NUMBER + r"[ \t.]*\n")
+# task.strict_match -> the first match of this pattern holds the answer (group 1)
+STRICT = {
+    "lm_eval": re.compile(r"#### (\-?[0-9\.\,]+)"),  # lm-eval gsm8k.yaml, strict-match
+    "whole_line": re.compile(r"####[ \t]*([^\n]*)"),  # the first `####` and the rest of its line
+}
+FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")  # lm-eval gsm8k.yaml, flexible-extract (last match)
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)")
 
 
 def normalize_number(text: str) -> Optional[str]:
-    """Canonical form of a number written as text, or None if the text is not exactly a number."""
-    s = text.strip()
-    s = s.rstrip(".").strip()  # "72." -> "72"
-    s = s.replace(",", "").replace("$", "").replace(" ", "")
-    if not s or not re.fullmatch(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)", s):
+    """Canonical form of a number written as text, or None if the text is not exactly a number.
+    Drops `,` and `$` and one trailing `.`, as lm-eval does, and surrounding whitespace."""
+    s = text.strip().replace(",", "").replace("$", "")
+    s = s[:-1] if s.endswith(".") else s
+    s = s.strip().replace(" ", "")
+    if not _DECIMAL.fullmatch(s):
         return None
     try:
         value = Decimal(s)
@@ -36,41 +42,50 @@ def normalize_number(text: str) -> Optional[str]:
 
 def gold_answer(solution: str) -> Optional[str]:
     """The normalised number after the last `####` of a reference solution, or None."""
-    matches = _ANSWER_LINE.findall(solution)
-    return normalize_number(matches[-1]) if matches else None
+    if "####" not in solution:
+        return None
+    return normalize_number(solution.rsplit("####", 1)[1].split("\n", 1)[0])
 
 
-def extract_strict(completion: str) -> Optional[str]:
-    """The answer of a completion in the required format: the first `#### N` line, N a number."""
-    match = _ANSWER_LINE.search(completion)
+def first_answer(completion: str, strict: str = "lm_eval") -> Optional[re.Match]:
+    return STRICT[strict].search(completion)
+
+
+def extract_strict(completion: str, strict: str = "lm_eval") -> Optional[str]:
+    match = first_answer(completion, strict)
     return normalize_number(match.group(1)) if match else None
 
 
 def extract_lenient(completion: str) -> Optional[str]:
-    """The last number anywhere in the completion."""
-    numbers = _ANY_NUMBER.findall(completion)
-    for raw in reversed(numbers):
-        value = normalize_number(raw)
-        if value is not None:
-            return value
-    return None
+    """lm-eval's flexible-extract: the last number-like match (its first non-empty group)."""
+    matches = FLEXIBLE.findall(completion)
+    if not matches:
+        return None
+    return normalize_number(next(g for g in matches[-1] if g))
 
 
-def truncate_after_answer(completion: str) -> str:
-    """Cut a completion at the end of its first answer line (generation may run a few tokens past)."""
-    match = _ANSWER_LINE.search(completion)
+def answer_done(completion: str, strict: str = "lm_eval") -> bool:
+    """Generation may stop: the answer the extractor will judge is on a finished line."""
+    match = first_answer(completion, strict)
+    return match is not None and "\n" in completion[match.end():]
+
+
+def truncate_after_answer(completion: str, strict: str = "lm_eval") -> str:
+    """Cut a completion at the end of the line holding the answer that is judged."""
+    match = first_answer(completion, strict)
     if not match:
         return completion
-    return completion[: match.end()].rstrip()
+    end = completion.find("\n", match.end())
+    return completion if end < 0 else completion[:end].rstrip()
 
 
-def check(completion: str, gold: str) -> dict:
+def check(completion: str, gold: str, strict: str = "lm_eval") -> dict:
     """Verdict for one completion: the strict (reported) and lenient answers and correctness."""
-    strict = extract_strict(completion)
-    lenient = extract_lenient(completion)
+    gold = normalize_number(gold)
+    pred, lenient = extract_strict(completion, strict), extract_lenient(completion)
     return {
-        "pred": strict,
-        "correct": strict is not None and strict == gold,
+        "pred": pred,
+        "correct": pred is not None and pred == gold,
         "lenient_pred": lenient,
         "lenient_correct": lenient is not None and lenient == gold,
     }
