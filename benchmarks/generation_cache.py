@@ -31,8 +31,8 @@ def main() -> None:
     counted = {"tokens": 0, "calls": 0}
     original = HFGenerator.generate
 
-    def counting(self, conversations, sampling, desc="generate"):
-        out = original(self, conversations, sampling, desc)
+    def counting(self, prompts, sampling, keys=None, desc="generate"):
+        out = original(self, prompts, sampling, keys, desc)
         counted["calls"] += 1
         counted["tokens"] += sum(c.n_tokens for cs in out for c in cs)
         return out

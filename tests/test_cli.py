@@ -61,8 +61,9 @@ def test_malformed_data_file_is_named(tmp_path):
 
 @pytest.mark.slow
 def test_embedded_default_runs_the_whole_loop(tmp_path):
-    """The real SmolLM2-135M through `python launch.py`, with a handful of questions."""
-    cell = ["task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]",
+    """The real SmolLM2-135M through `python launch.py`, with a handful of questions, on the backend
+    the README's command gets (backend=auto: vLLM's CPU build where installed, as in CI)."""
+    cell = ["task.eval_questions=6", "task.train_questions=12", "think.n=2", "eval.n=2", "eval.k=[1,2]", "rounds=1",
             "data.size=4", "pruning=none", f"cache.dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run"]
     res = launch(*cell)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -132,11 +132,14 @@ class EvalConfig(SamplingConfig):
 class BackendConfig:
     """The generation engine that serves think and eval (tpt.backends.BACKENDS)."""
 
-    name: str = MISSING  # a key of tpt.backends.BACKENDS (conf/backend/ sets it)
-    # vllm only: share of GPU memory for weights + KV cache, context length cap, no CUDA graphs
+    name: str = MISSING  # a key of tpt.backends.BACKENDS, or auto (conf/backend/ sets it)
+    # vllm only. GPU: the share of GPU memory for weights + KV cache. CPU: the KV cache in GiB
+    # (null: a quarter of the machine's memory, at most 16). The context length (null: the model's;
+    # on CPU at most 8192). enforce_eager skips compiling (null: true on CPU, false on GPU).
     gpu_memory_utilization: float = 0.9
+    kv_cache_gb: Optional[float] = None
     max_model_len: Optional[int] = None
-    enforce_eager: bool = False
+    enforce_eager: Optional[bool] = None
 
 
 @dataclass
@@ -152,6 +155,8 @@ class TrainConfig:
     gradient_checkpointing: bool = II("model.gradient_checkpointing")
     seed: int = 0
     logging_steps: int = 1
+    # bf16 mixed precision (fp32 weights); null: on GPUs and on CPUs that compute bf16 natively
+    bf16: Optional[bool] = None
     strategy: str = II("model.train_strategy")  # a key of tpt.training.STRATEGIES
     processes_per_node: int = II("cluster.gpus")  # ddp / fsdp: one process per GPU
     nodes: int = II("cluster.nodes")
@@ -293,7 +298,7 @@ def check_known_keys(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig | Config) -> None:
     """Reject impossible values and unknown keys before any compute, naming the key."""
-    from tpt.backends import BACKENDS
+    from tpt.backends import AUTO, BACKENDS
     from tpt.stages.prune import STRATEGIES
     from tpt.stages.think import SOURCES
     from tpt.tasks import TASKS
@@ -325,7 +330,7 @@ def validate(cfg: DictConfig | Config) -> None:
          "is required with source=distill (a hub id, local directory or embedded:<name>)")
     need(src.kind != "mixed" or 0 < src.human_size < cfg.data.size, "source.human_size",
          f"must lie between 0 and data.size={cfg.data.size} (exclusive) with source=mixed (got {src.human_size})")
-    one_of(cfg.backend.name, BACKENDS, "backend.name")
+    one_of(cfg.backend.name, (*BACKENDS, AUTO), "backend.name")
     one_of(cfg.logger.backend, LOGGERS, "logger.backend")
     c = cfg.cluster
     one_of(c.backend, CLUSTERS, "cluster.backend")
@@ -346,9 +351,11 @@ def validate(cfg: DictConfig | Config) -> None:
         need(s.batch_size >= 1, f"{stage}.batch_size", f"must be >= 1 (got {s.batch_size})")
     need(0 < cfg.backend.gpu_memory_utilization <= 1, "backend.gpu_memory_utilization",
          f"must be in (0, 1] (got {cfg.backend.gpu_memory_utilization})")
+    need(cfg.backend.kv_cache_gb is None or cfg.backend.kv_cache_gb > 0, "backend.kv_cache_gb",
+         f"must be > 0 or null (got {cfg.backend.kv_cache_gb})")
     tp = cfg.model.tensor_parallel_size
     need(tp >= 1, "model.tensor_parallel_size", f"must be >= 1 (got {tp})")
-    sharded_on_slurm = BACKENDS[cfg.backend.name].sharded and cfg.cluster.backend == "slurm"
+    sharded_on_slurm = cfg.backend.name in BACKENDS and BACKENDS[cfg.backend.name].sharded and cfg.cluster.backend == "slurm"
     need(not sharded_on_slurm or tp <= cfg.cluster.gpus, "model.tensor_parallel_size",
          f"= {tp} needs at least as many GPUs per cell (cluster.gpus = {cfg.cluster.gpus})")
     ks = list(cfg.eval.k)

@@ -15,7 +15,7 @@ from typing import Dict, List
 from omegaconf import DictConfig
 
 from tpt import models
-from tpt.backends import BackendUnavailable, check_backend
+from tpt.backends import BackendUnavailable, check_backend, release_all, resolve_backend
 from tpt.cell import Cell
 from tpt.config import ConfigError, validate
 from tpt.io import write_text_atomic
@@ -33,6 +33,7 @@ USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy, BackendUna
 
 def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
     """Run (or resume) one cell; returns one metrics row per round."""
+    cfg.backend.name = resolve_backend(cfg.backend.name)  # pinned as the backend that really runs
     validate(cfg)
     check_backend(cfg.backend.name)
     data = load_task(cfg.task)
@@ -67,6 +68,8 @@ def run_rounds(cell: Cell) -> List[Dict]:
     except BaseException:
         tracker.finish(exit_code=1)
         raise
+    finally:
+        release_all()
     tracker.finish()
     summary = format_summary(tracker.rows, cfg.eval.k)
     write_text_atomic(run.path / "summary.md", summary + "\n")

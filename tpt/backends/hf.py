@@ -62,8 +62,9 @@ class HFGenerator:
         self.batch_size = batch_size
 
     @torch.inference_mode()
-    def generate(self, prompt_ids: Sequence[List[int]], sampling: Sampling,
+    def generate(self, prompt_ids: Sequence[List[int]], sampling: Sampling, keys: Sequence[str] | None = None,
                  desc: str = "generate") -> List[List[Completion]]:
+        keys = [str(k) for k in keys] if keys is not None else [str(i) for i in range(len(prompt_ids))]
         # Longest prompts first: memory peaks at once and batches hold prompts of similar length.
         order = sorted(range(len(prompt_ids)), key=lambda q: -len(prompt_ids[q]))
         per_batch = max(1, self.batch_size // sampling.n)  # prompts per call, each sampled n times
@@ -73,8 +74,8 @@ class HFGenerator:
         bar = tqdm(total=len(prompt_ids) * sampling.n, desc=desc, unit="seq", dynamic_ncols=True)
         for b in range(0, len(order), per_batch):
             batch = order[b:b + per_batch]
-            # A fixed seed per batch makes a rerun reproduce the same samples.
-            torch.manual_seed(stream_seed(sampling.seed, b))
+            # One stream per batch, from its questions: a rerun of the same batches reproduces them.
+            torch.manual_seed(stream_seed(sampling.seed, "|".join(keys[q] for q in batch)))
             rows, stopped = self._sample([prompt_ids[q] for q in batch], sampling, eos_ids)
             for k, row in enumerate(rows):
                 n_tok = _length_until_stop(row, eos_ids, stopped.get(k))

@@ -73,7 +73,7 @@ def sample(cell: Cell, model: ModelRef, problems: Sequence[Problem], stage_cfg, 
     def generate():
         gen = make_generator(cell.cfg, model.path, model.revision, stage_cfg.batch_size, tokenizer)
         try:
-            return gen.generate(prompt_ids, sampling, desc=desc)
+            return gen.generate(prompt_ids, sampling, keys=[p.id for p in problems], desc=desc)
         finally:
             gen.close()
             gc.collect()

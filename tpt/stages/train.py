@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import TypedDict
 
+from tpt.backends import release_all
 from tpt.cell import Cell
 from tpt.io import read_jsonl, write_json
 from tpt.training import sft, to_conversations
@@ -35,5 +36,6 @@ def run(cell: Cell, i: int, out: Path) -> None:
         log.warning("round %d train: no training data survived pruning; M_%d = M_%d", i, i, i - 1)
         result = TrainResult(skipped=True, examples=0)
     else:
+        release_all()  # a generation engine kept between calls would hold memory training needs
         result = sft(cell.models.model(i - 1), to_conversations(records, cell.prompt), out / "model", cell.cfg.train)
     write_json(out / "result.json", result)

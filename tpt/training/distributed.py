@@ -66,7 +66,7 @@ def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: 
     return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "bash", "-c", per_node]
 
 
-def sft_with_accelerate(base, examples: List[dict], out_dir: Path, cfg, dtype: str) -> Dict:
+def sft_with_accelerate(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
     import torch
 
     work = out_dir.parent
@@ -74,9 +74,14 @@ def sft_with_accelerate(base, examples: List[dict], out_dir: Path, cfg, dtype: s
     job = work / "train_job.json"
     write_json(job, {"base_model": base.path, "revision": base.revision, "examples": str(work / "train_examples.jsonl"),
                      "out_dir": str(out_dir), "train": OmegaConf.to_container(cfg, resolve=True),
-                     "dtype": dtype, "result": str(work / "train_worker_result.json")})
+                     "result": str(work / "train_worker_result.json")})
+    cpu = not torch.cuda.is_available()
+    if cpu and cfg.strategy == "fsdp":
+        log.warning("train.strategy=fsdp on a CPU: accelerate shards only on accelerators, so these %d processes "
+                    "train as DDP (a full copy each); tests/test_fsdp_cpu.py checks FSDP2 itself on CPU",
+                    cfg.processes_per_node * cfg.nodes)
     cmd = accelerate_command(cfg.strategy, cfg.processes_per_node, cfg.nodes, job,
-                             gradient_checkpointing=cfg.gradient_checkpointing, cpu=not torch.cuda.is_available())
+                             gradient_checkpointing=cfg.gradient_checkpointing, cpu=cpu)
     log.info("train: %s", shlex.join(cmd))
     done = subprocess.run(cmd)  # output goes straight to this job's log
     if done.returncode != 0:

@@ -19,7 +19,7 @@ def main(job_path: str) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     job = read_json(Path(job_path))
     result = train_and_save(job["base_model"], read_jsonl(Path(job["examples"])), Path(job["out_dir"]),
-                            OmegaConf.create(job["train"]), job["dtype"], job["revision"])
+                            OmegaConf.create(job["train"]), job["revision"])
     if result is not None:  # rank 0
         write_json(Path(job["result"]), result)
 
