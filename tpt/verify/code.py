@@ -20,7 +20,7 @@ _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
 _PYTHON_TAGS = ("python", "python3", "py", "")
 INTERPRETER_HEADROOM_MB = 64  # the interpreter's own address space on top of a problem's limit
 _FLOAT_TOLERANCE = 1e-5
-_RESOURCE_FAILURES = ("timeout", "memory", "output_limit", "sandbox_error")
+_RESOURCE_FAILURES = ("timeout", "memory", "output_limit", "disk_full", "sandbox_error")
 
 # LeetCode-style problems name a method of `class Solution`; each input line is a JSON object of
 # keyword arguments and each output line the JSON of the return value.
