@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
-from tpt.cache import GenerationCache, lineage, model_fingerprint
+from tpt.cache import GenerationCache, generation_key, lineage, model_fingerprint
 from tpt.backends import Completion, Sampling
 
 S = Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0)
@@ -20,22 +20,22 @@ def test_second_ask_is_a_hit(tmp_path):
         calls.append(1)
         return [[Completion("a", 1), Completion("b", 2)]]
 
-    key = cache.key("m", [[{"role": "user", "content": "q"}]], S, {"backend": "hf"})
+    key = generation_key("m", [[1, 2, 3]], ["q1"], S, {"backend": "hf"})
     first = cache.get_or_compute(key, compute)
     again = cache.get_or_compute(key, compute)
     assert calls == [1] and first == again == [[Completion("a", 1), Completion("b", 2)]]
 
 
-def test_key_changes_with_everything_that_decides_the_samples(tmp_path):
-    cache = GenerationCache(tmp_path)
-    conv = [[{"role": "user", "content": "q"}]]
-    base = cache.key("m", conv, S, {"backend": "hf"})
-    assert base == cache.key("m", conv, S, {"backend": "hf"})
-    assert base != cache.key("m2", conv, S, {"backend": "hf"})
-    assert base != cache.key("m", [[{"role": "user", "content": "q2"}]], S, {"backend": "hf"})
-    assert base != cache.key("m", conv, Sampling(2, 0.7, 1.0, 8, seed=1), {"backend": "hf"})
-    assert base != cache.key("m", conv, Sampling(3, 0.7, 1.0, 8, seed=0), {"backend": "hf"})
-    assert base != cache.key("m", conv, S, {"backend": "hf", "batch_size": 4})
+def test_key_changes_with_everything_that_decides_the_samples():
+    ids, qids = [[1, 2, 3]], ["q1"]
+    base = generation_key("m", ids, qids, S, {"backend": "hf"})
+    assert base == generation_key("m", ids, qids, S, {"backend": "hf"})
+    assert base != generation_key("m2", ids, qids, S, {"backend": "hf"})
+    assert base != generation_key("m", [[1, 2, 4]], qids, S, {"backend": "hf"})  # another prompt
+    assert base != generation_key("m", ids, ["q2"], S, {"backend": "hf"})  # another random stream
+    assert base != generation_key("m", ids, qids, Sampling(2, 0.7, 1.0, 8, seed=1), {"backend": "hf"})
+    assert base != generation_key("m", ids, qids, Sampling(3, 0.7, 1.0, 8, seed=0), {"backend": "hf"})
+    assert base != generation_key("m", ids, qids, S, {"backend": "hf", "batch_size": 4})
 
 
 def test_model_identity_follows_files_and_lineage(tmp_path, tiny_model_dir):

@@ -34,6 +34,8 @@ def test_bad_overrides_fail_at_compose_time(override, message, tmp_path):
     ("eval.k=[1,50]", "eval.k values must lie in 1..eval.n"),
     ("train.lr=-1", "train.lr must be > 0"),
     ("pruning=soft", "soft keeps programs that pass at least one test: it needs a code task"),
+    ("model.lr=???", "model.lr must be given"),
+    ("data.scale=0", "data.scale must be > 0"),
 ])
 def test_impossible_values_are_rejected(override, message):
     with pytest.raises(ConfigError, match=message):

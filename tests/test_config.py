@@ -45,8 +45,9 @@ def _leaves(node, prefix=""):
 def test_config_files_hold_only_what_differs_from_the_schema():
     defaults = dict(_leaves(OmegaConf.to_container(OmegaConf.structured(Config))))  # "???" where unset
     repeated = []
-    # data_size options set data.size over a task's own value, so 2k repeats the default on purpose.
-    for path in sorted(p for p in CONF_DIR.glob("*/*.yaml") if p.parent.name != "data_size"):
+    # data_size options set data.size over a task's own value, so 2k repeats the default on purpose;
+    # a paper row states its whole setting (size, rounds), whatever the defaults are.
+    for path in sorted(p for p in CONF_DIR.glob("*/*.yaml") if p.parent.name not in ("data_size", "row")):
         body = yaml.safe_load(path.read_text()) or {}
         package = _package(path)
         for key, value in _leaves({k: v for k, v in body.items() if k not in ("defaults", "hydra")}):
@@ -60,7 +61,7 @@ def test_cell_name_leaves_out_the_rerun_free_keys_by_prefix():
     assert cell_name([]) == "default"
     assert cell_name(["pruning=none", "data_size=1k"]) == "data_size=1k,pruning=none"  # sorted, as Hydra's
     free = ["name=x", "rounds=3", "logger=wandb", "cache.dir=/c", "cluster=slurm", "+cluster.sbatch.constraint=h100",
-            "task.code.workers=4"]
+            "task.code.workers=4", "think.array_tasks=8", "eval.array_tasks=2"]
     assert cell_name(free + ["pruning=none"]) == "pruning=none"
     assert cell_name(["model.id=/a/b"]) == "model.id=_a_b"  # no sub-folders
     assert set(RERUN_FREE_KEYS) >= {"name", "rounds", "logger", "cache", "cluster"}
@@ -73,6 +74,8 @@ def test_long_cell_names_stay_valid_file_names_and_distinct():
 
 
 def test_the_pinned_config_drops_the_same_keys():
-    a = pinned(compose(["rounds=1", "name=a", "cluster.array_parallelism=3", "task.code.workers=2"]))
+    a = pinned(compose(["rounds=1", "name=a", "cluster.array_parallelism=3", "task.code.workers=2",
+                        "think.array_tasks=4"]))
     b = pinned(compose(["rounds=4", "name=b", "logger=wandb", "cache=off"]))
     assert a == b and "rounds" not in a and "cluster" not in a and "workers" not in a["task"]["code"]
+    assert "array_tasks" not in a["think"] and a["think"]["chunk_size"] == 256  # the chunking does change samples

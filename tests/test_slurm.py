@@ -163,3 +163,32 @@ def test_cluster_slurm_without_multirun_says_add_m(tiny_model_dir, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "add -m" in res.stderr
     assert not (tmp_path / "run" / "run_config.yaml").exists()
+
+
+@pytest.mark.parametrize("when", ["pending", "running"])
+def test_a_stage_fanned_out_as_a_job_array_survives_a_cancelled_task(slurm_cluster, tiny_model_dir, tmp_path, when):
+    """think in 3 array tasks, one cancelled (still queued, or at work): the driver submits its chunk
+    again and the cell ends with the samples a local run has."""
+    cell = tiny_overrides(tiny_model_dir) + ["pruning=none", "task.train_questions=6", "think.chunk_size=2",
+                                             "think.max_new_tokens=16"]
+    local = tmp_path / "local"
+    ref = subprocess.run([sys.executable, "launch.py", *cell, f"hydra.run.dir={local}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600, env=slurm_cluster)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    run_dir = tmp_path / "array"
+    proc = launch(slurm_cluster, *cell, "think.array_tasks=3", f"hydra.run.dir={run_dir}")
+    folder = run_dir / ".submitit" / "round_1_think"
+    # The tasks take both of the node's cores, so they run one after another: task 1 waits for task 0.
+    started = "*_1/*_1_0_log.out" if when == "running" else "*_1"
+    wait_for(lambda: folder.is_dir() and any(folder.glob(started)), what=f"array task 1 {when}")
+    [task] = [p.name for p in folder.iterdir() if p.name.endswith("_1")]
+    slurm(slurm_cluster, "scancel", task)  # task 1 of the array: chunk 1
+    code, log = finish(proc)
+    assert code == 0, log[-4000:]
+    assert f"array task {task} (chunks [1]) ended without finishing" in log, log[-4000:]
+    assert "1 chunk(s) missing after the array; submitting them again" in log
+    assert len({p.name.split("_")[0] for p in folder.iterdir() if "_" in p.name}) == 2  # a second array
+    for name in ("samples.jsonl", "prompts.jsonl"):
+        assert (run_dir / "round_1" / "think" / name).read_bytes() == (local / "round_1" / "think" / name).read_bytes()
+    assert metrics(run_dir) == metrics(local)

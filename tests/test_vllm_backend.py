@@ -134,13 +134,13 @@ def test_real_engine_samples_n_per_question_reproducibly_in_any_batch(real_vllm,
     s = Sampling(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=5)
     texts = lambda out: [[c.text for c in cs] for cs in out]  # noqa: E731
     first = texts(gen.generate(prompts, s, keys))
-    engine = vllm_backend.engine_for(gen.engine)
+    engine = vllm_backend.engine_for(gen.engine, gen.env)
     assert [len(cs) for cs in first] == [3, 3, 3, 3]
     assert all(len(set(cs)) > 1 for cs in first)  # each sample has a stream of its own
     assert texts(gen.generate(prompts[::-1], s, keys[::-1])) == first[::-1]  # order does not matter
     assert texts(gen.generate([prompts[2]], s, [keys[2]])) == [first[2]]  # nor the batch
     assert texts(gen.generate(prompts, Sampling(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=6), keys)) != first
-    assert vllm_backend.engine_for(gen.engine) is engine  # one engine served every call
+    assert vllm_backend.engine_for(gen.engine, gen.env) is engine  # one engine served every call
     pid = engine.proc.pid
     vllm_backend.release()
     with pytest.raises(ProcessLookupError):  # the engine's process is gone, and its memory with it

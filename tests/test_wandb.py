@@ -47,6 +47,10 @@ def test_a_multirun_logs_one_offline_run_per_cell_and_a_rerun_resumes_it(tiny_mo
         assert table["columns"] == SAMPLE_COLUMNS and {r[0] for r in table["data"]} == {1}
         assert run["summary"]["final/pass@1"] == metrics[-1]["pass@1"]
         assert run["summary"]["final/round"] == 1
+        # Progress as the stages ran: the last figures of each chunked stage, all chunks done.
+        for stage in ("round_0/eval", "round_1/think", "round_1/eval"):
+            assert run["summary"][f"progress/{stage}/chunks_done"] == run["summary"][f"progress/{stage}/chunks"] >= 1
+            assert run["summary"][f"progress/{stage}/tokens_per_s"] > 0
         assert run["exit_code"] == 0  # finished cleanly, inside the multirun
 
     # The same sweep again (as a requeued job would): each cell continues its own run id.

@@ -17,8 +17,9 @@ from tpt.backends.base import Completion, Sampling
 
 log = logging.getLogger(__name__)
 
-# 2: keyed by the rendered prompt's token ids (1: by the chat messages, which missed template changes).
-KEY_VERSION = 2
+# 3: keyed by the rendered prompt's token ids and each question's random stream (1: by the chat
+# messages, which missed template changes; 2: without the streams, before they came from question ids).
+KEY_VERSION = 3
 _SMALL_FILES = (".json", ".jinja", ".txt", ".model")
 _WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".gguf")
 _EDGE = 4 << 20  # bytes hashed at each end of a weight file
@@ -67,15 +68,19 @@ def lineage(parent: str, train_data: Path, train_cfg: dict) -> str:
     return digest({"parent": parent, "data": file_digest(train_data), "train": train_cfg})
 
 
+def generation_key(model_identity: str, prompts: Sequence[Sequence[int]], keys: Sequence[str], sampling: Sampling,
+                   generator: dict) -> str:
+    """What decides a call's generations: the model, the token ids it is given (the rendered chat
+    template, not the messages), each prompt's random stream (its question id), the sampling, and
+    the backend settings that change samples."""
+    return digest({"version": KEY_VERSION, "model": model_identity, "prompts": prompts, "streams": list(keys),
+                   "sampling": asdict(sampling), "generator": generator})
+
+
 class GenerationCache:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-
-    def key(self, model_identity: str, prompts: Sequence[Sequence[int]], sampling: Sampling, generator: dict) -> str:
-        """`prompts`: the token ids the model is given (the rendered chat template, not the messages)."""
-        return digest({"version": KEY_VERSION, "model": model_identity, "prompts": prompts,
-                       "sampling": asdict(sampling), "generator": generator})
 
     def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
                        desc: str = "generate") -> List[List[Completion]]:

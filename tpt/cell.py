@@ -28,6 +28,7 @@ class Cell:
     models: Lineage  # M_i
     teacher: Optional[ModelRef]  # source=distill
     cache: Optional[GenerationCache]
+    progress: Callable[[str, dict], None] = lambda desc, figures: None  # live progress of a stage (W&B)
     _memo: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod

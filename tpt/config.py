@@ -98,6 +98,8 @@ class TaskConfig:
 @dataclass
 class DataConfig:
     size: int = 2000  # examples kept for fine-tuning each round (paper: 2,000 on GSM8K)
+    # Multiplies size (and source.human_size): a CPU miniature (miniature=true) runs a paper row's sizes scaled down
+    scale: float = 1.0
     seed: int = 0
     accumulate: bool = False  # paper default: each round replaces the data
 
@@ -118,6 +120,9 @@ class SamplingConfig:
     seed: int = 0
     stop: List[str] = field(default_factory=list)  # extra stop strings (answers also end at `#### N` / a code block)
     batch_size: int = 32  # backend=hf: sequences per generate call (vLLM batches continuously)
+    # Questions per chunk: the unit the stage resumes from, caches and shares out (tpt/stages/generation.py)
+    chunk_size: int = 256
+    array_tasks: int = 0  # > 0: generate the chunks in a SLURM job array of this many tasks (tpt/stages/array.py)
 
 
 @dataclass
@@ -138,6 +143,8 @@ class BackendConfig:
     # on CPU at most 8192). enforce_eager skips compiling (null: true on CPU, false on GPU).
     gpu_memory_utilization: float = 0.9
     kv_cache_gb: Optional[float] = None
+    # Engines sharing a stage's chunks (vllm). null: the cell's GPUs / model.tensor_parallel_size; 1 on a CPU
+    replicas: Optional[int] = None
     max_model_len: Optional[int] = None
     enforce_eager: Optional[bool] = None
 
@@ -224,13 +231,24 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    paper_row: Optional[str] = None  # the row of the paper's tables this cell reproduces (conf/row/, tpt.paper)
+    # Run this cell as a CPU miniature: the embedded default model and a CPU-sized task (tpt/miniature.py)
+    miniature: bool = False
 
 
 # Keys (and everything under them) that do not change what a cell computes: they stay out of the
 # cell's directory name and out of its pinned config, so a cell resumes under other values of them.
-RERUN_FREE_KEYS = ("name", "rounds", "logger", "cache", "cluster", "task.code.workers")
+# Where and how fast a cell runs, not what it computes (a stage's chunks are the same whichever array
+# task made them).
+RERUN_FREE_KEYS = ("name", "rounds", "logger", "cache", "cluster", "task.code.workers", "think.array_tasks",
+                   "eval.array_tasks")
 LOGGERS = ("none", "wandb")
 CLUSTERS = ("local", "slurm")
+
+
+def scaled(size: int, scale: float) -> int:
+    """A data size times data.scale (at least one example)."""
+    return max(1, round(size * scale))
 
 
 def rerun_free(key: str) -> bool:
@@ -270,6 +288,19 @@ def register() -> None:
     ConfigStore.instance().store(name="tpt_schema", node=Config)
     if not OmegaConf.has_resolver("tpt_cell"):
         OmegaConf.register_new_resolver("tpt_cell", cell_name)
+    if not OmegaConf.has_resolver("tpt_cpu"):  # a paper table's miniature lands beside it: outputs/table3_cpu
+        OmegaConf.register_new_resolver("tpt_cpu", lambda miniature: "_cpu" if miniature else "")
+
+
+def missing_keys(node: DictConfig, prefix: str = "") -> List[str]:
+    """Keys left at `???` (interpolations to them are not followed: their target is reported)."""
+    out: List[str] = []
+    for key in node.keys():
+        if OmegaConf.is_missing(node, key):
+            out.append(f"{prefix}{key}")
+        elif not OmegaConf.is_interpolation(node, key) and isinstance(node[key], DictConfig):
+            out += missing_keys(node[key], f"{prefix}{key}.")
+    return out
 
 
 def check_known_keys(cfg: DictConfig) -> None:
@@ -312,6 +343,8 @@ def validate(cfg: DictConfig | Config) -> None:
     def one_of(value, known, key: str) -> None:
         need(value in known, key, f"must be one of {tuple(known)} (got {value!r})")
 
+    missing = missing_keys(cfg)
+    need(not missing, ", ".join(missing), "must be given (e.g. on the command line): it has no value here")
     check_known_keys(cfg)
 
     need(cfg.rounds >= 1, "rounds", f"must be >= 1 (got {cfg.rounds})")
@@ -328,8 +361,10 @@ def validate(cfg: DictConfig | Config) -> None:
     one_of(src.kind, SOURCES, "source.kind")
     need(src.kind != "distill" or bool(src.teacher), "source.teacher",
          "is required with source=distill (a hub id, local directory or embedded:<name>)")
-    need(src.kind != "mixed" or 0 < src.human_size < cfg.data.size, "source.human_size",
-         f"must lie between 0 and data.size={cfg.data.size} (exclusive) with source=mixed (got {src.human_size})")
+    need(cfg.data.scale > 0, "data.scale", f"must be > 0 (got {cfg.data.scale})")
+    need(src.kind != "mixed" or 0 < scaled(src.human_size, cfg.data.scale) < scaled(cfg.data.size, cfg.data.scale),
+         "source.human_size", f"must lie between 0 and data.size={cfg.data.size} (exclusive, after data.scale="
+         f"{cfg.data.scale}) with source=mixed (got {src.human_size})")
     one_of(cfg.backend.name, (*BACKENDS, AUTO), "backend.name")
     one_of(cfg.logger.backend, LOGGERS, "logger.backend")
     c = cfg.cluster
@@ -349,10 +384,16 @@ def validate(cfg: DictConfig | Config) -> None:
         need(0 < s.top_p <= 1, f"{stage}.top_p", f"must be in (0, 1] (got {s.top_p})")
         need(s.max_new_tokens >= 1, f"{stage}.max_new_tokens", f"must be >= 1 (got {s.max_new_tokens})")
         need(s.batch_size >= 1, f"{stage}.batch_size", f"must be >= 1 (got {s.batch_size})")
+        need(s.chunk_size >= 1, f"{stage}.chunk_size", f"must be >= 1 (got {s.chunk_size})")
+        need(s.array_tasks >= 0, f"{stage}.array_tasks", f"must be >= 0 (got {s.array_tasks})")
     need(0 < cfg.backend.gpu_memory_utilization <= 1, "backend.gpu_memory_utilization",
          f"must be in (0, 1] (got {cfg.backend.gpu_memory_utilization})")
     need(cfg.backend.kv_cache_gb is None or cfg.backend.kv_cache_gb > 0, "backend.kv_cache_gb",
          f"must be > 0 or null (got {cfg.backend.kv_cache_gb})")
+    r = cfg.backend.replicas
+    need(r is None or r >= 1, "backend.replicas", f"must be >= 1 or null (got {r})")
+    need(r in (None, 1) or cfg.backend.name == AUTO or BACKENDS[cfg.backend.name].sharded, "backend.replicas",
+         f"> 1 needs an engine that runs in processes of its own, as vllm (got backend={cfg.backend.name})")
     tp = cfg.model.tensor_parallel_size
     need(tp >= 1, "model.tensor_parallel_size", f"must be >= 1 (got {tp})")
     sharded_on_slurm = cfg.backend.name in BACKENDS and BACKENDS[cfg.backend.name].sharded and cfg.cluster.backend == "slurm"

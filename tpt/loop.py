@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
-from tpt import models
+from tpt import miniature, models
 from tpt.backends import BackendUnavailable, check_backend, release_all, resolve_backend
 from tpt.cell import Cell
 from tpt.config import ConfigError, validate
@@ -22,7 +22,7 @@ from tpt.io import write_text_atomic
 from tpt.rundir import RunDir, RunDirBusy
 from tpt.stages import eval as eval_stage, prune, think, train
 from tpt.summary import format_summary, round_row
-from tpt.tasks import DataError, load_task
+from tpt.tasks import DataError, TaskData, load_task
 from tpt.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy, BackendUnavailable)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
-    """Run (or resume) one cell; returns one metrics row per round."""
+def prepare(cfg: DictConfig) -> Tuple[TaskData, str, Optional[str]]:
+    """Check the config, the backend, the task's data and the models, before any compute: the task
+    data, and the base model's and the teacher's paths."""
+    if cfg.miniature:
+        miniature.apply(cfg)  # pinned as the miniature that really runs
     cfg.backend.name = resolve_backend(cfg.backend.name)  # pinned as the backend that really runs
     validate(cfg)
     check_backend(cfg.backend.name)
@@ -41,6 +44,12 @@ def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
     teacher = None
     if cfg.source.kind == "distill":
         teacher = models.check_loadable(cfg.source.teacher, cfg.source.teacher_revision)
+    return data, base, teacher
+
+
+def run(cfg: DictConfig, run_dir: Path) -> List[Dict]:
+    """Run (or resume) one cell; returns one metrics row per round."""
+    data, base, teacher = prepare(cfg)
     with RunDir(run_dir).claimed(cfg) as run_dir:
         cell = Cell.open(cfg, run_dir, data, base, teacher)
         log.info("cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
@@ -56,6 +65,7 @@ def run_rounds(cell: Cell) -> List[Dict]:
         run.run_stage(i, name, lambda out: body(cell, i, out))
 
     tracker = Tracker(cfg, run.path)
+    cell.progress = tracker.progress
     try:
         stage(0, "eval", eval_stage.run)
         tracker.log_round(round_row(run, 0), run.stage(0, "eval") / "samples.jsonl")

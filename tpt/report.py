@@ -11,6 +11,11 @@ change of Pass@1 since round 0 with a paired standard error on the same question
 two standard errors). `--compare A B` sets two cells (or two rounds, `<cell>@<round>`, default the
 last) side by side on the questions both answered. Writes report.md, report.csv, pass_by_round.png
 and pass_by_data_size.png into the folder.
+
+    python -m tpt.report outputs/ --paper table3   # the paper's Table 3 beside ours (tpt/paper_report.py)
+
+`--paper <table>` prints that table of the paper with our number, its standard error and ours - paper
+beside each of its rows, and writes paper_<table>.md, .csv and (Tables 3, 5, 6) .png instead.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from omegaconf import OmegaConf
 
 from tpt.io import read_jsonl, write_text_atomic
 from tpt.metrics import paired_difference, pass_at_k
+from tpt.paper import TABLES
 
 METRIC_COLUMNS = ("pass@1", "pass@1_se", "pass@k", "pass@k_se", "correct@k", "questions", "d_pass@1", "d_pass@1_se",
                   "d_sig", "distinct_answers", "text_diversity")
@@ -177,9 +183,9 @@ def _pick(cells: List[Cell], root: Path, spec: str):
     return cell, r
 
 
-def to_csv(rows: List[Dict]) -> str:
+def to_csv(rows: List[Dict], columns=COLUMNS) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
@@ -245,13 +251,18 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
-    root = Path(root)
+def load_cells(root: Path) -> List[Cell]:
     if not root.is_dir():
         raise SystemExit(f"tpt.report: {root} is not a directory")
     cells = find_cells(root)
     if not cells:
         raise SystemExit(f"tpt.report: no runs found under {root} (looked for run_config.yaml)")
+    return cells
+
+
+def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
+    root = Path(root)
+    cells = load_cells(root)
     rows = table(cells, root)
     markdown = to_markdown(rows)
     write_text_atomic(root / "report.md", markdown + "\n")
@@ -271,8 +282,15 @@ def main(argv=None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("root", type=Path, help="a sweep directory or outputs/")
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two cells (or <cell>@<round>) to compare")
+    ap.add_argument("--paper", choices=sorted(TABLES), help="instead: that table of the paper beside ours "
+                    "(cells matched by `paper_row` in run_config.yaml; see tpt/paper_report.py)")
     args = ap.parse_args(argv)
-    report(args.root, args.compare)
+    if args.paper:
+        from tpt.paper_report import paper_report  # it imports this module
+
+        paper_report(args.root, args.paper)
+    else:
+        report(args.root, args.compare)
 
 
 if __name__ == "__main__":

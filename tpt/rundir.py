@@ -34,6 +34,7 @@ class Stage:
         self.name = name
         self.dir = Path(run_dir) / f"round_{round_idx}" / name
         self.partial = self.dir.with_name(f".{name}.partial")
+        self.chunks = self.dir.with_name(f".{name}.chunks")  # finished chunks of an unfinished stage
 
     @property
     def done(self) -> bool:
@@ -76,6 +77,7 @@ class RunDir:
         log.info("%s: starting", stage)
         with stage.writing() as out:
             body(out)
+        shutil.rmtree(stage.chunks, ignore_errors=True)  # published: its chunks are in its files now
         return stage
 
     @contextlib.contextmanager

@@ -43,6 +43,11 @@ class Tracker:
                 logged["samples"] = wandb.Table(columns=SAMPLE_COLUMNS, data=sample_table(samples, row["round"]))
             self.wandb_run.log(logged, step=row["round"])
 
+    def progress(self, stage: str, figures: Dict) -> None:
+        """A stage's progress as it runs (chunks done, tokens/s, seconds left): W&B's run summary."""
+        if self.wandb_run is not None:
+            self.wandb_run.summary.update({f"progress/{stage}/{k}": v for k, v in figures.items()})
+
     def finish(self, exit_code: int = 0) -> None:
         """Close the W&B run (exit_code 1 marks it failed); the next cell of a multirun starts its own."""
         if self.wandb_run is not None:

@@ -12,20 +12,22 @@ class BackendUnavailable(RuntimeError):
     """The chosen backend cannot run on this machine (no vLLM installed, no GPU)."""
 
 
-def _hf(model_path: str, revision, cfg, batch_size: int, tokenizer=None) -> Generator:
+def _hf(model_path: str, revision, cfg, batch_size: int, tokenizer=None, replica: int = 0, replicas: int = 1) -> Generator:
     from tpt.backends.hf import HFGenerator
 
     return HFGenerator(model_path, dtype=cfg.model.dtype, batch_size=batch_size, revision=revision, tokenizer=tokenizer)
 
 
-def _vllm(model_path: str, revision, cfg, batch_size: int, tokenizer=None) -> Generator:
+def _vllm(model_path: str, revision, cfg, batch_size: int, tokenizer=None, replica: int = 0,
+          replicas: int = 1) -> Generator:
     from tpt.backends.vllm import VLLMGenerator
 
     b = cfg.backend
     return VLLMGenerator(model_path, dtype=cfg.model.dtype, revision=revision,
                          tensor_parallel_size=cfg.model.tensor_parallel_size,
                          gpu_memory_utilization=b.gpu_memory_utilization, kv_cache_gb=b.kv_cache_gb,
-                         max_model_len=b.max_model_len, enforce_eager=b.enforce_eager)
+                         max_model_len=b.max_model_len, enforce_eager=b.enforce_eager, replica=replica,
+                         replicas=replicas)
 
 
 def _vllm_build() -> str | None:
@@ -62,7 +64,7 @@ def _release_vllm() -> None:
 
 @dataclass(frozen=True)
 class Backend:
-    make: Callable[..., Generator]  # (model_path, revision, cfg, batch_size, tokenizer) -> Generator
+    make: Callable[..., Generator]  # (model_path, revision, cfg, batch_size, tokenizer, replica, replicas)
     check: Callable[[], None]  # raises BackendUnavailable where it cannot run
     release: Callable[[], None]  # frees what it keeps between calls (a live engine) before training
     sharded: bool  # shards the model over model.tensor_parallel_size GPUs; its batching does not change samples
@@ -99,10 +101,25 @@ def release_all() -> None:
         backend.release()
 
 
-def make_generator(cfg, model_path: str, revision: str | None, batch_size: int, tokenizer=None) -> Generator:
+def make_generator(cfg, model_path: str, revision: str | None, batch_size: int, tokenizer=None, replica: int = 0,
+                   replicas: int = 1) -> Generator:
     """The configured backend (`cfg.backend`) for `model_path`; `batch_size` is the stage's; a
-    backend that decodes in this process reuses `tokenizer` when given."""
-    return BACKENDS[cfg.backend.name].make(model_path, revision, cfg, batch_size, tokenizer)
+    backend that decodes in this process reuses `tokenizer` when given; `replica` of `replicas`
+    picks its share of the devices."""
+    return BACKENDS[cfg.backend.name].make(model_path, revision, cfg, batch_size, tokenizer, replica, replicas)
+
+
+def replica_count(cfg) -> int:
+    """Engines that share a stage's chunks: backend.replicas, else on GPUs the cell's GPUs over the
+    tensor parallel size (8 GPUs and a model on 2 of them: 4 replicas), else one."""
+    if not BACKENDS[cfg.backend.name].sharded:
+        return 1
+    if cfg.backend.replicas is not None:
+        return cfg.backend.replicas
+    import torch
+
+    gpus = min(cfg.cluster.gpus, torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    return max(1, gpus // cfg.model.tensor_parallel_size)
 
 
 def generator_settings(cfg, batch_size: int) -> dict:
@@ -118,4 +135,4 @@ def generator_settings(cfg, batch_size: int) -> dict:
 
 
 __all__ = ["AUTO", "BACKENDS", "BackendUnavailable", "Completion", "Generator", "Sampling", "check_backend",
-           "generator_settings", "make_generator", "release_all", "resolve_backend"]
+           "generator_settings", "make_generator", "release_all", "replica_count", "resolve_backend"]

@@ -116,12 +116,13 @@ def _generate(llm, prompt_ids: List[List[int]], keys: List[str], sampling: Dict)
     return [[(c.text, c.n_tokens) for c in cs] for cs in completions], seconds, past
 
 
-def _serve(conn, engine: Dict) -> None:
+def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     """The engine's process: start vLLM, then answer (prompt_ids, keys, sampling) requests until told to
-    stop (None) or until the parent is gone."""
+    stop (None) or until the parent is gone. `env`: its share of the devices, as a replica."""
     # vLLM's CPU build keeps one core for its front end by default; in an offline batch that core
     # mostly idles (measured on 2 cores: 417 tok/s reserving one, 696 with both computing).
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    os.environ.update(env)
     llm = None
     try:
         from vllm import LLM
@@ -152,15 +153,16 @@ class EngineProcess:
     of the same model (and every chunk of a stage) share one engine start, and once it exits, its
     memory (GPU memory included) is free again."""
 
-    def __init__(self, engine: Dict):
+    def __init__(self, engine: Dict, env: Dict[str, str]):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, engine), name="tpt-vllm")
+        self.proc = ctx.Process(target=_serve, args=(child, engine, env), name="tpt-vllm")
         start = time.perf_counter()
         self.proc.start()
         child.close()
         self._answer()  # started, or its error
-        log.info("vLLM engine ready in %.0f s (process %d)", time.perf_counter() - start, self.proc.pid)
+        log.info("vLLM engine ready in %.0f s (process %d%s)", time.perf_counter() - start, self.proc.pid,
+                 "".join(f", {k}={v}" for k, v in env.items()))
 
     def _answer(self):
         try:
@@ -195,23 +197,43 @@ class EngineProcess:
         self.conn.close()
 
 
-_live: Dict[str, EngineProcess] = {}  # at most one: engine arguments -> its process
+_live: Dict[tuple, EngineProcess] = {}  # (engine arguments, replica environment) -> its process: one model's
 
 
-def engine_for(engine: Dict) -> EngineProcess:
-    """The live engine for these arguments, started if needed (any other engine is closed first)."""
-    key = json.dumps(engine, sort_keys=True)
-    if key in _live and _live[key].alive:
-        return _live[key]
-    release()
-    _live[key] = EngineProcess(engine)
+def engine_for(engine: Dict, env: Dict[str, str]) -> EngineProcess:
+    """The live engine for these arguments and devices, started if needed; engines of another model
+    (other arguments) are closed first."""
+    args = json.dumps(engine, sort_keys=True)
+    for other in [k for k in _live if k[0] != args]:
+        _live.pop(other).close()
+    key = (args, json.dumps(env, sort_keys=True))
+    if key not in _live or not _live[key].alive:
+        _live[key] = EngineProcess(engine, env)
     return _live[key]
 
 
 def release() -> None:
-    """Close the live engine, if any: before training, which needs its memory, and at exit."""
+    """Close the live engines, if any: before training, which needs their memory, and at exit."""
     while _live:
         _live.popitem()[1].close()
+
+
+def replica_environment(replica: int, replicas: int, tensor_parallel_size: int, cpu: bool) -> Dict[str, str]:
+    """A replica's share of the machine: its GPUs (of those visible), or on a CPU its cores."""
+    if replicas <= 1:
+        return {}
+    if cpu:
+        cores = sorted(os.sched_getaffinity(0))
+        share = cores[replica * len(cores) // replicas:(replica + 1) * len(cores) // replicas] or cores[-1:]
+        return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, share))}
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    share = devices[replica * tensor_parallel_size:(replica + 1) * tensor_parallel_size]
+    if len(share) < tensor_parallel_size:
+        raise RuntimeError(f"replica {replica} of {replicas} needs {tensor_parallel_size} GPUs; only {len(devices)} visible")
+    return {"CUDA_VISIBLE_DEVICES": ",".join(share)}
 
 
 atexit.register(release)
@@ -220,12 +242,14 @@ atexit.register(release)
 class VLLMGenerator:
     def __init__(self, model_path: str, dtype: str = "auto", revision: str | None = None,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, kv_cache_gb: float | None = None,
-                 max_model_len: int | None = None, enforce_eager: bool | None = None):
+                 max_model_len: int | None = None, enforce_eager: bool | None = None, replica: int = 0,
+                 replicas: int = 1):
         import torch
 
         from tpt.models import model_max_length, resolve_dtype
 
         cpu = not torch.cuda.is_available()
+        self.env = replica_environment(replica, replicas, tensor_parallel_size, cpu)
         self.last_generate_seconds: float | None = None  # the engine's own time in the last call
         self.last_tokens_past_cut = 0  # tokens generated past the answer in the last call
         # Every request carries its own seed, so the engine's seed decides nothing: one engine serves all.
@@ -234,7 +258,8 @@ class VLLMGenerator:
                                     gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
                                     max_model_len=max_model_len, enforce_eager=enforce_eager,
                                     model_max_len=model_max_length(model_path, revision) if cpu else None)
-        self.where = "CPU" if cpu else f"GPU, tensor parallel {tensor_parallel_size}"
+        self.where = ("CPU" if cpu else f"GPU, tensor parallel {tensor_parallel_size}") + (
+            f", replica {replica + 1}/{replicas}" if replicas > 1 else "")
 
     def generate(self, prompt_ids: Sequence[List[int]], sampling: Sampling, keys: Sequence[str] | None = None,
                  desc: str = "generate") -> List[List[Completion]]:
@@ -242,7 +267,7 @@ class VLLMGenerator:
         log.info("%s: %d prompts x %d samples on vLLM (%s, %s)", desc, len(prompt_ids), sampling.n, self.where,
                  self.engine["dtype"])
         start = time.perf_counter()
-        raw, self.last_generate_seconds, self.last_tokens_past_cut = engine_for(self.engine).generate(
+        raw, self.last_generate_seconds, self.last_tokens_past_cut = engine_for(self.engine, self.env).generate(
             [list(ids) for ids in prompt_ids], keys, asdict(sampling))
         results = [[Completion(text=t, n_tokens=k) for t, k in cs] for cs in raw]
         tokens = sum(c.n_tokens for cs in results for c in cs)

@@ -12,7 +12,7 @@ from typing import Dict, List, Sequence
 from tpt.cell import Cell
 from tpt.io import write_json, write_jsonl
 from tpt.metrics import diversity, mean_and_se, summarize
-from tpt.stages.think import SampleRow, sample
+from tpt.stages.generation import Job, SampleRow, sample
 
 
 def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
@@ -34,8 +34,13 @@ def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
     return out
 
 
+def job(cell: Cell, i: int) -> Job:
+    """What round i's eval generates: M_i's samples of the held-out questions."""
+    return Job("eval", i, cell.models.model(i), cell.data.eval, cell.cfg.eval, f"round {i} eval")
+
+
 def run(cell: Cell, i: int, out: Path) -> None:
-    rows, prompts = sample(cell, cell.models.model(i), cell.data.eval, cell.cfg.eval, desc=f"round {i} eval")
+    rows, prompts = sample(cell, job(cell, i))
     write_jsonl(out / "samples.jsonl", rows)
     write_jsonl(out / "prompts.jsonl", prompts)
     write_json(out / "metrics.json", metrics(rows, cell.cfg.eval.k, cell.kind))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Sequence, Tuple, TypedDict
 
+from tpt.config import scaled
 from tpt.cell import Cell
 from tpt.io import read_jsonl, write_json, write_jsonl
 from tpt.stages.think import human_rows
@@ -100,9 +101,9 @@ def prune(samples: Sequence[dict], strategy: str, size: int, seed: int) -> Tuple
 def run(cell: Cell, i: int, out: Path) -> None:
     cfg = cell.cfg
     samples = read_jsonl(cell.run.stage(i, "think") / "samples.jsonl")
-    size, seed = cfg.data.size, cfg.data.seed + i
+    size, seed = scaled(cfg.data.size, cfg.data.scale), cfg.data.seed + i
     if cfg.source.kind == "mixed":  # self samples for (size - human_size) questions, human solutions for others
-        human_size = cfg.source.human_size
+        human_size = scaled(cfg.source.human_size, cfg.data.scale)
         kept, stats = prune(samples, cfg.pruning.strategy, size - human_size, seed)
         taken = {s["qid"] for s in kept}
         human, human_stats = prune([r for r in human_rows(cell) if r["qid"] not in taken], "gt", human_size, seed)

@@ -1,0 +1,84 @@
+"""Every paper table is one experiment (conf/experiment/tableN.yaml): each of its cells composes,
+through Hydra's public API, into a valid config at the paper's setting, and as a CPU miniature."""
+from __future__ import annotations
+
+import pytest
+
+from tpt import miniature
+from tpt.config import scaled, validate
+from tpt.experiments import TABLES, compose
+from tpt.experiments import cells as experiment_cells
+
+# What the cells need from the user besides the experiment (Table 8: the unnamed LeetCode set).
+EXTRA = {"table8": ["task.path=/data/leetcode"]}
+
+
+def cells(table, *extra):
+    return experiment_cells(table, *EXTRA.get(table, []), *extra)
+
+
+def test_there_is_one_experiment_per_paper_table():
+    assert TABLES == [f"table{n}" for n in range(2, 10)]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_cell_of_a_table_composes_and_validates(table):
+    rows = cells(table)
+    assert rows
+    seen = set()
+    for overrides in rows:
+        cfg = compose(overrides)
+        validate(cfg)
+        assert cfg.paper_row == overrides[-1].split("=")[1] and cfg.paper_row.startswith(f"t{table[5:]}_")
+        assert cfg.name == table
+        seen.add(cfg.paper_row)
+    assert len(seen) == len(rows)  # no row twice
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_cell_has_a_valid_cpu_miniature(table):
+    for overrides in cells(table, "miniature=true"):
+        cfg = compose(overrides)
+        assert cfg.name == f"{table}_cpu"
+        paper_size = cfg.data.size
+        miniature.apply(cfg)
+        validate(cfg)
+        assert cfg.model.id == "embedded:smollm2-135m-instruct"
+        assert cfg.task.name in ("arith", "leetcode")
+        assert cfg.data.size == paper_size and scaled(cfg.data.size, cfg.data.scale) < paper_size
+        assert cfg.source.kind != "distill" or cfg.source.teacher == cfg.model.id
+
+
+def test_rows_carry_the_paper_setting():
+    t3 = {c[-1]: compose(c) for c in cells("table3")}
+    assert {r: (c.model.name, c.task.name, c.data.size, c.rounds) for r, c in t3.items()} == {
+        "row=t3_2b": ("gemma2_2b_it", "gsm8k", 2000, 4), "row=t3_9b": ("gemma2_9b_it", "gsm8k", 2000, 3)}
+    t5 = {c[-1]: compose(c) for c in cells("table5")}
+    soft, distilled = t5["row=t5_code_soft_1k"], t5["row=t5_code_none_5k_9b"]
+    assert (soft.pruning.strategy, soft.task.name, soft.data.size) == ("soft", "codecontests", 1000)
+    assert (distilled.source.kind, distilled.source.teacher, distilled.pruning.strategy, distilled.data.size) == (
+        "distill", "google/gemma-2-9b-it", "none", 5000)
+    mixed = compose(cells("table9")[1])
+    assert (mixed.source.kind, mixed.source.human_size, mixed.data.size) == ("mixed", 1000, 2000)
+
+
+def test_table8_says_it_needs_the_leetcode_data():
+    from tpt.tasks import DataError, load_task
+
+    cfg = compose(["+experiment=table8", "row=t8_2b_self_1k"])
+    with pytest.raises(DataError, match="task leetcode needs task.path"):
+        load_task(cfg.task)
+
+
+def test_a_miniature_keeps_what_the_command_line_set():
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = ["+experiment=table3", "row=t3_2b", "miniature=true", "task.eval_questions=256", "eval.k=[1,2]"]
+    cfg = compose(overrides)
+    HydraConfig.instance().set_config(compose(overrides, hydra=True))  # as inside `python launch.py`
+    try:
+        assert miniature.user_settings() == [("task.eval_questions", 256), ("eval.k", [1, 2])]
+        miniature.apply(cfg)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert (cfg.task.name, cfg.task.eval_questions, list(cfg.eval.k), cfg.eval.n) == ("arith", 256, [1, 2], 4)

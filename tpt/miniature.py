@@ -1,0 +1,65 @@
+"""`miniature=true`: a cell of the paper's tables shrunk to run on a CPU, on the embedded default.
+
+What the row varies stays: source, pruning, rounds, and data sizes in the same ratios (scaled by
+`data.scale`). What changes: the model (every preset, and a distillation teacher, becomes the
+embedded SmolLM2-135M; there is only one model offline, so a table's model axis collapses and
+distillation samples the student's own model), and the task becomes a CPU-sized one of the same
+kind, with that task preset's sampling (samples per question, new tokens, k):
+
+- math: the bundled arithmetic problems (`conf/task/arith.yaml`), 96 train / 128 eval questions,
+  sizes x 0.012 (the paper's 2k of 7,473 GSM8K questions becomes 24 of 96);
+- code: the project's own LeetCode-format problems (`tests/data/code`: 6 train, 4 test), 4 samples
+  of up to 200 tokens, sizes x 0.004. SmolLM2-135M passes none of their tests (sweeps/code.md), so a code miniature checks the
+  pipeline, not the method.
+
+Values set on the command line (`task.eval_questions=256`) are applied again on top. The values
+applied are what the run directory pins (`run_config.yaml`), so a miniature cell says exactly what
+it ran.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from tpt.config import CONF_DIR, ModelConfig, TaskConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+EMBEDDED_PRESET = "smollm2_135m"  # conf/model/
+# Per task kind: the task preset, what is set over it, and the factor on data sizes.
+SCALES = {
+    "math": {"task": "arith", "set": {"task": {"train_questions": 96, "eval_questions": 128}}, "scale": 0.012},
+    "code": {"task": "leetcode", "scale": 0.004,
+             "set": {"task": {"path": str(ROOT / "tests" / "data" / "code")},
+                     "think": {"n": 4, "max_new_tokens": 200}, "eval": {"n": 4, "max_new_tokens": 200, "k": [1, 4]}}},
+}
+
+
+def apply(cfg: DictConfig) -> None:
+    """Rewrite `cfg` (a composed cell with miniature=true) into its CPU miniature, in place."""
+    from tpt.tasks import task_kind
+
+    spec = SCALES[task_kind(cfg.task.name)]
+    model = OmegaConf.load(CONF_DIR / "model" / f"{EMBEDDED_PRESET}.yaml")
+    task = OmegaConf.load(CONF_DIR / "task" / f"{spec['task']}.yaml")  # @package _global_: task, think, eval, ...
+    cfg.model = OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
+    cfg.task = OmegaConf.merge(OmegaConf.structured(TaskConfig), task.task, spec["set"]["task"])
+    for stage in ("think", "eval"):
+        cfg[stage] = OmegaConf.merge(cfg[stage], task.get(stage, {}), spec["set"].get(stage, {}))
+    if cfg.source.kind == "distill":
+        cfg.source.teacher, cfg.source.teacher_revision = cfg.model.id, None
+    cfg.data.scale = spec["scale"]
+    for key, value in user_settings():  # what the command line set still holds (task.eval_questions=256)
+        OmegaConf.update(cfg, key, value, merge=False)
+
+
+def user_settings():
+    """(key, value) of the command line's overrides of single config values (not of config groups),
+    when running under Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return []
+    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    return [(o.key_or_group, o.value()) for o in parsed if "." in o.key_or_group and not o.is_delete()]
