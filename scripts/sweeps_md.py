@@ -96,7 +96,7 @@ def record(table: str, sweep: Path) -> None:
     text = (sweep / f"paper_{table}.md").read_text()
     stamps = [datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S") for log in sweep.glob("*/launch.log")
               for line in log.read_text().splitlines() if (m := TIMESTAMP.match(line))]
-    took = f", cells ran {(max(stamps) - min(stamps)).total_seconds() / 60:.0f} min in all" if stamps else ""
+    took = f", its cells' logs span {(max(stamps) - min(stamps)).total_seconds() / 60:.0f} min" if stamps else ""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     RESULTS.mkdir(exist_ok=True)

@@ -81,6 +81,9 @@ def test_replicas_get_their_own_devices(monkeypatch):
     assert [replica_environment(r, 2, 1, cpu=True) for r in range(2)] == [
         {"VLLM_CPU_OMP_THREADS_BIND": "0,1"}, {"VLLM_CPU_OMP_THREADS_BIND": "2,3"}]
     assert replica_environment(0, 1, 1, cpu=True) == {}
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # equal shares: one core stays idle
+    assert [replica_environment(r, 2, 1, cpu=True) for r in range(2)] == [
+        {"VLLM_CPU_OMP_THREADS_BIND": "0"}, {"VLLM_CPU_OMP_THREADS_BIND": "1"}]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     # The cell's GPUs over the tensor parallel size; only vLLM runs replicas.

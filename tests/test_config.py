@@ -68,7 +68,7 @@ def test_cell_name_leaves_out_the_rerun_free_keys_by_prefix():
 
 
 def test_long_cell_names_stay_valid_file_names_and_distinct():
-    many = [f"task.instruction=" + "x" * 300]
+    many = ["task.instruction=" + "x" * 300]
     a, b = cell_name(many + ["pruning=gt"]), cell_name(many + ["pruning=none"])
     assert len(a.encode()) <= 200 and len(b.encode()) <= 200 and a != b
 

@@ -3,7 +3,6 @@ model presets' settings, Gemma's chat handling, and a real 2-process DDP round o
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -5,7 +5,6 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop

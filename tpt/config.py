@@ -343,7 +343,7 @@ def validate(cfg: DictConfig | Config) -> None:
     def one_of(value, known, key: str) -> None:
         need(value in known, key, f"must be one of {tuple(known)} (got {value!r})")
 
-    missing = missing_keys(cfg)
+    missing = [k for k in missing_keys(cfg) if not k.startswith("hydra.")]  # Hydra fills its own at run time
     need(not missing, ", ".join(missing), "must be given (e.g. on the command line): it has no value here")
     check_known_keys(cfg)
 

@@ -223,8 +223,11 @@ def replica_environment(replica: int, replicas: int, tensor_parallel_size: int, 
     if replicas <= 1:
         return {}
     if cpu:
+        # Equal shares: a replica's thread count is part of its numerics (bf16), so every replica must
+        # sample a chunk alike, whichever takes it.
         cores = sorted(os.sched_getaffinity(0))
-        share = cores[replica * len(cores) // replicas:(replica + 1) * len(cores) // replicas] or cores[-1:]
+        per = max(1, len(cores) // replicas)
+        share = cores[replica * per:(replica + 1) * per] or cores[-per:]
         return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, share))}
     import torch
 

@@ -20,7 +20,6 @@ Outputs are compared as for CodeContests (whitespace tokens, floats to 1e-5).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List
 
 from tpt.tasks.base import DataError, Problem, TestCase, iter_jsonl, make_code_problem, split_rows

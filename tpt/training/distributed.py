@@ -8,7 +8,6 @@ the same processes join over gloo (accelerate's `--cpu` would start a single pro
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
