@@ -330,7 +330,7 @@ def figures(table: Table, rows: List[Dict], cells: Sequence[Cell], root: Path) -
     ran = sorted({f"{c.config.get('model', {}).get('name', '?')} on {c.config.get('task', {}).get('name', '?')}"
                   for c in cells if c.config.get("paper_row") in {row.ours[0] for row in table.rows}})
     if ran:
-        fig.text(0.01, 0.005, "ours: " + ", ".join(ran), fontsize=8, ha="left", va="bottom")
+        fig.text(0.005, 0.995, "ours: " + ", ".join(ran), fontsize=8, ha="left", va="top")
     return [_close(fig, out)]
 
 
