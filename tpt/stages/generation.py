@@ -140,7 +140,8 @@ def sample(cell: Cell, job: Job) -> Tuple[List[SampleRow], List[PromptRow]]:
     tokenizer = load_tokenizer(job.model.path, job.model.revision)
     p = plan(cell, job, tokenizer)
     store = store_of(cell, job)
-    pending = [c for c in range(len(p.bounds)) if store.load(c, p.chunk_keys[c]) is None]
+    finished = {c: store.load(c, p.chunk_keys[c]) for c in range(len(p.bounds))}  # read once; generated ones below
+    pending = [c for c, chunk in finished.items() if chunk is None]
     if len(pending) < len(p.bounds):
         log.info("%s: %d of %d chunks finished earlier", job.desc, len(p.bounds) - len(pending), len(p.bounds))
     if pending and job.stage_cfg.array_tasks > 0:
@@ -151,7 +152,7 @@ def sample(cell: Cell, job: Job) -> Tuple[List[SampleRow], List[PromptRow]]:
         generate_chunks(cell, job, p, pending, tokenizer)
     rows: List[SampleRow] = []
     for c in range(len(p.bounds)):
-        chunk = store.load(c, p.chunk_keys[c])
+        chunk = finished[c] if finished[c] is not None else store.load(c, p.chunk_keys[c])
         if chunk is None:
             raise RuntimeError(f"{job.desc}: chunk {c} is missing after generation")
         rows += chunk
