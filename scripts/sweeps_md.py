@@ -5,6 +5,7 @@ tests/test_sweeps.py fails when a file differs from what this writes, so they ca
 
     python scripts/sweeps_md.py                       # rewrite sweeps/table*.md
     python scripts/sweeps_md.py --record table3 outputs/table3_cpu   # store a miniature's report, then rewrite
+        [--note "empty cache (TPT_CACHE_DIR=$(mktemp -d))"]          # how it ran, said beside the figures
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from tpt.config import CONF_DIR  # noqa: E402
 SWEEPS = ROOT / "sweeps"
 RESULTS = SWEEPS / "cpu_results"
 TIMESTAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+\]")
+STAGE_START = re.compile(r"round \d+ (\w+): starting$")
+REUSED = ("reusing cached generations", "reusing the checkpoint trained earlier")
 
 
 def experiment_header(table: str) -> str:
@@ -88,20 +91,37 @@ python -m tpt.report outputs/{table} --paper {table}     # ours beside the paper
 """
 
 
-def record(table: str, sweep: Path) -> None:
-    """Store the miniature's report beside the date, the commit and how long its cells ran."""
+def record(table: str, sweep: Path, note: str = "") -> None:
+    """Store the miniature's report beside the date, the commit, how long its cells ran and how much
+    of their work came from the caches."""
     from tpt.paper_report import paper_report
 
     paper_report(sweep, table)  # writes paper_<table>.md (and its figure) into the sweep
     text = (sweep / f"paper_{table}.md").read_text()
-    stamps = [datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S") for log in sweep.glob("*/launch.log")
-              for line in log.read_text().splitlines() if (m := TIMESTAMP.match(line))]
+    lines = [line for log in sorted(sweep.glob("*/launch.log")) for line in log.read_text().splitlines()]
+    stamps = [datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S") for line in lines
+              if (m := TIMESTAMP.match(line))]
     took = f", its cells' logs span {(max(stamps) - min(stamps)).total_seconds() / 60:.0f} min" if stamps else ""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{table}.md").write_text(
-        f"Measured {datetime.date.today().isoformat()} at commit {commit} on {machine()}{took}.\n\n{text.strip()}\n")
+        f"Measured {datetime.date.today().isoformat()} at commit {commit} on {machine()}{took}"
+        f"{f' ({note})' if note else ''}. {cache_use(lines)}\n\n{text.strip()}\n")
+
+
+def cache_use(lines) -> str:
+    """How many stages, by kind, took their work from the caches (another cell's, or an earlier run's)."""
+    stages, reused, current = {}, {}, None
+    for line in lines:
+        if m := STAGE_START.search(line):
+            current = m.group(1)
+            stages[current] = stages.get(current, 0) + 1
+        elif current and any(r in line for r in REUSED):
+            reused[current] = reused.get(current, 0) + 1
+            current = None  # a stage counts once however many of its chunks were cached
+    return "From the caches: " + ", ".join(f"{reused.get(k, 0)} of {n} {k} stages" for k, n in stages.items()
+                                           if k != "prune") + "."
 
 
 def machine() -> str:
@@ -113,9 +133,10 @@ def machine() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--record", nargs=2, metavar=("TABLE", "SWEEP_DIR"))
+    ap.add_argument("--note", default="", help="how the miniature ran, printed beside its figures")
     args = ap.parse_args()
     if args.record:
-        record(args.record[0], Path(args.record[1]))
+        record(args.record[0], Path(args.record[1]), args.note)
     for path in sorted((CONF_DIR / "experiment").glob("table*.yaml")):
         (SWEEPS / f"{path.stem}.md").write_text(render(path.stem))
         print(f"wrote sweeps/{path.stem}.md")

@@ -1,6 +1,8 @@
-"""The shared generation cache: hits, keys, concurrent askers, and cells of a sweep sharing it."""
+"""The shared caches: generation hits, keys, concurrent askers, cells of a sweep sharing them, and
+trained checkpoints reused by lineage."""
 import json
 import multiprocessing as mp
+import shutil
 import time
 from pathlib import Path
 
@@ -42,13 +44,11 @@ def test_model_identity_follows_files_and_lineage(tmp_path, tiny_model_dir):
     a = model_fingerprint("x", str(tiny_model_dir), None)
     assert a == model_fingerprint("y", str(tiny_model_dir), None)  # same files, same model
     assert model_fingerprint("org/m", "org/m", None) != model_fingerprint("org/m", "org/m", "v2")
-    data = tmp_path / "train.jsonl"
-    data.write_text('{"q": 1}\n')
+    data = [{"prompt": [{"role": "user", "content": "1+1?"}], "completion": [{"role": "assistant", "content": "2"}]}]
     first = lineage(a, data, {"epochs": 1, "lr": 1e-5})
-    assert first == lineage(a, data, {"epochs": 1, "lr": 1e-5})
+    assert first == lineage(a, json.loads(json.dumps(data)), {"epochs": 1, "lr": 1e-5})
     assert first != lineage(a, data, {"epochs": 2, "lr": 1e-5})
-    data.write_text('{"q": 2}\n')
-    assert first != lineage(a, data, {"epochs": 1, "lr": 1e-5})
+    assert first != lineage(a, data + data, {"epochs": 1, "lr": 1e-5})
 
 
 def _ask(root, counter, out):
@@ -95,3 +95,73 @@ def test_cells_of_a_sweep_share_baseline_and_round_1_samples(tiny_model_dir, tmp
 def test_cache_off_composes_and_disables():
     assert compose(["cache=off"]).cache.enabled is False
     assert compose([]).cache.enabled is True
+
+
+def count_trainings(monkeypatch) -> list:
+    """Spy on the train stage's SFT: the list grows by one per checkpoint actually trained."""
+    from tpt.stages import train
+
+    trained, original = [], train.sft
+
+    def spy(*args, **kwargs):
+        trained.append(args[2])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sft", spy)
+    return trained
+
+
+def test_a_cell_training_what_another_trained_reuses_its_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
+    trained = count_trainings(monkeypatch)
+    cell = tiny_overrides(tiny_model_dir, cache_dir=tmp_path / "cache") + ["pruning=none"]
+    loop.run(compose(cell), tmp_path / "a")
+    assert len(trained) == 1
+    loop.run(compose(cell + ["name=other"]), tmp_path / "b")
+    assert len(trained) == 1  # same parent, data and settings: b took a's checkpoint
+    a, b = (tmp_path / c / "round_1" / "train" for c in ("a", "b"))
+    files = sorted(p.name for p in (a / "model").iterdir())
+    assert files == sorted(p.name for p in (b / "model").iterdir()) and "model.safetensors" in files
+    assert all((a / "model" / f).read_bytes() == (b / "model" / f).read_bytes() for f in files)
+    result_a, result_b = json.loads((a / "result.json").read_text()), json.loads((b / "result.json").read_text())
+    assert "from_cache" not in result_a and len(result_b.pop("from_cache")) == 64 and result_a == result_b
+    metrics = [json.loads((tmp_path / c / "metrics.jsonl").read_text().splitlines()[-1]) for c in ("a", "b")]
+    assert metrics[0]["pass@1"] == metrics[1]["pass@1"]
+
+    # The entry outlives the run directory it was trained in (hard links, not references).
+    shutil.rmtree(tmp_path / "a")
+    loop.run(compose(cell + ["name=third"]), tmp_path / "c")
+    assert len(trained) == 1
+    assert (tmp_path / "c" / "round_1" / "train" / "model" / "model.safetensors").read_bytes() == \
+        (b / "model" / "model.safetensors").read_bytes()
+
+
+def test_other_data_or_settings_train_again_and_the_switches_turn_reuse_off(tiny_model_dir, tmp_path, monkeypatch):
+    trained = count_trainings(monkeypatch)
+    cell = tiny_overrides(tiny_model_dir, cache_dir=tmp_path / "cache") + ["pruning=none"]
+    loop.run(compose(cell), tmp_path / "a")
+    loop.run(compose(cell + ["data.size=2"]), tmp_path / "b")  # other data
+    loop.run(compose(cell + ["train.lr=3e-4"]), tmp_path / "c")  # other settings
+    loop.run(compose(cell + ["task.instruction='Think first.'"]), tmp_path / "d")  # same data, other prompt
+    # The same examples from a teacher that is the model itself: only their origin differs.
+    loop.run(compose(cell + ["source=distill", f"source.teacher={tiny_model_dir}"]), tmp_path / "f")
+    assert len(trained) == 4
+    loop.run(compose(cell + ["cache.trained=false"]), tmp_path / "g")
+    loop.run(compose([o for o in cell if not o.startswith("cache")] + ["cache=off"]), tmp_path / "h")
+    assert len(trained) == 6
+    entries = [p.name for p in (tmp_path / "cache" / "trained").iterdir()]
+    assert len(entries) == 4 and not any(e.startswith(".") for e in entries)  # a to d; the others store nothing
+
+
+def test_a_torn_checkpoint_entry_is_not_reused(tmp_path):
+    from tpt.cache import CheckpointCache
+
+    cache, model = CheckpointCache(tmp_path / "trained"), tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "trained" / "abc" / "model").mkdir(parents=True)  # a store cut short: no result.json
+    assert cache.fetch("abc", tmp_path / "out", "train") is None
+    cache.store("def", model, {"examples": 3})
+    assert cache.fetch("def", tmp_path / "out", "train") == {"examples": 3}
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"weights"
+    assert (tmp_path / "out" / "model.safetensors").stat().st_ino == (model / "model.safetensors").stat().st_ino
+    assert not list((tmp_path / "trained").glob(".*.tmp"))

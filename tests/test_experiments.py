@@ -82,3 +82,19 @@ def test_a_miniature_keeps_what_the_command_line_set():
     finally:
         HydraConfig.instance().cfg = None
     assert (cfg.task.name, cfg.task.eval_questions, list(cfg.eval.k), cfg.eval.n) == ("arith", 256, [1, 2], 4)
+
+
+def test_a_miniature_asks_for_its_own_resources_and_applying_it_twice_changes_nothing():
+    from omegaconf import OmegaConf
+
+    from tpt.cluster import submitit_parameters
+
+    overrides = ["+experiment=table6", "row=t6_llama70b", "cluster=slurm", "miniature=true", "task.eval_questions=8"]
+    cfg = compose(overrides)
+    assert (cfg.cluster.gpus, cfg.cluster.nodes) == (8, 2)  # the paper's 70B row
+    miniature.apply(cfg, overrides)  # as the SLURM launcher does at submit time
+    once = OmegaConf.to_container(cfg, resolve=True)
+    params = submitit_parameters(cfg.cluster, None)
+    assert "gpus_per_node" not in params and params["nodes"] == 1 and cfg.task.eval_questions == 8
+    miniature.apply(cfg, overrides)  # and the cell again when it runs
+    assert OmegaConf.to_container(cfg, resolve=True) == once

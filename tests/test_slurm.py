@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from tests.conftest import ROOT, tiny_overrides
 from tpt.cluster import code_files
@@ -163,6 +164,23 @@ def test_cluster_slurm_without_multirun_says_add_m(tiny_model_dir, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "add -m" in res.stderr
     assert not (tmp_path / "run" / "run_config.yaml").exists()
+
+
+def test_a_paper_table_miniature_goes_to_slurm_as_a_cpu_job(slurm_cluster, tmp_path):
+    """Table 6's 70B row asks for 2 nodes x 8 GPUs at the paper's setting; its miniature is submitted
+    with the embedded model's resources (this SLURM has no GPU, so the row's would never start)."""
+    sweep = tmp_path / "sweep"
+    small = ["backend=hf", "cache=off", "task.eval_questions=4", "task.train_questions=4", "think.n=2", "eval.n=2",
+             "eval.k=[1,2]", "think.max_new_tokens=16", "eval.max_new_tokens=16"]
+    code, log = finish(launch(slurm_cluster, "-m", "+experiment=table6", "row=t6_llama70b", "miniature=true",
+                              "cluster=slurm", *small, f"hydra.sweep.dir={sweep}"))
+    assert code == 0, log[-4000:]
+    (cell,) = cells(sweep)
+    assert [m["round"] for m in metrics(cell)] == [0, 1]
+    pinned = OmegaConf.load(cell / "run_config.yaml")
+    assert (pinned.paper_row, pinned.model.name, pinned.task.eval_questions) == ("t6_llama70b", "smollm2_135m", 4)
+    (script,) = [p.read_text() for p in (sweep / ".submitit").glob("*/*_submission.sh")]
+    assert "#SBATCH --nodes=1" in script and "--gpus" not in script
 
 
 @pytest.mark.parametrize("when", ["pending", "running"])

@@ -1,18 +1,20 @@
-"""A content-addressed cache of generations, shared by every cell and sweep on a machine: the key
-covers everything that decides the samples (docs/design.md, "The generation cache"); a file lock
-per key lets concurrent cells share an entry."""
+"""Content-addressed caches shared by every cell and sweep on a machine (docs/design.md, "The
+caches"): generations, keyed by everything that decides the samples (a file lock per key lets
+concurrent cells share an entry), and trained checkpoints, keyed by their lineage."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from filelock import FileLock
 
-from tpt.io import write_text_atomic
+from tpt.io import read_json, write_json, write_text_atomic
 from tpt.backends.base import Completion, Sampling
 
 log = logging.getLogger(__name__)
@@ -63,9 +65,10 @@ def model_fingerprint(model_id: str, resolved: str, revision: Optional[str]) -> 
     return digest({"files": parts})
 
 
-def lineage(parent: str, train_data: Path, train_cfg: dict) -> str:
-    """Identity of a fine-tuned model: what it was trained from, on, and how."""
-    return digest({"parent": parent, "data": file_digest(train_data), "train": train_cfg})
+def lineage(parent: str, examples: Sequence[dict], train_cfg: dict) -> str:
+    """Identity of a fine-tuned model: what it was trained from, on (the examples as the trainer gets
+    them: prompt and completion, not where they came from), and how."""
+    return digest({"parent": parent, "examples": list(examples), "train": train_cfg})
 
 
 def generation_key(model_identity: str, prompts: Sequence[Sequence[int]], keys: Sequence[str], sampling: Sampling,
@@ -96,3 +99,44 @@ class GenerationCache:
 
 def _load(path: Path) -> List[List[Completion]]:
     return [[Completion(**c) for c in cs] for cs in json.loads(path.read_text())]
+
+
+class CheckpointCache:
+    """Trained checkpoints by lineage identity (parent model, training data, train settings): a cell
+    whose round trains exactly what another cell trained before reuses that checkpoint, as the
+    paper's tables repeat cells (Table 2's 2k self-data row is Table 5's 2k gt row). An entry's
+    files are hard links to the run directory's (a copy across filesystems), so it outlives the run
+    directory and costs no disk beside it; an entry appears whole, by one rename, or not at all."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def fetch(self, identity: str, model_dir: Path, desc: str) -> Optional[dict]:
+        """The cached checkpoint put at `model_dir` and its training result, or None if not cached."""
+        entry = self.root / identity
+        if not (entry / "result.json").is_file():
+            return None
+        log.info("%s: reusing the checkpoint trained earlier with the same parent, data and settings %s "
+                 "(cache.trained=false trains again)", desc, identity[:12])
+        shutil.copytree(entry / "model", model_dir, copy_function=_link_or_copy)
+        return read_json(entry / "result.json")
+
+    def store(self, identity: str, model_dir: Path, result: dict) -> None:
+        entry = self.root / identity
+        if entry.exists():
+            return
+        tmp = self.root / f".{identity}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(model_dir, tmp / "model", copy_function=_link_or_copy)
+        write_json(tmp / "result.json", result)
+        try:
+            tmp.rename(entry)
+        except OSError:  # another cell stored the same checkpoint first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem (or one without hard links)
+        shutil.copy2(src, dst)

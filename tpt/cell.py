@@ -1,5 +1,5 @@
 """What the stages of one experiment cell share: its config, run directory, task data, prompt,
-verifier, models and the generation cache. Built once per cell; the stages only read it."""
+verifier, models and the caches. Built once per cell; the stages only read it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from tpt import models
-from tpt.cache import GenerationCache
+from tpt.cache import CheckpointCache, GenerationCache
 from tpt.lineage import Lineage, ModelRef, base_model
 from tpt.prompt import PromptBuilder
 from tpt.rundir import RunDir
@@ -28,6 +28,7 @@ class Cell:
     models: Lineage  # M_i
     teacher: Optional[ModelRef]  # source=distill
     cache: Optional[GenerationCache]
+    checkpoints: Optional[CheckpointCache]
     progress: Callable[[str, dict], None] = lambda desc, figures: None  # live progress of a stage (W&B)
     _memo: Dict[str, Any] = field(default_factory=dict)
 
@@ -37,12 +38,13 @@ class Cell:
         base = base_model(cfg.model.id, base_path, cfg.model.revision)
         src = cfg.source
         teacher = base_model(src.teacher, teacher_path, src.teacher_revision) if teacher_path else None
-        cache = None
-        if cfg.cache.enabled:
-            cache = GenerationCache(Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir() / "generations")
-        return cls(cfg, run, data, kind, PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role),
-                   make_verifier(kind, cfg.task), Lineage(run, base, OmegaConf.to_container(cfg.train, resolve=True)),
-                   teacher, cache)
+        prompt = PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role)
+        root = Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir()
+        on = cfg.cache.enabled
+        return cls(cfg, run, data, kind, prompt, make_verifier(kind, cfg.task),
+                   Lineage(run, base, OmegaConf.to_container(cfg.train, resolve=True), prompt), teacher,
+                   GenerationCache(root / "generations") if on else None,
+                   CheckpointCache(root / "trained") if on and cfg.cache.trained else None)
 
     def memo(self, name: str, compute: Callable[[], Any]) -> Any:
         """`compute()` once per cell (e.g. the human solutions, verified once and used every round)."""

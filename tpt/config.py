@@ -190,8 +190,10 @@ class SourceConfig:
 
 @dataclass
 class CacheConfig:
-    enabled: bool = True  # cache=off sets false
-    dir: Optional[str] = None  # null: <TPT_CACHE_DIR or ~/.cache/tpt>/generations
+    """Work shared by every cell and sweep on a machine (tpt/cache.py)."""
+    enabled: bool = True  # cache=off sets false: nothing is read from or written to the cache
+    dir: Optional[str] = None  # null: <TPT_CACHE_DIR or ~/.cache/tpt>; holds generations/ and trained/
+    trained: bool = True  # reuse a checkpoint trained before from the same parent, data and train settings
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Which model is M_i in a run directory, and what decides its outputs (its identity in the
-generation cache): the base model's files, then each round's training data and settings."""
+caches): the base model's files, then each round's training examples (as the trainer gets them,
+prompt included) and settings."""
 from __future__ import annotations
 
 import functools
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
 from tpt.cache import lineage, model_fingerprint
-from tpt.io import read_json
+from tpt.io import read_json, read_jsonl
 from tpt.rundir import RunDir
 
 
@@ -30,8 +31,8 @@ class Lineage:
     """M_0 is the base model; M_i is what round i's train stage saved, or M_{i-1} when that round
     kept no data and skipped training."""
 
-    def __init__(self, run: RunDir, base: ModelRef, train_cfg: dict):
-        self.run, self.base, self.train_cfg = run, base, train_cfg
+    def __init__(self, run: RunDir, base: ModelRef, train_cfg: dict, prompt: Callable[[str], list]):
+        self.run, self.base, self.train_cfg, self.prompt = run, base, train_cfg, prompt
         self._models: Dict[int, ModelRef] = {0: base}
 
     def trained_round(self, i: int) -> int:
@@ -44,8 +45,13 @@ class Lineage:
         """M_i."""
         r = self.trained_round(i)
         if r not in self._models:
-            parent = self.model(r - 1)
-            data = self.run.stage(r, "prune") / "train.jsonl"
             self._models[r] = ModelRef(str(self.run.stage(r, "train") / "model"), None,
-                                       lambda: lineage(parent.identity, data, self.train_cfg))
+                                       lambda: self.trained_identity(r))
         return self._models[r]
+
+    def trained_identity(self, i: int) -> str:
+        """The identity of what round i's train stage makes: M_{i-1}'s, round i's data, the settings."""
+        from tpt.training import to_conversations
+
+        examples = to_conversations(read_jsonl(self.run.stage(i, "prune") / "train.jsonl"), self.prompt)
+        return lineage(self.model(i - 1).identity, examples, self.train_cfg)

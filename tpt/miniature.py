@@ -19,6 +19,7 @@ it ran.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -35,8 +36,11 @@ SCALES = {
 }
 
 
-def apply(cfg: DictConfig) -> None:
-    """Rewrite `cfg` (a composed cell with miniature=true) into its CPU miniature, in place."""
+def apply(cfg: DictConfig, overrides: Optional[Sequence[str]] = None) -> None:
+    """Rewrite `cfg` (a composed cell with miniature=true) into its CPU miniature, in place; the
+    cell's command-line `overrides` (default: Hydra's, inside `launch.py`) still hold. Applying it
+    again changes nothing, so the SLURM launcher applies it at submit time (the job asks for the
+    miniature's resources, not the paper row's GPUs) and the cell again when it runs."""
     from tpt.tasks import task_kind
 
     spec = SCALES[task_kind(cfg.task.name)]
@@ -49,17 +53,20 @@ def apply(cfg: DictConfig) -> None:
     if cfg.source.kind == "distill":
         cfg.source.teacher, cfg.source.teacher_revision = cfg.model.id, None
     cfg.data.scale = spec["scale"]
-    for key, value in user_settings():  # what the command line set still holds (task.eval_questions=256)
+    for key, value in user_settings(overrides):  # what the command line set still holds (task.eval_questions=256)
         OmegaConf.update(cfg, key, value, merge=False)
 
 
-def user_settings():
-    """(key, value) of the command line's overrides of single config values (not of config groups),
-    when running under Hydra."""
+def user_settings(overrides: Optional[Sequence[str]] = None):
+    """(key, value) of a cell's command-line overrides of single config values (not of config groups,
+    nor Hydra's own); by default those Hydra ran this cell with, if it did."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    if not HydraConfig.initialized():
-        return []
-    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    return [(o.key_or_group, o.value()) for o in parsed if "." in o.key_or_group and not o.is_delete()]
+    if overrides is None:
+        if not HydraConfig.initialized():
+            return []
+        overrides = HydraConfig.get().overrides.task
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [(o.key_or_group, o.value()) for o in parsed
+            if "." in o.key_or_group and not o.key_or_group.startswith("hydra.") and not o.is_delete()]

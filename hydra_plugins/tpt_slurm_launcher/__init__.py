@@ -17,6 +17,7 @@ from hydra.core.utils import JobReturn, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, open_dict
 
+from tpt import miniature
 from tpt.cluster import (ClusterError, cell_label, check_partition, check_sbatch, describe_failure, fail,
                          snapshot_code, submission_key, submitit_parameters)
 
@@ -42,6 +43,8 @@ class SlurmSweepLauncher(SlurmLauncher):
         configs = [self.hydra_context.config_loader.load_sweep_config(self.config, o + [f"hydra.sweep.dir={sweep_dir}"])
                    for _, o in cells]
         for (idx, overrides), cfg in zip(cells, configs):
+            if cfg.miniature:  # its resources are the CPU miniature's, not the paper row's GPUs
+                miniature.apply(cfg, overrides)
             try:
                 validate(cfg)
             except ConfigError as e:  # before anything is queued

@@ -1,5 +1,6 @@
 """Train: fine-tune M_{i-1} on round i's pruned examples (tpt.training: TRL SFT, one process or
-accelerate's DDP / FSDP). A round whose pruning kept nothing skips training: M_i = M_{i-1}.
+accelerate's DDP / FSDP). A round whose pruning kept nothing skips training: M_i = M_{i-1}. A
+checkpoint trained before from the same parent, data and settings comes from the cache instead.
 
 Writes `round_<i>/train/model/` (M_i: safetensors + tokenizer) and `result.json` (`TrainResult`).
 """
@@ -27,7 +28,8 @@ class TrainResult(TypedDict, total=False):
     first_loss: float
     last_loss: float
     lr: float
-    seconds: float
+    seconds: float  # of the training that made the checkpoint
+    from_cache: str  # the checkpoint was reused from the cache (this lineage identity), not trained here
 
 
 def run(cell: Cell, i: int, out: Path) -> None:
@@ -36,6 +38,14 @@ def run(cell: Cell, i: int, out: Path) -> None:
         log.warning("round %d train: no training data survived pruning; M_%d = M_%d", i, i, i - 1)
         result = TrainResult(skipped=True, examples=0)
     else:
-        release_all()  # a generation engine kept between calls would hold memory training needs
-        result = sft(cell.models.model(i - 1), to_conversations(records, cell.prompt), out / "model", cell.cfg.train)
+        identity = cell.models.trained_identity(i)
+        cached = cell.checkpoints.fetch(identity, out / "model", f"round {i} train") if cell.checkpoints else None
+        if cached:
+            result = TrainResult(**cached, from_cache=identity)
+        else:
+            release_all()  # a generation engine kept between calls would hold memory training needs
+            result = sft(cell.models.model(i - 1), to_conversations(records, cell.prompt), out / "model",
+                         cell.cfg.train)
+            if cell.checkpoints:
+                cell.checkpoints.store(identity, out / "model", result)
     write_json(out / "result.json", result)
