@@ -25,6 +25,7 @@ SWEEPS = ROOT / "sweeps"
 RESULTS = SWEEPS / "cpu_results"
 TIMESTAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+\]")
 STAGE_START = re.compile(r"round \d+ (\w+): starting$")
+CODE = ("tpt", "conf", "hydra_plugins", "launch.py", "pyproject.toml")  # what decides a run's results
 REUSED = ("reusing cached generations", "reusing the checkpoint trained earlier")
 
 
@@ -102,8 +103,11 @@ def record(table: str, sweep: Path, note: str = "") -> None:
     stamps = [datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S") for line in lines
               if (m := TIMESTAMP.match(line))]
     took = f", its cells' logs span {(max(stamps) - min(stamps)).total_seconds() / 60:.0f} min" if stamps else ""
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
+    if subprocess.run(["git", "status", "--porcelain", "--", *CODE], cwd=ROOT, capture_output=True,
+                      text=True).stdout.strip():
+        commit += " with uncommitted changes to the code"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{table}.md").write_text(
         f"Measured {datetime.date.today().isoformat()} at commit {commit} on {machine()}{took}"

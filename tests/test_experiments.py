@@ -44,7 +44,7 @@ def test_every_cell_has_a_valid_cpu_miniature(table):
         miniature.apply(cfg)
         validate(cfg)
         assert cfg.model.id == "embedded:smollm2-135m-instruct"
-        assert cfg.task.name in ("arith", "leetcode")
+        assert cfg.task.name in ("arith", "minicode")
         assert cfg.data.size == paper_size and scaled(cfg.data.size, cfg.data.scale) < paper_size
         assert cfg.source.kind != "distill" or cfg.source.teacher == cfg.model.id
 

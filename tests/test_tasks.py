@@ -26,6 +26,25 @@ def test_arith_difficulty_is_tunable():
     assert all(len(p.solution.splitlines()) == 6 for p in hard.train)
 
 
+def test_minicode_problems_are_deterministic_distinct_and_solved_by_their_references():
+    from tpt.verify.code import CodeVerifier
+
+    cfg = compose(["task=minicode"])
+    data = load_task(cfg.task)
+    assert (len(data.train), len(data.eval), len(data.few_shot)) == (54, 32, 2)
+    again = load_task(compose(["task=minicode"]).task)
+    assert [(p.question, p.tests) for p in data.eval] == [(p.question, p.tests) for p in again.eval]
+    train = {p.question for p in data.train + data.few_shot}
+    assert len(train) == 56 and not train & {p.question for p in data.eval}  # no test statement is a train one
+    problems = data.train + data.eval + data.few_shot
+    verdicts = CodeVerifier(cfg.task.code).verify([(p, p.solution) for p in problems])
+    assert all(v["correct"] for v in verdicts)  # in the real sandbox
+    wrong = CodeVerifier(cfg.task.code).verify([(p, "```python\nprint(input())\n```") for p in data.eval])
+    assert not any(v["correct"] for v in wrong)  # echoing the input never passes
+    with pytest.raises(DataError, match="exceeds the 88 distinct problems"):
+        load_task(compose(["task=minicode", "task.minicode.n_train=80"]).task)
+
+
 def test_gsm8k_local_folder(gsm8k_dir):
     cfg = compose(["task=gsm8k", f"task.path={gsm8k_dir}"]).task
     data = load_task(cfg)

@@ -42,6 +42,16 @@ class ModelConfig:
 
 
 @dataclass
+class MiniCodeConfig:
+    """Bundled generator of small stdin/stdout code problems (tpt/tasks/minicode.py): 88 in all."""
+
+    n_train: int = 56
+    n_test: int = 32
+    tests: int = 3  # per problem
+    seed: int = 4321
+
+
+@dataclass
 class ArithConfig:
     """Bundled generator of GSM8K-format problems: a start value, then `steps` purchases."""
 
@@ -92,6 +102,7 @@ class TaskConfig:
     # strict-match regex (the standard); whole_line: the first `####` line, which must hold only a number
     strict_match: str = "lm_eval"
     arith: ArithConfig = field(default_factory=ArithConfig)
+    minicode: MiniCodeConfig = field(default_factory=MiniCodeConfig)
     code: CodeConfig = field(default_factory=CodeConfig)
 
 
@@ -417,6 +428,9 @@ def validate(cfg: DictConfig | Config) -> None:
     a = cfg.task.arith
     need(1 <= a.min_steps <= a.max_steps, "task.arith", f"needs 1 <= min_steps <= max_steps (got {a.min_steps}, {a.max_steps})")
     need(a.start_min <= a.start_max and a.operand_min <= a.operand_max, "task.arith", "needs min <= max for start and operand ranges")
+    m = cfg.task.minicode
+    need(min(m.n_train, m.n_test, m.tests) >= 1, "task.minicode", f"n_train, n_test and tests must be >= 1 (got "
+         f"{m.n_train}, {m.n_test}, {m.tests})")
 
 
 def _validate_code(code, need) -> None:

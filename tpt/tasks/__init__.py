@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Tuple
 
-from tpt.tasks import arith, codecontests, gsm8k, leetcode
+from tpt.tasks import arith, codecontests, gsm8k, leetcode, minicode
 from tpt.tasks.base import DataError, Problem, TaskData, reference_text, split_task
 
 
@@ -20,6 +20,7 @@ TASKS = {
     "gsm8k": TaskSpec(gsm8k.load, "math"),
     "codecontests": TaskSpec(codecontests.load, "code"),
     "leetcode": TaskSpec(leetcode.load, "code"),
+    "minicode": TaskSpec(minicode.load, "code"),
 }
 
 
