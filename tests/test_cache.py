@@ -143,10 +143,10 @@ def test_other_data_or_settings_train_again_and_the_switches_turn_reuse_off(tiny
     loop.run(compose(cell + ["train.lr=3e-4"]), tmp_path / "c")  # other settings
     loop.run(compose(cell + ["task.instruction='Think first.'"]), tmp_path / "d")  # same data, other prompt
     # The same examples from a teacher that is the model itself: only their origin differs.
-    loop.run(compose(cell + ["source=distill", f"source.teacher={tiny_model_dir}"]), tmp_path / "f")
+    loop.run(compose(cell + ["source=distill", f"source.teacher={tiny_model_dir}"]), tmp_path / "e")
     assert len(trained) == 4
-    loop.run(compose(cell + ["cache.trained=false"]), tmp_path / "g")
-    loop.run(compose([o for o in cell if not o.startswith("cache")] + ["cache=off"]), tmp_path / "h")
+    loop.run(compose(cell + ["cache.trained=false"]), tmp_path / "f")
+    loop.run(compose([o for o in cell if not o.startswith("cache")] + ["cache=off"]), tmp_path / "g")
     assert len(trained) == 6
     entries = [p.name for p in (tmp_path / "cache" / "trained").iterdir()]
     assert len(entries) == 4 and not any(e.startswith(".") for e in entries)  # a to d; the others store nothing
