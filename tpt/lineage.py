@@ -49,9 +49,11 @@ class Lineage:
                                        lambda: self.trained_identity(r))
         return self._models[r]
 
-    def trained_identity(self, i: int) -> str:
-        """The identity of what round i's train stage makes: M_{i-1}'s, round i's data, the settings."""
-        from tpt.training import to_conversations
+    def trained_identity(self, i: int, examples: Optional[list] = None) -> str:
+        """The identity of what round i's train stage makes: M_{i-1}'s, round i's examples as the
+        trainer gets them (built from its data unless given), the settings."""
+        if examples is None:
+            from tpt.training import to_conversations
 
-        examples = to_conversations(read_jsonl(self.run.stage(i, "prune") / "train.jsonl"), self.prompt)
+            examples = to_conversations(read_jsonl(self.run.stage(i, "prune") / "train.jsonl"), self.prompt)
         return lineage(self.model(i - 1).identity, examples, self.train_cfg)

@@ -38,14 +38,14 @@ def run(cell: Cell, i: int, out: Path) -> None:
         log.warning("round %d train: no training data survived pruning; M_%d = M_%d", i, i, i - 1)
         result = TrainResult(skipped=True, examples=0)
     else:
-        identity = cell.models.trained_identity(i)
+        examples = to_conversations(records, cell.prompt)
+        identity = cell.models.trained_identity(i, examples)
         cached = cell.checkpoints.fetch(identity, out / "model", f"round {i} train") if cell.checkpoints else None
         if cached:
             result = TrainResult(**cached, from_cache=identity)
         else:
             release_all()  # a generation engine kept between calls would hold memory training needs
-            result = sft(cell.models.model(i - 1), to_conversations(records, cell.prompt), out / "model",
-                         cell.cfg.train)
+            result = sft(cell.models.model(i - 1), examples, out / "model", cell.cfg.train)
             if cell.checkpoints:
                 cell.checkpoints.store(identity, out / "model", result)
     write_json(out / "result.json", result)
