@@ -79,8 +79,9 @@ def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny
 
 
 def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_model_dir, tmp_path):
+    # Long enough after round 1 think (train + eval, ~15 s) that the requeue lands while the job runs.
     slower = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
-              "data.size=6"]
+              "data.size=6", "train.epochs=20", "task.eval_questions=12"]
     reference = tmp_path / "reference"
     ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *slower,
                           f"hydra.run.dir={reference}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -96,6 +97,12 @@ def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_mod
     slurm(slurm_cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
     code, log = finish(proc)
     assert code == 0, log[-4000:]
+    # Had the first run finished before the requeue, the driver would already hold its result: wait for
+    # the restarted job too, so its log is complete (and a finished job's restart must also skip).
+    def gone():  # squeue lists it while pending or running, and errors once SLURM forgets it
+        q = subprocess.run(["squeue", "-h", "-j", job], env=slurm_cluster, capture_output=True, text=True)
+        return q.returncode != 0 or not q.stdout.strip()
+    wait_for(gone, what="the job to leave the queue")
     [cell] = cells(sweep)
     assert metrics(cell) == metrics(reference)
     assert "Restarts=1" in slurm(slurm_cluster, "scontrol", "show", "job", job)
