@@ -46,11 +46,11 @@ def vllm_tiny_dir(tmp_path_factory):
 
 
 def engine_processes() -> list:
-    """vLLM processes on this machine (its engine core names itself VLLM::EngineCore)."""
+    """vLLM processes on this machine: tpt's engine process (tpt-vllm) and vLLM's own (VLLM::EngineCore...)."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if cmdline.read_bytes().startswith(b"VLLM::"):
+            if cmdline.read_bytes().startswith((b"VLLM::", b"tpt-vllm")):
                 found.append(cmdline.parent.name)
         except OSError:
             pass
@@ -72,6 +72,9 @@ def test_engine_settings_for_cpu_and_gpu(monkeypatch):
     assert cpu["enforce_eager"] is True and "gpu_memory_utilization" not in cpu
     assert 1 << 30 <= cpu["kv_cache_memory_bytes"] <= 16 << 30
     assert cpu["max_model_len"] == cpu["max_num_batched_tokens"] == 2048 and cpu["enable_chunked_prefill"] is False
+    assert cpu["distributed_executor_backend"] == "uni"  # one process; a replica's pinned cores need vLLM's worker
+    assert "distributed_executor_backend" not in vllm_backend.engine_kwargs(
+        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, pinned_cores=True, **common)
     cpu = vllm_backend.engine_kwargs("m", cpu=True, kv_cache_gb=3, max_model_len=1024, enforce_eager=False,
                                      model_max_len=2048, **common)
     assert cpu["kv_cache_memory_bytes"] == 3 << 30 and cpu["max_model_len"] == 1024 and cpu["enforce_eager"] is False
@@ -142,6 +145,7 @@ def test_real_engine_samples_n_per_question_reproducibly_in_any_batch(real_vllm,
     assert texts(gen.generate(prompts, Sampling(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=6), keys)) != first
     assert vllm_backend.engine_for(gen.engine, gen.env) is engine  # one engine served every call
     pid = engine.proc.pid
+    assert str(pid) in engine_processes()
     vllm_backend.release()
     with pytest.raises(ProcessLookupError):  # the engine's process is gone, and its memory with it
         os.kill(pid, 0)
