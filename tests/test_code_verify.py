@@ -124,3 +124,51 @@ def test_soft_pruning_keeps_programs_passing_some_tests():
     assert {s["qid"] for s in prune(samples, "soft", 10, 0)[0]} == {"a", "b"}
     assert {s["qid"] for s in prune(samples, "gt", 10, 0)[0]} == {"a"}
     assert {s["qid"] for s in prune(samples, "none", 10, 0)[0]} == {"a", "b", "c"}
+
+
+def test_verdicts_are_cached_by_program_tests_and_limits(task, tmp_path, monkeypatch):
+    """A second verifier on the same store reuses the verdicts; another test, time limit or program
+    runs again; a call whose sandbox failed is not stored."""
+    import dataclasses
+
+    from tpt.cache import KeyedStore
+
+    runs = []
+    real = code_mod.CodeVerifier.judge
+    monkeypatch.setattr(code_mod.CodeVerifier, "judge", lambda self, p, c: runs.append((p.id, c)) or real(self, p, c))
+    store = KeyedStore(tmp_path / "verdicts", "verdicts")
+    p = task[1]["add-two"]
+    pairs = [(p, p.solution), (p, fenced("print(0)"))]
+    code_cfg = task[0].task.code
+    first = CodeVerifier(code_cfg, store).verify(pairs)
+    assert len(runs) == 2 and [v["verdict"] for v in first] == ["passed", "wrong_answer"]
+    assert CodeVerifier(code_cfg, store).verify(pairs) == first and len(runs) == 2  # from the store
+
+    # The same program against another expected output is judged again, and differently.
+    changed = dataclasses.replace(p, tests=(dataclasses.replace(p.tests[0], output="-1"),) + p.tests[1:])
+    assert CodeVerifier(code_cfg, store).verify([(changed, p.solution)])[0]["verdict"] == "wrong_answer"
+    assert len(runs) == 3
+    slower = compose(["task=leetcode", f"task.path={DATA}", "task.code.default_time_limit_s=1",
+                      "task.code.time_limit_scale=3"]).task.code
+    CodeVerifier(slower, store).verify(pairs)
+    assert len(runs) == 5  # other limits: other verdicts, possibly
+
+    monkeypatch.setattr(code_mod.CodeVerifier, "judge", lambda self, p, c: runs.append(c) or code_mod._verdict(
+        "sandbox_error", c, 0, 1, len(p.tests)))
+    odd = [(p, fenced("print(1)"))]
+    CodeVerifier(code_cfg, store).verify(odd)
+    CodeVerifier(code_cfg, store).verify(odd)
+    assert len(runs) == 7  # the sandbox's own failure was not kept
+
+
+def test_a_cell_keeps_verdicts_in_the_cache_unless_told_not_to(tmp_path):
+    from tpt.cell import Cell
+    from tpt.rundir import RunDir
+
+    data = load_task(compose(["task=minicode"]).task)
+    for switch, kept in (("cache.verdicts=true", True), ("cache.verdicts=false", False)):
+        cfg = compose(["task=minicode", f"cache.dir={tmp_path / 'cache'}", switch])
+        cell = Cell.open(cfg, RunDir(tmp_path / switch), data, "unused", None)
+        assert (cell.verifier.cache is not None) is kept
+    cell = Cell.open(compose(["task=minicode", "cache=off"]), RunDir(tmp_path / "off"), data, "unused", None)
+    assert cell.verifier.cache is None

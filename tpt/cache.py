@@ -1,6 +1,6 @@
 """Content-addressed caches shared by every cell and sweep on a machine (docs/design.md, "The
-caches"): generations, keyed by everything that decides the samples (a file lock per key lets
-concurrent cells share an entry), and trained checkpoints, keyed by their lineage."""
+caches"): generations, keyed by everything that decides the samples; code verdicts, keyed by the
+programs, tests and limits (tpt/verify/code.py); trained checkpoints, keyed by their lineage."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +10,7 @@ import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from filelock import FileLock
 
@@ -80,25 +80,36 @@ def generation_key(model_identity: str, prompts: Sequence[Sequence[int]], keys: 
                    "sampling": asdict(sampling), "generator": generator})
 
 
-class GenerationCache:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+class KeyedStore:
+    """JSON values by content key, one file each, published by one rename. A file lock per key lets
+    concurrent cells share an entry: the second asker waits for the first, then reads its value."""
+
+    def __init__(self, root: Path, what: str):
+        self.root, self.what = Path(root), what  # `what`: the values, for the log ("generations")
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
-                       desc: str = "generate") -> List[List[Completion]]:
+    def get_or_compute(self, key: str, compute: Callable[[], Any], desc: str = "",
+                       keep: Callable[[Any], bool] = lambda value: True) -> Any:
+        """The stored value, or `compute()`'s, stored unless `keep(value)` is false."""
         path = self.root / f"{key}.json"
         with FileLock(str(path) + ".lock"):
             if path.is_file():
-                log.info("%s: reusing cached generations %s", desc, path.name[:12])
-                return _load(path)
-            result = compute()
-            write_text_atomic(path, json.dumps([[asdict(c) for c in cs] for cs in result]))
-            return result
+                log.info("%s: reusing cached %s %s", desc, self.what, key[:12])
+                return json.loads(path.read_text())
+            value = compute()
+            if keep(value):
+                write_text_atomic(path, json.dumps(value))
+            return value
 
 
-def _load(path: Path) -> List[List[Completion]]:
-    return [[Completion(**c) for c in cs] for cs in json.loads(path.read_text())]
+class GenerationCache:
+    def __init__(self, root: Path):
+        self.store = KeyedStore(root, "generations")
+
+    def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
+                       desc: str = "generate") -> List[List[Completion]]:
+        raw = self.store.get_or_compute(key, lambda: [[asdict(c) for c in cs] for cs in compute()], desc)
+        return [[Completion(**c) for c in cs] for cs in raw]
 
 
 class CheckpointCache:

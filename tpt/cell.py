@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from tpt import models
-from tpt.cache import CheckpointCache, GenerationCache
+from tpt.cache import CheckpointCache, GenerationCache, KeyedStore
 from tpt.lineage import Lineage, ModelRef, base_model
 from tpt.prompt import PromptBuilder
 from tpt.rundir import RunDir
@@ -41,7 +41,8 @@ class Cell:
         prompt = PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role)
         root = Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir()
         on = cfg.cache.enabled
-        return cls(cfg, run, data, kind, prompt, make_verifier(kind, cfg.task),
+        verdicts = KeyedStore(root / "verdicts", "verdicts") if on and cfg.cache.verdicts else None
+        return cls(cfg, run, data, kind, prompt, make_verifier(kind, cfg.task, verdicts),
                    Lineage(run, base, OmegaConf.to_container(cfg.train, resolve=True), prompt), teacher,
                    GenerationCache(root / "generations") if on else None,
                    CheckpointCache(root / "trained") if on and cfg.cache.trained else None)

@@ -203,8 +203,9 @@ class SourceConfig:
 class CacheConfig:
     """Work shared by every cell and sweep on a machine (tpt/cache.py)."""
     enabled: bool = True  # cache=off sets false: nothing is read from or written to the cache
-    dir: Optional[str] = None  # null: <TPT_CACHE_DIR or ~/.cache/tpt>; holds generations/ and trained/
+    dir: Optional[str] = None  # null: <TPT_CACHE_DIR or ~/.cache/tpt>; holds generations/, verdicts/, trained/
     trained: bool = True  # reuse a checkpoint trained before from the same parent, data and train settings
+    verdicts: bool = True  # reuse code verdicts of the same programs on the same tests and limits
 
 
 @dataclass

@@ -40,6 +40,7 @@ class MathVerifier:
         return [math.check(text, p.answer, self.strict) for p, text in pairs]
 
 
-def make_verifier(kind: str, task_cfg):
-    """The verifier of a task kind, set up from the task config (`task.strict_match`, `task.code`)."""
-    return code.CodeVerifier(task_cfg.code) if kind == "code" else MathVerifier(task_cfg.strict_match)
+def make_verifier(kind: str, task_cfg, cache=None):
+    """The verifier of a task kind, set up from the task config (`task.strict_match`, `task.code`).
+    `cache`: where code verdicts are kept (tpt.cache.KeyedStore); math is judged in microseconds."""
+    return code.CodeVerifier(task_cfg.code, cache) if kind == "code" else MathVerifier(task_cfg.strict_match)

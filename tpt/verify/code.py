@@ -8,11 +8,12 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tqdm.auto import tqdm
 
-from tpt.verify.sandbox import Limits, RunResult, Sandbox
+from tpt.verify.sandbox import Limits, RunResult, Sandbox, default_python
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,9 @@ _PYTHON_TAGS = ("python", "python3", "py", "")
 INTERPRETER_HEADROOM_MB = 64  # the interpreter's own address space on top of a problem's limit
 _FLOAT_TOLERANCE = 1e-5
 _RESOURCE_FAILURES = ("timeout", "memory", "output_limit", "disk_full", "sandbox_error")
+# Part of every verdict cache key: bump it when judging changes (how a program is built, run,
+# compared or stopped early), so verdicts judged the old way are not reused.
+VERDICT_VERSION = 1
 
 # LeetCode-style problems name a method of `class Solution`; each input line is a JSON object of
 # keyword arguments and each output line the JSON of the return value.
@@ -122,10 +126,15 @@ def code_id(code: str) -> str:
 
 
 class CodeVerifier:
-    """Judges completions of code problems; one sandbox and worker pool per verifier."""
+    """Judges completions of code problems; one sandbox and worker pool per verifier.
 
-    def __init__(self, cfg):
+    With a `cache` (tpt.cache.KeyedStore), a call's verdicts are stored under the digest of its
+    programs, their problems' tests and limits and the interpreter: cells that share generations
+    (Table 5's none, soft and gt rows sample the same think stage) judge them once, and alike."""
+
+    def __init__(self, cfg, cache=None):
         self.cfg = cfg  # task.code
+        self.cache = cache
         self.workers = cfg.workers or len(os.sched_getaffinity(0))
         self._sandbox: Optional[Sandbox] = None
 
@@ -148,14 +157,32 @@ class CodeVerifier:
         jobs = list({(p.id, code): (p, code) for (p, _), code in zip(pairs, codes) if code is not None}.values())
         results: Dict[tuple, dict] = {}
         if jobs:
-            self.sandbox  # started here, before the worker threads could race to start one each
-            with ThreadPoolExecutor(self.workers) as pool, \
-                    tqdm(total=len(jobs), desc=f"{desc}: run tests", unit="prog", dynamic_ncols=True) as bar:
-                for (p, code), verdict in zip(jobs, pool.map(lambda job: self.judge(*job), jobs)):
-                    results[(p.id, code)] = verdict
-                    bar.update(1)
+            verdicts = (self.cache.get_or_compute(self.verdict_key(jobs), lambda: self.judge_all(jobs, desc), desc,
+                                                  keep=_no_sandbox_error)
+                        if self.cache else self.judge_all(jobs, desc))
+            results = {(p.id, code): v for (p, code), v in zip(jobs, verdicts)}
         return [results[(p.id, code)] if code is not None else _verdict("no_code", None, 0, 0, len(p.tests))
                 for (p, _), code in zip(pairs, codes)]
+
+    def judge_all(self, jobs: Sequence[Tuple[object, str]], desc: str) -> List[dict]:
+        """Verdicts of (problem, program) jobs, in order, run on the worker pool."""
+        self.sandbox  # started here, before the worker threads could race to start one each
+        with ThreadPoolExecutor(self.workers) as pool, \
+                tqdm(total=len(jobs), desc=f"{desc}: run tests", unit="prog", dynamic_ncols=True) as bar:
+            verdicts = []
+            for verdict in pool.map(lambda job: self.judge(*job), jobs):
+                verdicts.append(verdict)
+                bar.update(1)
+        return verdicts
+
+    def verdict_key(self, jobs: Sequence[Tuple[object, str]]) -> str:
+        """What decides the verdicts of these jobs: each program as run, its problem's tests and
+        limits, the interpreter, and how tpt judges (VERDICT_VERSION)."""
+        from tpt.cache import digest  # here: tpt.cache imports the backends, which import tpt.verify
+
+        tests = {p.id: digest([[t.input, t.output] for t in p.tests]) for p, _ in jobs}
+        return digest({"version": VERDICT_VERSION, "python": self.cfg.python or default_python(),
+                       "jobs": [[program_for(p, code), tests[p.id], asdict(self.limits(p))] for p, code in jobs]})
 
     def judge(self, problem, code: str) -> dict:
         """Run one program on a problem's tests (see the module docstring for when it stops)."""
@@ -179,6 +206,11 @@ class CodeVerifier:
             if failure and passed:
                 break
         return _verdict(failure or "passed", code, passed, run, total)
+
+
+def _no_sandbox_error(verdicts: List[dict]) -> bool:
+    """Verdicts worth keeping: a failure of the sandbox itself says nothing about the program."""
+    return not any(v["verdict"] == "sandbox_error" for v in verdicts)
 
 
 def _verdict(verdict: str, code: Optional[str], passed: int, run: int, total: int) -> dict:
