@@ -46,13 +46,14 @@ def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_p
                   pinned_cores: bool = False) -> Dict:
     """Arguments of `vllm.LLM(...)`. `dtype` is concrete (tpt.models.resolve_dtype); on CPU the KV
     cache is sized in bytes (vLLM's GPU share of memory does not apply) and compiling is skipped by
-    default (an engine starts in ~20 s instead of ~100 s, and a stage is short).
+    default (an engine starts in ~10 s instead of ~100 s, and a stage is short).
 
     On CPU, one unpinned device runs engine core and worker inside the engine's process ("uni"):
-    vLLM's default starts two more processes that each import vLLM again. Measured on 2 cores with the
-    embedded model (benchmarks/engine_start.py): ready in 9.8 s instead of 21.4, closed in 3.4 s
-    instead of 6.8, 422 tok/s instead of 330 (no core waits in a front-end process), the same samples. Replicas keep the default: their cores are
-    pinned (`pinned_cores`, VLLM_CPU_OMP_THREADS_BIND), which only vLLM's worker process applies."""
+    vLLM's default starts two more processes that each import vLLM again. Measured on 2 cores with
+    the embedded model (benchmarks/engine_start.py): ready in 9.8 s instead of 21.4, closed in 3.4 s
+    instead of 6.8, 422 tok/s instead of 330 (no core waits in a front-end process), the same
+    samples. Replicas keep the default: their cores are pinned (`pinned_cores`,
+    VLLM_CPU_OMP_THREADS_BIND), which only vLLM's worker process applies."""
     kwargs = {"model": model_path, "tokenizer": model_path, "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
               "seed": seed, "enforce_eager": cpu if enforce_eager is None else enforce_eager}
     if revision:
