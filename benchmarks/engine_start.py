@@ -16,17 +16,12 @@ import time
 
 
 def prompts(questions: int):
-    from tpt.config import compose
-    from tpt.models import load_tokenizer, resolve
-    from tpt.prompt import PromptBuilder, encode, render
-    from tpt.tasks import load_task
+    """The arith task's prompts as generation_backends.py builds them (this folder is on sys.path)."""
+    from generation_backends import prompts as backend_prompts
 
-    cfg = compose(["task=arith", f"task.eval_questions={questions}"])
-    data = load_task(cfg.task)
-    path = resolve(cfg.model.id)
-    tok = load_tokenizer(path)
-    texts = render(tok, [PromptBuilder(cfg.task, data.few_shot, True)(p.question) for p in data.eval])
-    return path, encode(tok, texts), [p.id for p in data.eval]
+    path, _, _, ids, keys = backend_prompts(argparse.Namespace(gsm8k=None, questions=questions,
+                                                               model="embedded:smollm2-135m-instruct"))
+    return path, ids, keys
 
 
 def run(path, ids, keys, executor: str, sampling: dict):
