@@ -137,3 +137,18 @@ def test_a_stage_reports_its_progress(tiny_model_dir, tmp_path):
     think = [f for stage, f in seen if stage == "round_1/think"]
     assert [f["chunks_done"] for f in think] == [1, 2, 3, 4] and all(f["chunks"] == 4 for f in think)
     assert all(f["tokens_per_s"] > 0 and f["seconds_left"] >= 0 for f in think) and think[-1]["seconds_left"] == 0
+
+
+def test_a_finished_stage_clears_chunks_a_kill_left_behind(tmp_path):
+    """Killed after publishing a stage but before clearing its chunks: the rerun skips the stage and
+    clears them (tests/test_kill.py hits this window only now and then)."""
+    from tpt.rundir import DONE, RunDir
+
+    run = RunDir(tmp_path)
+    stage = run.run_stage(1, "think", lambda out: (out / "samples.jsonl").write_text("{}\n"))
+    stage.chunks.mkdir()
+    (stage.chunks / "00000.json").write_text("{}")
+    ran = []
+    again = run.run_stage(1, "think", ran.append)
+    assert not ran and (again.dir / DONE).is_file() and (again / "samples.jsonl").read_text() == "{}\n"
+    assert not stage.chunks.exists()

@@ -73,6 +73,7 @@ class RunDir:
         stage = self.stage(round_idx, name)
         if stage.done:
             log.info("%s: finished earlier, skipping", stage)
+            shutil.rmtree(stage.chunks, ignore_errors=True)  # a kill between publishing and clearing left them
             return stage
         log.info("%s: starting", stage)
         with stage.writing() as out:
