@@ -15,15 +15,6 @@ import statistics
 import time
 
 
-def prompts(questions: int):
-    """The arith task's prompts as generation_backends.py builds them (this folder is on sys.path)."""
-    from generation_backends import prompts as backend_prompts
-
-    path, _, _, ids, keys = backend_prompts(argparse.Namespace(gsm8k=None, questions=questions,
-                                                               model="embedded:smollm2-135m-instruct"))
-    return path, ids, keys
-
-
 def run(path, ids, keys, executor: str, sampling: dict):
     from tpt.backends.vllm import EngineProcess, engine_kwargs
     from tpt.models import resolve_dtype
@@ -48,7 +39,9 @@ def main():
     parser.add_argument("--n", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=200)
     args = parser.parse_args()
-    path, ids, keys = prompts(args.questions)
+    from generation_backends import prompts  # this folder is on sys.path
+
+    path, _, _, ids, keys = prompts("embedded:smollm2-135m-instruct", args.questions)
     sampling = dict(n=args.n, temperature=0.7, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=0, stop=())
     figures, samples = {}, {}
     for repeat in range(args.repeats):  # interleaved, so a slow spell of the machine hits both alike

@@ -23,16 +23,18 @@ from pathlib import Path
 import torch
 
 
-def prompts(args):
+def prompts(model: str, questions: int, gsm8k=None):
+    """The eval prompts of GSM8K (from the folder `gsm8k`) or, without it, of the arith task:
+    (model path, tokenizer, chat texts, token ids, question ids)."""
     from tpt.config import compose
     from tpt.models import load_tokenizer, resolve
     from tpt.prompt import PromptBuilder, encode, render
     from tpt.tasks import load_task
 
-    task = ["task=gsm8k", f"task.path={args.gsm8k}"] if args.gsm8k else ["task=arith"]
-    cfg = compose(task + [f"task.eval_questions={args.questions}"])
+    task = ["task=gsm8k", f"task.path={gsm8k}"] if gsm8k else ["task=arith"]
+    cfg = compose(task + [f"task.eval_questions={questions}"])
     data = load_task(cfg.task)
-    path = resolve(args.model)
+    path = resolve(model)
     tok = load_tokenizer(path)
     texts = render(tok, [PromptBuilder(cfg.task, data.few_shot, True)(p.question) for p in data.eval])
     return path, tok, texts, encode(tok, texts), [p.id for p in data.eval]
@@ -126,7 +128,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.gsm8k and not (args.gsm8k / "test.jsonl").is_file():
         args.gsm8k = None
-    path, tok, texts, ids, keys = prompts(args)
+    path, tok, texts, ids, keys = prompts(args.model, args.questions, args.gsm8k)
     print(f"{args.model}: {len(ids)} prompts x {args.n} samples, up to {args.max_new_tokens} new tokens, "
           f"T=0.7, {torch.get_num_threads()} threads")
     rows = []  # (label, engine, baseline of that engine?, dtype, tokens, seconds, tokens past the cut)

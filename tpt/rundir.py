@@ -73,12 +73,12 @@ class RunDir:
         stage = self.stage(round_idx, name)
         if stage.done:
             log.info("%s: finished earlier, skipping", stage)
-            shutil.rmtree(stage.chunks, ignore_errors=True)  # a kill between publishing and clearing left them
-            return stage
-        log.info("%s: starting", stage)
-        with stage.writing() as out:
-            body(out)
-        shutil.rmtree(stage.chunks, ignore_errors=True)  # published: its chunks are in its files now
+        else:
+            log.info("%s: starting", stage)
+            with stage.writing() as out:
+                body(out)
+        # Published: its chunks are in its files now (also cleared when a kill came between the two).
+        shutil.rmtree(stage.chunks, ignore_errors=True)
         return stage
 
     @contextlib.contextmanager

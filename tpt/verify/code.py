@@ -167,13 +167,9 @@ class CodeVerifier:
     def judge_all(self, jobs: Sequence[Tuple[object, str]], desc: str) -> List[dict]:
         """Verdicts of (problem, program) jobs, in order, run on the worker pool."""
         self.sandbox  # started here, before the worker threads could race to start one each
-        with ThreadPoolExecutor(self.workers) as pool, \
-                tqdm(total=len(jobs), desc=f"{desc}: run tests", unit="prog", dynamic_ncols=True) as bar:
-            verdicts = []
-            for verdict in pool.map(lambda job: self.judge(*job), jobs):
-                verdicts.append(verdict)
-                bar.update(1)
-        return verdicts
+        with ThreadPoolExecutor(self.workers) as pool:
+            return list(tqdm(pool.map(lambda job: self.judge(*job), jobs), total=len(jobs), desc=f"{desc}: run tests",
+                             unit="prog", dynamic_ncols=True))
 
     def verdict_key(self, jobs: Sequence[Tuple[object, str]]) -> str:
         """What decides the verdicts of these jobs: each program as run, its problem's tests and
