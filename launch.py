@@ -7,7 +7,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from tpt.config import register
+from tpt.compose import register
 
 register()
 
@@ -18,10 +18,12 @@ def main(cfg: DictConfig) -> float:
         print("tpt: error: cluster=slurm submits through Hydra's multirun launcher: add -m "
               "(python launch.py -m cluster=slurm ...), even for a single cell", file=sys.stderr)
         raise SystemExit(2)
-    from tpt.loop import USER_ERRORS, run  # heavy imports after Hydra has parsed the command line
+    # torch, transformers and the engines: imported once Hydra has parsed the command line (--help stays fast)
+    from tpt.loop import run_cell
+    from tpt.preflight import USER_ERRORS
 
     try:
-        rows = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        rows = run_cell(cfg, Path(HydraConfig.get().runtime.output_dir))
     except USER_ERRORS as e:  # bad input: the message says what to fix, a traceback would not help
         print(f"tpt: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

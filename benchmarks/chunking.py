@@ -24,11 +24,11 @@ from pathlib import Path
 def run_stage(overrides, run_path: Path):
     """One eval stage's generation on the base model; its rows, tokens and seconds."""
     from tpt.cell import Cell
-    from tpt.config import compose
-    from tpt.loop import prepare
+    from tpt.compose import compose
+    from tpt.preflight import prepare
     from tpt.rundir import RunDir
     from tpt.stages import eval as eval_stage
-    from tpt.stages.generation import sample
+    from tpt.stages.sampling import sample
 
     cfg = compose(overrides)
     cell = Cell.open(cfg, RunDir(run_path), *prepare(cfg))

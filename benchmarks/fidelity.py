@@ -51,7 +51,7 @@ def main() -> None:
     seconds = None if args.report_only else run(args)
 
     from tpt.metrics import paired_difference
-    from tpt.report import find_cells, largest_k
+    from tpt.results import find_cells, largest_k
 
     found = {c.config.get("paper_row"): c for c in find_cells(args.out)}
     cells = {name: found[row] for name, row in CELLS.items()}

@@ -26,7 +26,7 @@ import torch
 def prompts(model: str, questions: int, gsm8k=None):
     """The eval prompts of GSM8K (from the folder `gsm8k`) or, without it, of the arith task:
     (model path, tokenizer, chat texts, token ids, question ids)."""
-    from tpt.config import compose
+    from tpt.compose import compose
     from tpt.models import load_tokenizer, resolve
     from tpt.prompt import PromptBuilder, encode, render
     from tpt.tasks import load_task
@@ -61,7 +61,7 @@ def bare_hf(path, tok, texts, n, max_new, dtype, batch=64):
 
 def tpt_backend(name, path, ids, keys, n, max_new, dtype, batch=64):
     from tpt.backends import Sampling
-    from tpt.config import compose
+    from tpt.compose import compose
     from tpt.backends import make_generator
 
     cfg = compose([f"backend={name}", f"model.dtype={dtype}"])

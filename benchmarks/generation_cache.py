@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from tpt import loop
-from tpt.config import compose
+from tpt.compose import compose
 from tpt.backends.hf import HFGenerator
 
 CELLS = [["pruning=gt", "data.size=4"], ["pruning=gt", "data.size=8"],
@@ -48,7 +48,7 @@ def main() -> None:
             cache = ["cache=off"] if mode == "off" else ["cache=on", f"cache.dir={tmp}/cache", "cache.trained=false"]
             start = time.perf_counter()
             for i, cell in enumerate(CELLS):
-                loop.run(compose(common + cache + cell), Path(tmp) / mode / f"cell{i}")
+                loop.run_cell(compose(common + cache + cell), Path(tmp) / mode / f"cell{i}")
             results[mode] = (counted["tokens"], counted["calls"], time.perf_counter() - start)
 
     print(f"\n4-cell sweep ({', '.join(' '.join(c) for c in CELLS)})")

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from tpt.config import compose
+from tpt.compose import compose
 from tpt.tasks import load_task
 from tpt.verify.code import CodeVerifier
 from tpt.verify.sandbox import probe_isolation

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from tpt.config import compose
+from tpt.compose import compose
 from tpt.models import load_causal_lm, load_tokenizer, resolve
 from tpt.prompt import PromptBuilder
 from tpt.tasks import load_task

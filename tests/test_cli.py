@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from tests.conftest import ROOT, compose
-from tpt.config import ConfigError, validate
+from tpt.config import ConfigError
+from tpt.validate import validate
 
 
 def launch(*args, timeout=600):
@@ -61,7 +62,9 @@ def test_malformed_data_file_is_named(tmp_path):
     assert res.returncode != 0 and f"{tmp_path / 'd' / 'train.jsonl'}:2: not valid JSON" in res.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.engine
+@pytest.mark.timeout(900)
 def test_embedded_default_runs_the_whole_loop(tmp_path):
     """The real SmolLM2-135M through `python launch.py`, with a handful of questions, on the backend
     the README's command gets (backend=auto: vLLM's CPU build where installed, as in CI)."""
@@ -79,6 +82,7 @@ def test_embedded_default_runs_the_whole_loop(tmp_path):
     assert again.returncode == 0 and (again.stdout + again.stderr).count("finished earlier, skipping") == 5
 
 
+@pytest.mark.e2e
 def test_a_2x2_multirun_gives_each_cell_its_own_directory(tiny_model_dir, tmp_path):
     from tests.conftest import tiny_overrides
 
@@ -97,6 +101,7 @@ def test_a_2x2_multirun_gives_each_cell_its_own_directory(tiny_model_dir, tmp_pa
     assert (res.stdout + res.stderr).count("reusing cached generations") == 8
 
 
+@pytest.mark.e2e
 def test_a_cell_already_running_elsewhere_is_refused_untouched(tiny_model_dir, tmp_path):
     from filelock import FileLock
 

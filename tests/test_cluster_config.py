@@ -32,7 +32,7 @@ def test_cluster_choice_stays_out_of_the_cell_directory():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from tpt.config import CONF_DIR
+    from tpt.compose import CONF_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import compose, tiny_overrides
 from tpt import loop
-from tpt.config import ConfigError, validate
+from tpt.config import ConfigError
+from tpt.validate import validate
 from tpt.tasks import DataError, load_task, task_kind
 from tpt.verify.code import CodeVerifier
 
@@ -152,7 +153,7 @@ def test_a_round_on_a_code_task(tiny_model_dir, tmp_path):
     cfg = compose(tiny_overrides(tiny_model_dir) + [
         "task=leetcode", f"task.path={DATA}", "task.few_shot=1", "task.train_questions=null", "source=human",
         "pruning=soft", "rounds=1", "think.n=1", "eval.n=2", "eval.k=[1,2]", "task.code.workers=2"])
-    rows = loop.run(cfg, tmp_path)
+    rows = loop.run_cell(cfg, tmp_path)
     stats = json.loads((tmp_path / "round_1" / "prune" / "stats.json").read_text())
     assert stats["samples"] == stats["correct_samples"] == 5  # every human solution passes (1 is the shot)
     assert rows[1]["data_size"] == 3

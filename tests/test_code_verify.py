@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tpt.config import compose
+from tpt.compose import compose
 from tpt.stages.prune import prune
 from tpt.tasks import load_task
 from tpt.verify import code as code_mod

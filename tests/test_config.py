@@ -7,9 +7,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from tpt.backends import AUTO, BACKENDS
-from tpt.config import CONF_DIR, RERUN_FREE_KEYS, Config, cell_name, pinned
-from tpt.stages.prune import STRATEGIES
-from tpt.stages.think import SOURCES
+from tpt.compose import CONF_DIR
+from tpt.config import Config
+from tpt.naming import RERUN_FREE_KEYS, cell_name, pinned
+from tpt.pruning import STRATEGIES
+from tpt.sources import SOURCES
 from tpt.tasks import TASKS
 from tests.conftest import compose
 
@@ -74,8 +76,57 @@ def test_long_cell_names_stay_valid_file_names_and_distinct():
 
 
 def test_the_pinned_config_drops_the_same_keys():
-    a = pinned(compose(["rounds=1", "name=a", "cluster.array_parallelism=3", "task.code.workers=2",
+    a = pinned(compose(["task=minicode", "rounds=1", "name=a", "cluster.array_parallelism=3", "task.code.workers=2",
                         "think.array_tasks=4"]))
-    b = pinned(compose(["rounds=4", "name=b", "logger=wandb", "cache=off"]))
+    b = pinned(compose(["task=minicode", "rounds=4", "name=b", "logger=wandb", "cache=off"]))
     assert a == b and "rounds" not in a and "cluster" not in a and "workers" not in a["task"]["code"]
     assert "array_tasks" not in a["think"] and a["think"]["chunk_size"] == 256  # the chunking does change samples
+
+
+@pytest.mark.parametrize("task, own, others", [
+    ("gsm8k", {"strict_match"}, {"arith", "minicode", "code"}),
+    ("arith", {"strict_match", "arith"}, {"minicode", "code"}),
+    ("codecontests", {"code"}, {"arith", "minicode", "strict_match"}),
+    ("minicode", {"code", "minicode"}, {"arith", "strict_match"}),
+])
+def test_a_cell_shows_only_its_own_tasks_settings(task, own, others):
+    keys = set(compose([f"task={task}"]).task.keys())
+    assert own <= keys and not others & keys
+
+
+def test_another_tasks_setting_is_refused():
+    from hydra.errors import ConfigCompositionException
+
+    from tpt.config import ConfigError
+    from tpt.validate import validate
+
+    with pytest.raises(ConfigCompositionException, match="task.arith.operand_max"):  # at compose time
+        compose(["task=gsm8k", "task.arith.operand_max=3"])
+    with pytest.raises(ConfigError, match="task.code is not a config key"):  # `+` adds it: validation refuses
+        validate(compose(["task=gsm8k", "+task.code.workers=2"]))
+
+
+def test_a_task_name_without_its_settings_is_refused():
+    from tpt.config import ConfigError
+    from tpt.validate import validate
+
+    with pytest.raises(ConfigError, match="task.name 'minicode' needs its own settings"):
+        validate(compose(["task=gsm8k", "task.name=minicode"]))
+
+
+def test_a_config_sent_as_plain_data_is_typed_again():
+    """A SLURM array task gets its cell's config as a dict: it validates as the composed one did."""
+    from tpt.config import ConfigError
+    from tpt.preflight import typed
+    from tpt.validate import validate
+
+    for overrides in ([], ["task=minicode"], ["task=codecontests"]):
+        cfg = compose(overrides)
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        again = typed(plain)
+        validate(again)
+        assert OmegaConf.get_type(again, "task") is OmegaConf.get_type(cfg, "task")
+        assert OmegaConf.to_container(again, resolve=True) == plain
+    plain["task"]["code"]["tests"] = ["hidden"]
+    with pytest.raises(ConfigError, match="task.code.tests"):
+        validate(typed(plain))

@@ -9,8 +9,9 @@ import pytest
 from tests.conftest import compose, tiny_overrides
 from tpt import loop
 from tpt.cluster import submitit_parameters
-from tpt.config import ConfigError, validate
-from tpt.training.distributed import ACCELERATE_CONFIGS, LaunchError, accelerate_command
+from tpt.config import ConfigError
+from tpt.validate import validate
+from tpt.training.distributed import ACCELERATE_CONFIGS, LaunchError, accelerate_command, write_job
 from tpt.prompt import build_messages
 
 
@@ -22,6 +23,23 @@ def test_single_node_fsdp_command(tmp_path):
     assert cmd[cmd.index("--fsdp_activation_checkpointing") + 1] == "true"
     assert cmd[-3:] == ["-m", "tpt.training.worker", str(tmp_path / "job.json")]
     assert "--mixed_precision" not in cmd  # bf16 from the config on GPUs
+
+
+def test_a_worker_trains_the_job_it_is_given(tiny_model_dir, tmp_path):
+    """What each process of `accelerate launch` runs, here as a world of one in this process: it reads
+    the job tpt wrote, trains, saves the model and (as rank 0) writes the result the parent reads."""
+    from tpt.models import ModelRef
+    from tpt.training import worker
+    from tpt.training.sft import to_conversations
+
+    examples = to_conversations([{"question": f"{i} + 1?", "completion": f"#### {i + 1}"} for i in range(4)],
+                                lambda q: build_messages(q, "Solve."))
+    cfg = compose(["train.batch_size=2", "train.lr=1e-3"]).train
+    job = write_job(ModelRef(str(tiny_model_dir), None, lambda: "tiny"), examples, tmp_path / "model", cfg)
+    worker.main(str(job))
+    result = json.loads((tmp_path / "train_worker_result.json").read_text())
+    assert result["examples"] == 4 and result["steps"] == 2 and result["train_loss"] > 0
+    assert (tmp_path / "model" / "model.safetensors").is_file()
 
 
 def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path, slurm_cluster):
@@ -93,13 +111,21 @@ def test_gemma_presets_fold_the_system_prompt_into_the_first_user_turn(tiny_mode
         tok.apply_chat_template(build_messages("Q?", "Solve.", (), "Be brief.", True), tokenize=False)
 
 
-def test_a_round_trained_with_ddp_over_two_processes(tiny_model_dir, tmp_path):
-    """The accelerate path for real: 2 processes (gloo on CPU) train M_1, which eval then loads."""
-    cfg = compose(tiny_overrides(tiny_model_dir) + ["pruning=none", "model.train_strategy=ddp", "model.gpus=2",
+@pytest.mark.e2e
+def test_a_round_trained_with_tpts_fsdp_strategy_on_cpu_processes(tiny_model_dir, tmp_path, caplog):
+    """`train.strategy=fsdp` as a user runs it: accelerate launch with tpt's fsdp.yaml over 2 processes
+    (gloo on CPU, where accelerate trains FSDP as DDP, and tpt says so); eval then loads M_1. The ddp
+    strategy runs the same way in tests/test_vllm_backend.py."""
+    import logging
+
+    cfg = compose(tiny_overrides(tiny_model_dir) + ["pruning=none", "model.train_strategy=fsdp", "model.gpus=2",
                                                     "data.size=4", "task.train_questions=4"])
-    rows = loop.run(cfg, tmp_path)
+    with caplog.at_level(logging.INFO, logger="tpt.training"):
+        rows = loop.run_cell(cfg, tmp_path)
     train_dir = tmp_path / "round_1" / "train"
     result = json.loads((train_dir / "result.json").read_text())
     assert result["steps"] == 1  # 4 examples, 2 per device, 2 processes
-    assert json.loads((train_dir / "train_job.json").read_text())["train"]["strategy"] == "ddp"
+    assert json.loads((train_dir / "train_job.json").read_text())["train"]["strategy"] == "fsdp"
+    assert "accelerate" in caplog.text and "/accelerate/fsdp.yaml --num_processes 2" in caplog.text
+    assert "train.strategy=fsdp on a CPU" in caplog.text and "train as DDP" in caplog.text
     assert (train_dir / "model" / "model.safetensors").is_file() and rows[1]["round"] == 1

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tpt import miniature
-from tpt.config import scaled, validate
-from tpt.experiments import TABLES, compose
+from tpt.sources import scaled
+from tpt.validate import validate
+from tpt.compose import compose
+from tpt.experiments import TABLES
 from tpt.experiments import cells as experiment_cells
 
 # What the cells need from the user besides the experiment (Table 8: the unnamed LeetCode set).

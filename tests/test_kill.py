@@ -1,6 +1,6 @@
-"""SIGKILL a real `python launch.py` at several points, between stages and in the middle of think and
-eval; each rerun ends like an uninterrupted run, leaves no torn file, and redoes at most the chunk
-that was being generated."""
+"""SIGKILL a real `python launch.py` again and again, between stages and in the middle of think and
+eval, each time resuming the same run directory; the run ends like an uninterrupted one, leaves no
+torn file, and each resume redoes at most the chunk that was being generated."""
 import json
 import os
 import random
@@ -9,13 +9,21 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import ROOT, tiny_overrides
 
-# Where to pull the plug: the moment each of these paths appears under the run directory.
-KILL_POINTS = ["round_0/.eval.partial", "round_1/think/DONE.json", "round_1/.train.partial",
-               "round_1/train/DONE.json", "round_1/.eval.partial"]
-# Inside a stage: once its k-th chunk is written, k drawn at random (think has 4 chunks, eval 3).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]  # ten runs of launch.py
+
+# Where to pull the plug, in the order a run reaches them: the moment the path appears under the run
+# directory. `{k}` inside a stage: once its k-th chunk is written, k drawn from a seeded stream (think
+# has 4 chunks, eval 3; never the last, after which the stage publishes at once). TPT_KILL_SEED=<n>
+# replays another draw.
+KILL_POINTS = ["round_0/.eval.partial", "round_0/.eval.chunks/{k}", "round_1/.think.chunks/{k}",
+               "round_1/think/DONE.json", "round_1/.train.partial", "round_1/train/DONE.json",
+               "round_1/.eval.partial", "round_1/.eval.chunks/{k}"]
 CHUNKS = {"round_0/.eval.chunks": 3, "round_1/.think.chunks": 4, "round_1/.eval.chunks": 3}
+SEED = int(os.environ.get("TPT_KILL_SEED", "0"))
 
 
 def command(model_dir, run_dir):
@@ -46,28 +54,26 @@ def test_sigkill_at_any_point_then_rerun_gives_the_same_metrics(tiny_model_dir, 
     reference = tmp_path / "reference"
     subprocess.run(command(tiny_model_dir, reference), cwd=ROOT, check=True, capture_output=True)
     expected = metrics(reference)
-    rng = random.Random()
-    points = KILL_POINTS + [f"{folder}/{rng.randrange(total - 1):05d}.json" for folder, total in CHUNKS.items()]
+    rng = random.Random(SEED)
+    points = [p.format(k=f"{rng.randrange(CHUNKS[p.rsplit('/', 1)[0]] - 1):05d}.json") if "{k}" in p else p
+              for p in KILL_POINTS]
 
-    killed_at = []
+    run_dir = tmp_path / "run"
+    resumed_chunks = []  # (stage, chunks finished when killed, of how many): what the next run must take
     for point in points:
-        run_dir = tmp_path / point.replace("/", "_")
-        killed = kill_when(tiny_model_dir, run_dir, point)
-        chunk_folder = run_dir / point.rsplit("/", 1)[0]
-        finished = len(list(chunk_folder.glob("*.json"))) if chunk_folder.name.endswith(".chunks") else None
-        if killed:
-            killed_at.append(point)
-            assert not (run_dir / "summary.md").exists(), point
-        subprocess.run(command(tiny_model_dir, run_dir), cwd=ROOT, check=True, capture_output=True)
-        assert metrics(run_dir) == expected, point
-        leftovers = [p for p in run_dir.rglob("*") if p.name.endswith((".partial", ".tmp", ".chunks"))]
-        assert not leftovers, leftovers
-        if killed and finished is not None:
-            # The rerun took every chunk written before the kill; only the one in flight was lost.
-            stage = "round {} {}".format(point[6], point.split(".")[1])
-            total = CHUNKS[point.rsplit("/", 1)[0]]
-            log = (run_dir / "launch.log").read_text()
-            assert f"{stage}: {finished} of {total} chunks finished earlier" in log, (point, finished)
-    # Stages that compute inside their partial folder (training) or before it (think, eval) are
-    # long enough to be hit; a point is only missed when a write outruns the 5 ms polling.
-    assert len(killed_at) >= 5, killed_at
+        # Every point is followed by seconds of work (the rest of a stage, or the next stages), so the
+        # kill lands while the run is still going: a point the run outran proves nothing and fails.
+        assert kill_when(tiny_model_dir, run_dir, point), f"seed {SEED}: the run finished before the kill at {point}"
+        assert not (run_dir / "summary.md").exists(), point
+        folder = point.rsplit("/", 1)[0]
+        if folder in CHUNKS:
+            stage = "round {} {}".format(point[6], folder.split(".")[1])
+            resumed_chunks.append((stage, len(list((run_dir / folder).glob("*.json"))), CHUNKS[folder]))
+    subprocess.run(command(tiny_model_dir, run_dir), cwd=ROOT, check=True, capture_output=True)
+    assert metrics(run_dir) == expected
+    leftovers = [p for p in run_dir.rglob("*") if p.name.endswith((".partial", ".tmp", ".chunks"))]
+    assert not leftovers, leftovers
+    log = (run_dir / "launch.log").read_text()  # every run of the cell appends to it
+    for stage, finished, total in resumed_chunks:
+        # The run after the kill took every chunk written before it; only the one in flight was lost.
+        assert f"{stage}: {finished} of {total} chunks finished earlier" in log, (stage, finished, SEED)

@@ -10,7 +10,7 @@ from tpt.config import ConfigError
 
 
 def run(model_dir, run_dir, *extra):
-    return loop.run(compose(tiny_overrides(model_dir) + list(extra)), run_dir)
+    return loop.run_cell(compose(tiny_overrides(model_dir) + list(extra)), run_dir)
 
 
 def test_two_rounds_write_every_stage(tiny_model_dir, tmp_path, capsys):
@@ -33,6 +33,7 @@ def test_two_rounds_write_every_stage(tiny_model_dir, tmp_path, capsys):
     assert "Pass@1 | Pass@2 | Correct@2" in out and (tmp_path / "summary.md").is_file()
 
 
+@pytest.mark.e2e
 def test_rerun_after_think_resumes_without_redoing_it(tiny_model_dir, tmp_path, monkeypatch):
     def interrupted(cell, i, out):
         raise KeyboardInterrupt("stopped after think")
@@ -52,6 +53,7 @@ def test_rerun_after_think_resumes_without_redoing_it(tiny_model_dir, tmp_path, 
     assert (tmp_path / "round_1" / "eval" / "DONE.json").is_file()
 
 
+@pytest.mark.e2e
 def test_interrupted_stage_leaves_no_published_output(tiny_model_dir, tmp_path, monkeypatch):
     def crash(*a, **k):
         raise RuntimeError("died while training")
@@ -67,6 +69,7 @@ def test_interrupted_stage_leaves_no_published_output(tiny_model_dir, tmp_path, 
     assert not (tmp_path / "round_1" / ".train.partial").exists()
 
 
+@pytest.mark.e2e
 def test_more_rounds_extend_a_finished_run(tiny_model_dir, tmp_path, monkeypatch):
     run(tiny_model_dir, tmp_path, "pruning=none")
     calls = count_generate_calls(monkeypatch)
@@ -75,12 +78,14 @@ def test_more_rounds_extend_a_finished_run(tiny_model_dir, tmp_path, monkeypatch
     assert [r["round"] for r in rows] == [0, 1, 2]
 
 
+@pytest.mark.e2e
 def test_a_different_config_cannot_reuse_the_run_dir(tiny_model_dir, tmp_path):
     run(tiny_model_dir, tmp_path, "pruning=none")
     with pytest.raises(ConfigError, match="data.size"):
         run(tiny_model_dir, tmp_path, "pruning=none", "data.size=2")
 
 
+@pytest.mark.e2e
 def test_no_correct_sample_keeps_the_previous_model(tiny_model_dir, tmp_path):
     rows = run(tiny_model_dir, tmp_path, "pruning=gt")  # a random model is never right
     assert rows[1]["data_size"] == 0
@@ -88,11 +93,13 @@ def test_no_correct_sample_keeps_the_previous_model(tiny_model_dir, tmp_path):
     assert result["skipped"] is True
 
 
+@pytest.mark.e2e
 def test_accumulate_keeps_earlier_rounds_data(tiny_model_dir, tmp_path):
     rows = run(tiny_model_dir, tmp_path, "pruning=none", "rounds=2", "data.accumulate=true")
     assert rows[1]["data_size"] == 3 and rows[2]["data_size"] == 6
 
 
+@pytest.mark.e2e
 def test_gsm8k_cell_on_the_real_data(tiny_model_dir, tmp_path, gsm8k_dir):
     rows = run(tiny_model_dir, tmp_path, "task=gsm8k", f"task.path={gsm8k_dir}", "task.eval_questions=3",
                "task.train_questions=4", "rounds=1", "think.n=2", "eval.n=2", "eval.k=[1,2]",

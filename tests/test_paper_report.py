@@ -85,7 +85,22 @@ def test_table5_ground_truth_rows_carry_the_numbers_of_the_rows_its_note_names(t
 
 
 @pytest.mark.parametrize("table_id", ["table3", "table5", "table6"])
-def test_figures_render_headless(tmp_path, table_id):
+def test_figures_render_headless_and_draw_every_number(tmp_path, table_id, monkeypatch):
+    """The figure's bars are the paper's numbers and ours (here equal to the paper's), and the row
+    left out is marked missing; the PNG is written."""
+    from tpt import paper_report
+
+    drawn = {"heights": [], "texts": []}
+    original = paper_report._close
+
+    def spy(fig, out):
+        for ax in fig.axes:
+            drawn["heights"] += [round(p.get_height(), 6) for p in ax.patches]
+            drawn["heights"] += [round(float(y), 6) for line in ax.lines for y in set(line.get_ydata())]  # baselines
+            drawn["texts"] += [t.get_text() for t in ax.texts]
+        return original(fig, out)
+
+    monkeypatch.setattr(paper_report, "_close", spy)
     table, by_cell = TABLES[table_id], {}
     for row in table.rows[:-1]:  # the last row stays missing; ours = the paper's numbers
         by_cell.setdefault(row.ours[0], (table.k_of(row), {}))[1][row.ours[1]] = (row.pass1 / 100, row.passk / 100)
@@ -98,6 +113,12 @@ def test_figures_render_headless(tmp_path, table_id):
 
     png = (tmp_path / f"paper_{table_id}.png").read_bytes()
     assert png[:8] == PNG and len(png) > 10_000
+    shown = [row for row in table.rows[:-1] if row.pass1 is not None]
+    if table_id == "table6":  # Figure 3: Pass@1 at each model's baseline and last row only
+        shown = [r for r in shown if r.model != table.rows[-1].model]
+    for row in shown:
+        assert drawn["heights"].count(round(row.pass1, 6)) >= 2, (row, "ours and the paper's Pass@1, as bars or lines")
+    assert "missing" in drawn["texts"]  # the row without a cell
 
 
 def test_a_table_without_a_figure_writes_only_md_and_csv(tmp_path):

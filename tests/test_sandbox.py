@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tpt.config import compose
+from tpt.compose import compose
 from tpt.tasks.base import TestCase, make_code_problem
 from tpt.verify.code import CodeVerifier
 from tpt.verify.sandbox import RUN_UID_BASE, Limits, Sandbox, probe_isolation
@@ -205,7 +205,8 @@ def test_unprivileged_users_get_the_same_containment():
     import tempfile
 
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to become an ordinary user")
+        reason = "needs root and setpriv (util-linux) to become an ordinary user"
+        pytest.fail(f"CI=true: {reason}") if CI else pytest.skip(reason)
     need("filesystem")
     tmp_path = Path(tempfile.mkdtemp(prefix="tpt-unprivileged-"))  # pytest's tmp_path is private to root
     home = tmp_path / "home"
@@ -284,8 +285,9 @@ def test_two_tpt_processes_never_share_a_uid(tmp_path):
     import sys
 
     if os.geteuid() != 0:
-        pytest.skip("distinct uids per run are given as root (an ordinary user's runs share that user's uid, "
-                    "each in a user namespace of its own)")
+        reason = ("distinct uids per run are given as root (an ordinary user's runs share that user's uid, each in "
+                  "a user namespace of its own)")
+        pytest.fail(f"CI=true (which runs as root): {reason}") if CI else pytest.skip(reason)
     driver = ("from tpt.verify.sandbox import Sandbox, Limits; "
               "print(Sandbox().run('import time; time.sleep(3)', '', Limits(cpu_s=2, wall_s=6)).status)")
     procs = [subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, text=True) for _ in range(2)]

@@ -1,6 +1,8 @@
 """cluster=slurm against a real SLURM (scripts/slurm_local.sh): sbatch, requeue, snapshot, failures."""
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ from omegaconf import OmegaConf
 from tests.conftest import ROOT, tiny_overrides
 from tpt.cluster import code_files
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(900)]  # jobs queue, start and requeue
 
 
 def launch(env, *args, cwd=ROOT):
@@ -48,12 +50,12 @@ def job_ids(sweep_dir):
                   and any(p.glob("*_submitted.pkl")))
 
 
-def wait_for(predicate, timeout=300, what="condition"):
+def wait_for(predicate, timeout=300, what="condition", poll=0.2):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
             return
-        time.sleep(0.2)
+        time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -89,16 +91,25 @@ def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_mod
 
     sweep = tmp_path / "sweep"
     proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, *slower))
-    wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish")
+    wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish", poll=0.01)
     [job] = job_ids(sweep)
+    # Freeze the job where it is (its next stages take seconds), so the requeue finds it unfinished.
+    listing = slurm(slurm_cluster, "scontrol", "listpids", job).splitlines()[1:]  # PID JOBID STEPID ...
+    pids = [int(line.split()[0]) for line in listing if line.split() and line.split()[0].isdigit()]
+    assert pids, "scontrol listpids found none of the job's processes"
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+    assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before it could be requeued"
     slurm(slurm_cluster, "scontrol", "requeue", job)
     # SLURM holds a requeued job back for two minutes; let it start again at once.
     wait_for(lambda: "PENDING" in slurm(slurm_cluster, "squeue", "-h", "-j", job, "-o", "%T"), what="requeue")
     slurm(slurm_cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
     code, log = finish(proc)
     assert code == 0, log[-4000:]
-    # Had the first run finished before the requeue, the driver would already hold its result: wait for
-    # the restarted job too, so its log is complete (and a finished job's restart must also skip).
+    # The driver returns once the restarted job wrote its result: wait for it to leave the queue too.
     def gone():  # squeue lists it while pending or running, and errors once SLURM forgets it
         q = subprocess.run(["squeue", "-h", "-j", job], env=slurm_cluster, capture_output=True, text=True)
         return q.returncode != 0 or not q.stdout.strip()
@@ -106,9 +117,12 @@ def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_mod
     [cell] = cells(sweep)
     assert metrics(cell) == metrics(reference)
     assert "Restarts=1" in slurm(slurm_cluster, "scontrol", "show", "job", job)
-    run_log = (cell / "launch.log").read_text()
+    run_log = (cell / "launch.log").read_text()  # both runs of the job write to it
     assert run_log.count("round 0 eval: starting") == 1 and "round 0 eval: finished earlier, skipping" in run_log
     assert "round 1 think: finished earlier, skipping" in run_log
+    # The stage the requeue interrupted started again (a run that had ended first would only skip).
+    restarted = [s for s in ("prune", "train", "eval") if run_log.count(f"round 1 {s}: starting") == 2]
+    assert len(restarted) == 1, run_log[-3000:]
 
 
 def test_jobs_run_from_the_snapshot_taken_at_submit_time(slurm_cluster, tiny_model_dir, tmp_path):

@@ -1,13 +1,10 @@
 """sweeps/: one narrative per paper table, written by scripts/sweeps_md.py from the experiment
-configs and tpt/paper.py (so it cannot drift from them), and every command in it runs valid cells."""
+configs and tpt/paper.py (so it cannot drift from them); its commands run the cells
+tests/test_experiments.py checks."""
 import importlib.util
-import shlex
-
-import pytest
 
 from tests.conftest import ROOT
-from tpt.config import validate
-from tpt.experiments import TABLES, cells
+from tpt.experiments import TABLES
 
 spec = importlib.util.spec_from_file_location("sweeps_md", ROOT / "scripts" / "sweeps_md.py")
 sweeps_md = importlib.util.module_from_spec(spec)
@@ -24,18 +21,8 @@ def test_there_is_one_file_per_table_and_each_is_what_the_generator_writes():
             f"sweeps/{table}.md is stale: run python scripts/sweeps_md.py")
 
 
-@pytest.mark.parametrize("name,command", COMMANDS, ids=[f"{n}:{i}" for i, (n, _) in enumerate(COMMANDS)])
-def test_every_command_runs_valid_cells(name, command):
-    args = shlex.split(command)[3:]  # after `python launch.py -m`
-    [experiment] = [a.split("=")[1] for a in args if a.startswith("+experiment=")]
-    extra = [a for a in args if not a.startswith("+experiment=")]
-    if experiment == "table8":
-        extra.append("task.path=/data/leetcode")  # the unnamed LeetCode set: the user's to give
-    for overrides in cells(experiment, *extra):
-        from tpt import miniature
-        from tpt.experiments import compose
-
-        cfg = compose(overrides)
-        if cfg.miniature:
-            miniature.apply(cfg)
-        validate(cfg)
+def test_every_command_is_one_whose_cells_tests_check():
+    """The commands run `+experiment=<table>` at the paper's setting or as its miniature: exactly the
+    cells tests/test_experiments.py composes and validates (one composition, not two)."""
+    forms = {f"python launch.py -m +experiment={t}{m}" for t in TABLES for m in ("", " miniature=true")}
+    assert COMMANDS and {command for _, command in COMMANDS} == forms

@@ -28,7 +28,11 @@ def test_same_seed_same_samples(tiny_model_dir):
     s = Sampling(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=3)
     a = gen.generate(prompts(gen, 3), s)
     b = gen.generate(prompts(gen, 3), s)
-    assert [[c.text for c in cs] for cs in a] == [[c.text for c in cs] for cs in b]
+    other = gen.generate(prompts(gen, 3), Sampling(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=4))
+    texts = lambda out: [[c.text for c in cs] for cs in out]  # noqa: E731
+    assert texts(a) == texts(b)
+    assert texts(other) != texts(a)  # another seed samples otherwise
+    assert all(cs[0] != cs[1] for cs in texts(a))  # and a question's n samples are not copies of one
 
 
 def test_greedy_is_independent_of_batching(tiny_model_dir):

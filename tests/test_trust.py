@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
-from tpt.config import ConfigError, validate
+from tpt.config import ConfigError
+from tpt.validate import validate
 from tpt.models import load_tokenizer
 from tpt.prompt import CHAT_TEMPLATE_KWARGS, build_messages, encode, render
 
@@ -33,6 +34,7 @@ def dated_model_dir(tiny_model_dir, tmp_path):
     return out
 
 
+@pytest.mark.e2e
 def test_a_pinned_revision_is_used_by_every_stage_that_loads_the_base_model(tiny_model_dir, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
 
@@ -49,7 +51,7 @@ def test_a_pinned_revision_is_used_by_every_stage_that_loads_the_base_model(tiny
     # skipped and round 1's eval samples the base model again.
     for pruning in ("none", "gt"):
         loads.clear()
-        loop.run(compose(tiny_overrides(tiny_model_dir) + ["model.revision=v1", f"pruning={pruning}"]), tmp_path / pruning)
+        loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["model.revision=v1", f"pruning={pruning}"]), tmp_path / pruning)
         # eval 0, think 1, then train 1 (none) or eval 1 (gt)
         assert [rev for path, rev in loads if path == base] == ["v1"] * 3, loads
 
@@ -68,15 +70,16 @@ def test_the_chat_template_date_is_pinned_for_think_train_and_eval(dated_model_d
     assert trainer.train_dataset[0]["input_ids"][: len(prompt_ids)] == prompt_ids  # training sees the same prompt
 
 
+@pytest.mark.e2e
 def test_the_cache_key_follows_the_rendered_prompt(dated_model_dir, tmp_path, monkeypatch):
     """Same messages, other rendered prompt (here: another template date): the cache must not reuse."""
     calls = count_generate_calls(monkeypatch)
     cell = tiny_overrides(dated_model_dir, cache_dir=tmp_path / "cache") + ["pruning=none"]
-    loop.run(compose(cell), tmp_path / "a")
+    loop.run_cell(compose(cell), tmp_path / "a")
     assert calls == ["round 0 eval", "round 1 think", "round 1 eval"]
     calls.clear()
     monkeypatch.setitem(CHAT_TEMPLATE_KWARGS, "date_string", "01 Jan 2030")
-    loop.run(compose(cell), tmp_path / "b")
+    loop.run_cell(compose(cell), tmp_path / "b")
     assert calls[:2] == ["round 0 eval", "round 1 think"]  # M_0's generations were not reused
 
 
@@ -119,8 +122,9 @@ def test_open_keys_stay_open():
     validate(compose(["cluster=slurm", "+cluster.sbatch.constraint=h100"]))  # any sbatch flag
 
 
+@pytest.mark.e2e
 def test_each_stage_saves_the_prompts_it_sent(tiny_model_dir, tmp_path):
-    loop.run(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), tmp_path)
+    loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), tmp_path)
     tok = load_tokenizer(str(tiny_model_dir))
     for stage, n_questions in (("round_0/eval", 3), ("round_1/think", 4), ("round_1/eval", 3)):
         prompts = [json.loads(l) for l in (tmp_path / stage / "prompts.jsonl").open()]
@@ -133,8 +137,9 @@ def test_each_stage_saves_the_prompts_it_sent(tiny_model_dir, tmp_path):
             assert len(tok(p["prompt"], add_special_tokens=False)["input_ids"]) > 10
 
 
+@pytest.mark.e2e
 def test_metrics_carry_standard_errors_and_correct_at_k_counts(tiny_model_dir, tmp_path, capsys):
-    rows = loop.run(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), tmp_path)
+    rows = loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), tmp_path)
     for row in rows:
         for key in ("pass@1", "pass@2", "correct@1", "correct@2", "lenient_pass@1"):
             assert f"{key}_se" in row and row[f"{key}_se"] >= 0

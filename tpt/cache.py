@@ -1,6 +1,7 @@
 """Content-addressed caches shared by every cell and sweep on a machine (docs/design.md, "The
-caches"): generations, keyed by everything that decides the samples; code verdicts, keyed by the
-programs, tests and limits (tpt/verify/code.py); trained checkpoints, keyed by their lineage."""
+caches"): a keyed store of JSON values (generations: tpt/backends/cache.py; code verdicts, keyed by
+the programs, tests and limits: tpt/verify/code.py), model identities, and trained checkpoints, keyed
+by their lineage."""
 from __future__ import annotations
 
 import hashlib
@@ -8,20 +9,15 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from filelock import FileLock
 
 from tpt.io import read_json, write_json, write_text_atomic
-from tpt.backends.base import Completion, Sampling
 
 log = logging.getLogger(__name__)
 
-# 3: keyed by the rendered prompt's token ids and each question's random stream (1: by the chat
-# messages, which missed template changes; 2: without the streams, before they came from question ids).
-KEY_VERSION = 3
 _SMALL_FILES = (".json", ".jinja", ".txt", ".model")
 _WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".gguf")
 _EDGE = 4 << 20  # bytes hashed at each end of a weight file
@@ -71,15 +67,6 @@ def lineage(parent: str, examples: Sequence[dict], train_cfg: dict) -> str:
     return digest({"parent": parent, "examples": list(examples), "train": train_cfg})
 
 
-def generation_key(model_identity: str, prompts: Sequence[Sequence[int]], keys: Sequence[str], sampling: Sampling,
-                   generator: dict) -> str:
-    """What decides a call's generations: the model, the token ids it is given (the rendered chat
-    template, not the messages), each prompt's random stream (its question id), the sampling, and
-    the backend settings that change samples."""
-    return digest({"version": KEY_VERSION, "model": model_identity, "prompts": prompts, "streams": list(keys),
-                   "sampling": asdict(sampling), "generator": generator})
-
-
 class KeyedStore:
     """JSON values by content key, one file each, published by one rename. A file lock per key lets
     concurrent cells share an entry: the second asker waits for the first, then reads its value."""
@@ -100,16 +87,6 @@ class KeyedStore:
             if keep(value):
                 write_text_atomic(path, json.dumps(value))
             return value
-
-
-class GenerationCache:
-    def __init__(self, root: Path):
-        self.store = KeyedStore(root, "generations")
-
-    def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
-                       desc: str = "generate") -> List[List[Completion]]:
-        raw = self.store.get_or_compute(key, lambda: [[asdict(c) for c in cs] for cs in compute()], desc)
-        return [[Completion(**c) for c in cs] for cs in raw]
 
 
 class CheckpointCache:

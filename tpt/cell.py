@@ -1,5 +1,5 @@
-"""What the stages of one experiment cell share: its config, run directory, task data, prompt,
-verifier, models and the caches. Built once per cell; the stages only read it."""
+"""What the stages of one experiment cell share: its config, run directory, task data, data source,
+prompt, verifier, models and the caches. Built once per cell; the stages only read it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,10 +9,13 @@ from typing import Any, Callable, Dict, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from tpt import models
-from tpt.cache import CheckpointCache, GenerationCache, KeyedStore
-from tpt.lineage import Lineage, ModelRef, base_model
+from tpt.backends.cache import GenerationCache
+from tpt.cache import CheckpointCache, KeyedStore
+from tpt.lineage import Lineage, base_model
+from tpt.models import ModelRef
 from tpt.prompt import PromptBuilder
 from tpt.rundir import RunDir
+from tpt.sources import Source, source_of
 from tpt.tasks import TaskData, task_kind
 from tpt.verify import make_verifier
 
@@ -20,30 +23,33 @@ from tpt.verify import make_verifier
 @dataclass(eq=False)
 class Cell:
     cfg: DictConfig
-    run: RunDir
+    rundir: RunDir
     data: TaskData
     kind: str  # the task's: math | code
+    source: Source  # who writes the training data
     prompt: PromptBuilder
     verifier: Any
     models: Lineage  # M_i
-    teacher: Optional[ModelRef]  # source=distill
+    teacher: Optional[ModelRef]  # a source with a teacher (distill)
     cache: Optional[GenerationCache]
     checkpoints: Optional[CheckpointCache]
     progress: Callable[[str, dict], None] = lambda desc, figures: None  # live progress of a stage (W&B)
     _memo: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, cfg: DictConfig, run: RunDir, data: TaskData, base_path: str, teacher_path: Optional[str]) -> "Cell":
+    def open(cls, cfg: DictConfig, rundir: RunDir, data: TaskData, base_path: str,
+             teacher_path: Optional[str]) -> "Cell":
         kind = task_kind(cfg.task.name)
+        source = source_of(cfg)
         base = base_model(cfg.model.id, base_path, cfg.model.revision)
-        src = cfg.source
-        teacher = base_model(src.teacher, teacher_path, src.teacher_revision) if teacher_path else None
+        teacher_id, teacher_revision = source.teacher_id(cfg)
+        teacher = base_model(teacher_id, teacher_path, teacher_revision) if teacher_path else None
         prompt = PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role)
         root = Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir()
         on = cfg.cache.enabled
         verdicts = KeyedStore(root / "verdicts", "verdicts") if on and cfg.cache.verdicts else None
-        return cls(cfg, run, data, kind, prompt, make_verifier(kind, cfg.task, verdicts),
-                   Lineage(run, base, OmegaConf.to_container(cfg.train, resolve=True), prompt), teacher,
+        return cls(cfg, rundir, data, kind, source, prompt, make_verifier(kind, cfg.task, verdicts),
+                   Lineage(rundir, base, OmegaConf.to_container(cfg.train, resolve=True), prompt), teacher,
                    GenerationCache(root / "generations") if on else None,
                    CheckpointCache(root / "trained") if on and cfg.cache.trained else None)
 

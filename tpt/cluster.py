@@ -106,7 +106,7 @@ def submitit_parameters(cluster, code_dir: Path | None) -> Dict[str, Any]:
     }
     if cluster.nodes > 1:
         # The cell runs once, on the first node, and starts its training on every node itself
-        # (srun in tpt/distributed.py); submitit's own srun would start the cell once per node.
+        # (srun in tpt/training/distributed.py); submitit's own srun would start the cell once per node.
         params["slurm_use_srun"] = False
     return {k: v for k, v in params.items() if v is not None}
 

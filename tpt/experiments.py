@@ -8,30 +8,16 @@ from __future__ import annotations
 import itertools
 from typing import List
 
-from omegaconf import DictConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from tpt.config import CONF_DIR, register
+from tpt.compose import CONF_DIR, compose
 
 TABLES = sorted(p.stem for p in (CONF_DIR / "experiment").glob("table*.yaml"))
-
-
-def compose(overrides, hydra: bool = False) -> DictConfig:
-    """The config of `overrides`; with `hydra`, Hydra's own node too (the sweeper's parameters)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def cells(table: str, *extra: str) -> List[List[str]]:
     """Each cell's overrides for `python launch.py -m +experiment=<table> <extra>`: the product of the
     sweep parameters the experiment sets, parsed by Hydra's override parser."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     base = [f"+experiment={table}", *extra]
     params = compose(base, hydra=True).hydra.sweeper.params
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])

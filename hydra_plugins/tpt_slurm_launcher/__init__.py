@@ -18,6 +18,8 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import DictConfig, open_dict
 
 from tpt import miniature
+from tpt.config import ConfigError
+from tpt.validate import validate
 from tpt.cluster import (ClusterError, cell_label, check_partition, check_sbatch, describe_failure, fail,
                          snapshot_code, submission_key, submitit_parameters)
 
@@ -32,9 +34,7 @@ class SlurmSweepLauncher(SlurmLauncher):
             fail(str(e))
 
     def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        import submitit
-
-        from tpt.config import ConfigError, validate
+        import submitit  # imported when a sweep is submitted: Hydra loads every launcher plugin at start
 
         check_sbatch()
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()

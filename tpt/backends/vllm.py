@@ -21,6 +21,7 @@ import json
 import logging
 import multiprocessing
 import os
+from pathlib import Path
 import time
 import traceback
 from dataclasses import asdict
@@ -36,30 +37,38 @@ CHILD_EXIT_TIMEOUT_S = 120
 
 
 def memory_gb() -> float:
-    """The machine's physical memory (a fixed figure, so every stage asks for the same engine)."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    """The memory a CPU engine's KV cache is checked against: vLLM's CPU worker allocates it on the
+    NUMA node of its cores and refuses to start when that node has less free, so the smallest node's
+    total (a VM may put most of its memory outside node 0); the machine's without NUMA information.
+    A fixed figure, so every stage asks for the same engine."""
+    nodes = []
+    for meminfo in Path("/sys/devices/system/node").glob("node[0-9]*/meminfo"):
+        for line in meminfo.read_text().splitlines():
+            if "MemTotal:" in line:  # "Node 0 MemTotal:       10053836 kB"
+                nodes.append(int(line.split()[-2]) / 2**20)
+    return min(nodes) if nodes else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_parallel_size: int, seed: int,
                   cpu: bool, gpu_memory_utilization: float, kv_cache_gb: Optional[float],
                   max_model_len: int | None, enforce_eager: Optional[bool], model_max_len: int | None = None,
-                  pinned_cores: bool = False) -> Dict:
+                  pinned_cores: bool = False, replicas: int = 1) -> Dict:
     """Arguments of `vllm.LLM(...)`. `dtype` is concrete (tpt.models.resolve_dtype); on CPU the KV
     cache is sized in bytes (vLLM's GPU share of memory does not apply) and compiling is skipped by
-    default (an engine starts in ~10 s instead of ~100 s, and a stage is short).
+    default (compiling costs far more than a stage's generation; docs/benchmarks.md).
 
     On CPU, one unpinned device runs engine core and worker inside the engine's process ("uni"):
-    vLLM's default starts two more processes that each import vLLM again. Measured on 2 cores with
-    the embedded model (benchmarks/engine_start.py): ready in 9.8 s instead of 21.4, closed in 3.4 s
-    instead of 6.8, 422 tok/s instead of 330 (no core waits in a front-end process), the same
-    samples. Replicas keep the default: their cores are pinned (`pinned_cores`,
+    vLLM's default starts two more processes that each import vLLM again, and starts and generates
+    slower for it (benchmarks/engine_start.py, docs/benchmarks.md), with the same samples. Replicas
+    keep the default: their cores are pinned (`pinned_cores`,
     VLLM_CPU_OMP_THREADS_BIND), which only vLLM's worker process applies."""
     kwargs = {"model": model_path, "tokenizer": model_path, "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
               "seed": seed, "enforce_eager": cpu if enforce_eager is None else enforce_eager}
     if revision:
         kwargs["revision"] = revision
     if cpu:
-        gb = kv_cache_gb or max(1.0, min(CPU_KV_CACHE_MAX_GB, CPU_KV_CACHE_SHARE * memory_gb()))
+        # Replicas share the node's memory: each takes its part of the share.
+        gb = kv_cache_gb or max(1.0, min(CPU_KV_CACHE_MAX_GB, CPU_KV_CACHE_SHARE * memory_gb() / replicas))
         length = max_model_len or min(CPU_MAX_MODEL_LEN, model_max_len or CPU_MAX_MODEL_LEN)
         kwargs.update(kv_cache_memory_bytes=int(gb * 2**30), max_model_len=length,
                       enable_chunked_prefill=False, max_num_batched_tokens=length)
@@ -140,7 +149,7 @@ def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     """The engine's process: start vLLM, then answer (prompt_ids, keys, sampling) requests until told to
     stop (None) or until the parent is gone. `env`: its share of the devices, as a replica."""
     # vLLM's CPU build keeps one core for its front end by default; in an offline batch that core
-    # mostly idles (measured on 2 cores: 417 tok/s reserving one, 696 with both computing).
+    # mostly idles (docs/benchmarks.md: generation with and without the reserved core).
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     os.environ.update(env)
     if engine.get("distributed_executor_backend") == "uni":  # on CPU, vLLM keeps "uni" only in-process
@@ -242,16 +251,25 @@ def release() -> None:
 
 
 def replica_environment(replica: int, replicas: int, tensor_parallel_size: int, cpu: bool) -> Dict[str, str]:
-    """A replica's share of the machine: its GPUs (of those visible), or on a CPU its cores."""
-    if replicas <= 1:
-        return {}
+    """A replica's share of the machine: its GPUs (of those visible), or on a CPU its cores, split
+    among its tensor parallel ranks (`0,1|2,3`: vLLM's CPU workers bind to NUMA nodes otherwise, and
+    refuse more ranks than nodes)."""
     if cpu:
+        if replicas <= 1 and tensor_parallel_size <= 1:
+            return {}
         # Equal shares: a replica's thread count is part of its numerics (bf16), so every replica must
         # sample a chunk alike, whichever takes it.
         cores = sorted(os.sched_getaffinity(0))
         per = max(1, len(cores) // replicas)
         share = cores[replica * per:(replica + 1) * per] or cores[-per:]
-        return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, share))}
+        if len(share) < tensor_parallel_size:
+            raise RuntimeError(f"tensor parallel size {tensor_parallel_size} needs a core per rank; replica {replica} "
+                               f"of {replicas} has {len(share)}")
+        rank = len(share) // tensor_parallel_size
+        ranks = [share[r * rank:(r + 1) * rank] for r in range(tensor_parallel_size)]
+        return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(",".join(map(str, cores)) for cores in ranks)}
+    if replicas <= 1:
+        return {}
     import torch
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -272,7 +290,7 @@ class VLLMGenerator:
                  replicas: int = 1):
         import torch
 
-        from tpt.models import model_max_length, resolve_dtype
+        from tpt.models import model_max_length, resolve_dtype  # imports torch: only once an engine is set up
 
         cpu = not torch.cuda.is_available()
         self.env = replica_environment(replica, replicas, tensor_parallel_size, cpu)
@@ -284,7 +302,7 @@ class VLLMGenerator:
                                     gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
                                     max_model_len=max_model_len, enforce_eager=enforce_eager,
                                     model_max_len=model_max_length(model_path, revision) if cpu else None,
-                                    pinned_cores=bool(self.env) and cpu)
+                                    pinned_cores=bool(self.env) and cpu, replicas=replicas)
         self.where = ("CPU" if cpu else f"GPU, tensor parallel {tensor_parallel_size}") + (
             f", replica {replica + 1}/{replicas}" if replicas > 1 else "")
 

@@ -18,8 +18,13 @@ from typing import List, Sequence
 
 from omegaconf import OmegaConf
 
+from tpt.backends import release_all
 from tpt.cell import Cell
-from tpt.stages.generation import Job, Plan, store_of
+from tpt.cluster import check_sbatch, submitit_parameters
+from tpt.models import load_tokenizer
+from tpt.preflight import prepare, typed
+from tpt.rundir import RunDir
+from tpt.stages.generation import Job, Plan, generate_chunks, plan, store_of
 
 log = logging.getLogger(__name__)
 POLL_S = 5.0  # how often the driver looks at the queue
@@ -32,21 +37,19 @@ def shares(chunks: Sequence[int], tasks: int) -> List[List[int]]:
 
 
 def fan_out(cell: Cell, job: Job, p: Plan, pending: Sequence[int]) -> None:
-    import submitit
-
-    from tpt.cluster import check_sbatch, submitit_parameters
+    import submitit  # only a cell that sends chunks to SLURM needs it
 
     check_sbatch()
     store = store_of(cell, job)
-    folder = cell.run.path / ".submitit" / f"round_{job.round}_{job.stage}"
+    folder = cell.rundir.path / ".submitit" / f"round_{job.round}_{job.stage}"
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
     executor.update_parameters(name=f"tpt-{job.stage}-{job.round}", **submitit_parameters(cell.cfg.cluster, None))
     config = OmegaConf.to_container(cell.cfg, resolve=True)
     missing = list(pending)
     for attempt in range(cell.cfg.cluster.max_requeues + 1):
-        parts = shares(missing, job.stage_cfg.array_tasks)
-        jobs = executor.map_array(run_task, [config] * len(parts), [str(cell.run.path)] * len(parts),
-                                  [job.stage] * len(parts), [job.round] * len(parts), parts)
+        parts = shares(missing, job.settings(cell).array_tasks)
+        jobs = executor.map_array(run_task, [config] * len(parts), [str(cell.rundir.path)] * len(parts),
+                                  [job] * len(parts), parts)
         log.info("%s: %d chunks in SLURM array %s (%d tasks, attempt %d); logs in %s", job.desc, len(missing),
                  jobs[0].job_id.split("_")[0], len(parts), attempt + 1, folder)
         wait_until_dequeued(jobs)
@@ -85,20 +88,11 @@ def wait_until_dequeued(tasks, poll_s: float = POLL_S) -> None:
             time.sleep(poll_s)
 
 
-def run_task(config: dict, run_path: str, stage: str, round_idx: int, chunks: List[int]) -> int:
+def run_task(config: dict, run_path: str, job: Job, chunks: List[int]) -> int:
     """One array task: generate the given chunks of the cell's stage (skipping any already finished)."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    from tpt.backends import release_all
-    from tpt.loop import prepare
-    from tpt.models import load_tokenizer
-    from tpt.rundir import RunDir
-    from tpt.stages import eval as eval_stage
-    from tpt.stages import think
-    from tpt.stages.generation import generate_chunks, plan
-
-    cfg = OmegaConf.create(config)
+    cfg = typed(config)
     cell = Cell.open(cfg, RunDir(Path(run_path)), *prepare(cfg))
-    job = {"think": think.job, "eval": eval_stage.job}[stage](cell, round_idx)
     tokenizer = load_tokenizer(job.model.path, job.model.revision)
     p = plan(cell, job, tokenizer)
     store = store_of(cell, job)

@@ -12,7 +12,8 @@ from typing import Dict, List, Sequence
 from tpt.cell import Cell
 from tpt.io import write_json, write_jsonl
 from tpt.metrics import diversity, mean_and_se, summarize
-from tpt.stages.generation import Job, SampleRow, sample
+from tpt.stages.generation import Job, SampleRow
+from tpt.stages.sampling import sample
 
 
 def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
@@ -36,7 +37,7 @@ def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
 
 def job(cell: Cell, i: int) -> Job:
     """What round i's eval generates: M_i's samples of the held-out questions."""
-    return Job("eval", i, cell.models.model(i), cell.data.eval, cell.cfg.eval, f"round {i} eval")
+    return Job("eval", i, cell.models.model(i), "eval", f"round {i} eval")
 
 
 def run(cell: Cell, i: int, out: Path) -> None:

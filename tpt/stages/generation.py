@@ -1,13 +1,12 @@
-"""Generation for think and eval: a model's verified samples of a stage's questions, made in chunks.
+"""Generation for think and eval, the core: a job's prompts and chunks, and its pending chunks
+generated, verified and stored, shared out among engine replicas (`backend.replicas`).
 
 Each chunk (`chunk_size` questions) is generated through the shared cache, verified, and written to
 the stage's chunk folder (`round_<i>/.<stage>.chunks/`) in one atomic write. A killed or requeued
 stage resumes from its finished chunks, and the stage's published files are byte-identical to an
 uninterrupted run's: chunk boundaries, each question's random stream and each chunk's batches do
-not depend on what ran before. Chunks are shared out among engine replicas (`backend.replicas`), or
-among SLURM array tasks (`<stage>.array_tasks`, tpt/stages/array.py).
-
-Writes nothing itself: returns `SampleRow`s and `PromptRow`s for the stage to publish.
+not depend on what ran before. tpt/stages/sampling.py gathers a stage's chunks (generated here or
+by SLURM array tasks, tpt/stages/array.py); nothing here writes a stage's files.
 """
 from __future__ import annotations
 
@@ -23,13 +22,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypedDict
 from tqdm.auto import tqdm
 
 from tpt.backends import Sampling, generator_settings, make_generator, replica_count
-from tpt.cache import generation_key
+from tpt.backends.cache import generation_key
 from tpt.cell import Cell
 from tpt.io import read_json, write_json
-from tpt.lineage import ModelRef
-from tpt.models import load_tokenizer
+from tpt.models import ModelRef
 from tpt.prompt import encode, render
-from tpt.tasks import Problem
+from tpt.tasks import Problem, reference_text
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +70,32 @@ def verified(cell: Cell, rows: List[SampleRow], problems: Sequence[Problem], des
     return [{**r, **v} for r, v in zip(rows, verdicts)]
 
 
+def human_samples(cell: Cell) -> List[SampleRow]:
+    """The train questions' own solutions as samples, verified like any other (code problems without
+    a Python solution have none). The same every round: verified once per cell."""
+    def compute():
+        keep = cell.cfg.source.keep_annotations
+        with_solution = [p for p in cell.data.train if p.solution]
+        rows = [sample_row(p, 0, reference_text(p, cell.kind, keep), 0, "human") for p in with_solution]
+        return verified(cell, rows, with_solution, desc="human solutions")
+
+    return cell.memo("human_samples", compute)
+
+
 @dataclass(frozen=True)
 class Job:
-    """One stage's generation: who samples which questions, how, and where its chunks go."""
+    """One stage's generation: who samples which questions (sampled as cfg.<stage> says), and where
+    its chunks go. Small enough to send to a SLURM array task: the questions are named by their split."""
 
-    stage: str  # think | eval
+    stage: str  # think | eval: the config node of its sampling settings
     round: int
     model: ModelRef
-    problems: Sequence[Problem]
-    stage_cfg: object  # the stage's sampling config (cfg.think or cfg.eval)
+    split: str  # train | eval: which of the cell's questions (tpt.tasks.TaskData)
     desc: str
     origin: Optional[str] = None
+
+    def settings(self, cell: Cell):
+        return cell.cfg[self.stage]
 
 
 class ChunkStore:
@@ -110,6 +123,7 @@ class ChunkStore:
 class Plan:
     """A job's prompts and chunks."""
 
+    problems: Sequence[Problem]
     sampling: Sampling
     texts: List[str]  # rendered prompts
     ids: List[List[int]]
@@ -119,45 +133,21 @@ class Plan:
 
 
 def plan(cell: Cell, job: Job, tokenizer) -> Plan:
-    sampling = Sampling.from_cfg(job.stage_cfg, cell.kind, cell.cfg.task.strict_match)
-    texts = render(tokenizer, [cell.prompt(p.question) for p in job.problems])
+    problems = getattr(cell.data, job.split)
+    stage = job.settings(cell)
+    sampling = Sampling.from_cfg(stage, cell.kind, cell.cfg.task.get("strict_match", "lm_eval"))  # code: unused, kept in the cache key
+    texts = render(tokenizer, [cell.prompt(p.question) for p in problems])
     ids = encode(tokenizer, texts)
-    keys = [p.id for p in job.problems]
-    size = job.stage_cfg.chunk_size
+    keys = [p.id for p in problems]
+    size = stage.chunk_size
     bounds = [(s, min(s + size, len(ids))) for s in range(0, len(ids), size)]
-    settings = generator_settings(cell.cfg, job.stage_cfg.batch_size)
+    settings = generator_settings(cell.cfg, stage.batch_size)
     chunk_keys = [generation_key(job.model.identity, ids[s:e], keys[s:e], sampling, settings) for s, e in bounds]
-    return Plan(sampling, texts, ids, keys, bounds, chunk_keys)
+    return Plan(problems, sampling, texts, ids, keys, bounds, chunk_keys)
 
 
 def store_of(cell: Cell, job: Job) -> ChunkStore:
-    return ChunkStore(cell.run.stage(job.round, job.stage).chunks)
-
-
-def sample(cell: Cell, job: Job) -> Tuple[List[SampleRow], List[PromptRow]]:
-    """`job.stage_cfg.n` verified samples per question, and the prompts they answered: from the
-    finished chunks, the rest generated here (or by SLURM array tasks)."""
-    tokenizer = load_tokenizer(job.model.path, job.model.revision)
-    p = plan(cell, job, tokenizer)
-    store = store_of(cell, job)
-    finished = {c: store.load(c, p.chunk_keys[c]) for c in range(len(p.bounds))}  # read once; generated ones below
-    pending = [c for c, chunk in finished.items() if chunk is None]
-    if len(pending) < len(p.bounds):
-        log.info("%s: %d of %d chunks finished earlier", job.desc, len(p.bounds) - len(pending), len(p.bounds))
-    if pending and job.stage_cfg.array_tasks > 0:
-        from tpt.stages.array import fan_out
-
-        fan_out(cell, job, p, pending)
-    elif pending:
-        generate_chunks(cell, job, p, pending, tokenizer)
-    rows: List[SampleRow] = []
-    for c in range(len(p.bounds)):
-        chunk = finished[c] if finished[c] is not None else store.load(c, p.chunk_keys[c])
-        if chunk is None:
-            raise RuntimeError(f"{job.desc}: chunk {c} is missing after generation")
-        rows += chunk
-    prompts = [PromptRow(qid=q.id, prompt=t) for q, t in zip(job.problems, p.texts)]
-    return rows, prompts
+    return ChunkStore(cell.rundir.stage(job.round, job.stage).chunks)
 
 
 def generate_chunks(cell: Cell, job: Job, p: Plan, pending: Sequence[int], tokenizer=None) -> None:
@@ -170,7 +160,8 @@ def generate_chunks(cell: Cell, job: Job, p: Plan, pending: Sequence[int], token
     def generator(replica: int):
         if replica not in generators:  # loaded on first need: a stage all in the cache loads no model
             generators[replica] = make_generator(cell.cfg, job.model.path, job.model.revision,
-                                                 job.stage_cfg.batch_size, tokenizer, replica=replica, replicas=replicas)
+                                                 job.settings(cell).batch_size, tokenizer, replica=replica,
+                                                 replicas=replicas)
         return generators[replica]
 
     def one_chunk(c: int, replica: int) -> None:
@@ -180,7 +171,7 @@ def generate_chunks(cell: Cell, job: Job, p: Plan, pending: Sequence[int], token
             return generator(replica).generate(p.ids[start:end], p.sampling, keys=p.keys[start:end], desc=job.desc)
 
         completions = cell.cache.get_or_compute(p.chunk_keys[c], compute, desc=job.desc) if cell.cache else compute()
-        questions = job.problems[start:end]
+        questions = p.problems[start:end]
         pairs = []
         for q, comps in zip(questions, completions):
             if len(comps) != p.sampling.n:

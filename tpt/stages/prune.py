@@ -9,31 +9,15 @@ from __future__ import annotations
 import logging
 import random
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Sequence, Tuple, TypedDict
+from typing import List, Sequence, Tuple, TypedDict
 
-from tpt.config import scaled
 from tpt.cell import Cell
 from tpt.io import read_jsonl, write_json, write_jsonl
-from tpt.stages.think import human_rows
+from tpt.pruning import STRATEGIES
+from tpt.stages.generation import human_samples
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Strategy:
-    keeps: Callable[[dict], bool]  # sample row -> kept
-    kinds: Tuple[str, ...]  # task kinds it applies to
-    needs: str = ""  # why it refuses other kinds
-
-
-STRATEGIES = {
-    "gt": Strategy(lambda s: bool(s["correct"]), ("math", "code")),  # math: the answer matches; code: every test passes
-    "soft": Strategy(lambda s: bool(s.get("passed_some", False)), ("code",),
-                     "soft keeps programs that pass at least one test: it needs a code task"),
-    "none": Strategy(lambda s: True, ("math", "code")),
-}
 
 
 class TrainRow(TypedDict):
@@ -100,21 +84,20 @@ def prune(samples: Sequence[dict], strategy: str, size: int, seed: int) -> Tuple
 
 def run(cell: Cell, i: int, out: Path) -> None:
     cfg = cell.cfg
-    samples = read_jsonl(cell.run.stage(i, "think") / "samples.jsonl")
-    size, seed = scaled(cfg.data.size, cfg.data.scale), cfg.data.seed + i
-    if cfg.source.kind == "mixed":  # self samples for (size - human_size) questions, human solutions for others
-        human_size = scaled(cfg.source.human_size, cfg.data.scale)
-        kept, stats = prune(samples, cfg.pruning.strategy, size - human_size, seed)
+    samples = read_jsonl(cell.rundir.stage(i, "think") / "samples.jsonl")
+    self_size, human_size = cell.source.sizes(cfg)
+    seed = cfg.data.seed + i
+    kept, stats = prune(samples, cfg.pruning.strategy, self_size, seed)
+    if human_size:  # human solutions on questions the think samples did not take
         taken = {s["qid"] for s in kept}
-        human, human_stats = prune([r for r in human_rows(cell) if r["qid"] not in taken], "gt", human_size, seed)
+        human, human_stats = prune([r for r in human_samples(cell) if r["qid"] not in taken], "gt", human_size, seed)
         kept = kept + human
-        stats.update(human_size=human_stats["size"], self_size=stats["size"], size=len(kept), requested_size=size)
-    else:
-        kept, stats = prune(samples, cfg.pruning.strategy, size, seed)
+        stats.update(human_size=human_stats["size"], self_size=stats["size"], size=len(kept),
+                     requested_size=self_size + human_size)
     records = [TrainRow(qid=s["qid"], question=s["question"], completion=s["completion"], origin=s["origin"], round=i)
                for s in kept]
     if cfg.data.accumulate and i > 1:
-        records = read_jsonl(cell.run.stage(i - 1, "prune") / "train.jsonl") + records
+        records = read_jsonl(cell.rundir.stage(i - 1, "prune") / "train.jsonl") + records
         stats["accumulated_size"] = len(records)
     log.info("round %d prune: %d/%d samples correct, %d/%d questions with a correct one, kept %d",
              i, stats["correct_samples"], stats["samples"], stats["questions_with_correct"],

@@ -13,7 +13,7 @@ from typing import TypedDict
 from tpt.backends import release_all
 from tpt.cell import Cell
 from tpt.io import read_jsonl, write_json
-from tpt.training import sft, to_conversations
+from tpt.training.sft import sft, to_conversations
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class TrainResult(TypedDict, total=False):
 
 
 def run(cell: Cell, i: int, out: Path) -> None:
-    records = read_jsonl(cell.run.stage(i, "prune") / "train.jsonl")
+    records = read_jsonl(cell.rundir.stage(i, "prune") / "train.jsonl")
     if not records:
         log.warning("round %d train: no training data survived pruning; M_%d = M_%d", i, i, i - 1)
         result = TrainResult(skipped=True, examples=0)

@@ -1,26 +1,29 @@
 """Tasks: the one registry of task names. A task is problems (a loader), a kind (math | code: how
-answers end and how they are judged), and its scale, which lives in conf/task/<name>.yaml."""
+answers end and how they are judged), its own settings (a structured config of tpt.config), and its
+scale, which lives in conf/task/<name>.yaml."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Tuple
+from typing import Callable, List, Tuple, Type
 
+from tpt.config import ArithTaskConfig, CodeTaskConfig, MathTaskConfig, MiniCodeTaskConfig, TaskConfig
 from tpt.tasks import arith, codecontests, gsm8k, leetcode, minicode
-from tpt.tasks.base import DataError, Problem, TaskData, reference_text, split_task
+from tpt.tasks.base import CODE_TEST_SETS, DataError, Problem, TaskData, reference_text, split_task
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     load: Callable[..., Tuple[List[Problem], List[Problem]]]  # task config -> (train, test) problems
     kind: str  # math | code (tpt.verify.KINDS)
+    settings: Type[TaskConfig]  # the structured config of its settings (its conf/task file asks for it)
 
 
 TASKS = {
-    "arith": TaskSpec(arith.load, "math"),
-    "gsm8k": TaskSpec(gsm8k.load, "math"),
-    "codecontests": TaskSpec(codecontests.load, "code"),
-    "leetcode": TaskSpec(leetcode.load, "code"),
-    "minicode": TaskSpec(minicode.load, "code"),
+    "arith": TaskSpec(arith.load, "math", ArithTaskConfig),
+    "gsm8k": TaskSpec(gsm8k.load, "math", MathTaskConfig),
+    "codecontests": TaskSpec(codecontests.load, "code", CodeTaskConfig),
+    "leetcode": TaskSpec(leetcode.load, "code", CodeTaskConfig),
+    "minicode": TaskSpec(minicode.load, "code", MiniCodeTaskConfig),
 }
 
 
@@ -35,4 +38,4 @@ def load_task(cfg) -> TaskData:
     return split_task(train, test, cfg)
 
 
-__all__ = ["DataError", "Problem", "TASKS", "TaskData", "TaskSpec", "load_task", "reference_text", "task_kind"]
+__all__ = ["CODE_TEST_SETS", "DataError", "Problem", "TASKS", "TaskData", "TaskSpec", "load_task", "reference_text", "task_kind"]

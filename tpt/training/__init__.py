@@ -1,7 +1,4 @@
-"""Training launchers: TRL SFT in this process (`single`), or over several GPUs and nodes through
-`accelerate launch` (`ddp`, `fsdp`)."""
-from tpt.training.sft import sft, to_conversations
+"""Training strategies (`train.strategy`): TRL SFT in the cell's process (`single`, tpt/training/sft.py),
+or over several GPUs and nodes through `accelerate launch` (`ddp`, `fsdp`, tpt/training/distributed.py)."""
 
 TRAIN_STRATEGIES = ("single", "ddp", "fsdp")
-
-__all__ = ["TRAIN_STRATEGIES", "sft", "to_conversations"]

@@ -65,15 +65,22 @@ def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: 
     return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "bash", "-c", per_node]
 
 
-def sft_with_accelerate(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
-    import torch
-
+def write_job(base, examples: List[dict], out_dir: Path, cfg) -> Path:
+    """The job every worker process reads (tpt/training/worker.py), beside `out_dir`; rank 0 writes
+    its result where the job's `result` says."""
     work = out_dir.parent
     write_jsonl(work / "train_examples.jsonl", examples)
     job = work / "train_job.json"
     write_json(job, {"base_model": base.path, "revision": base.revision, "examples": str(work / "train_examples.jsonl"),
                      "out_dir": str(out_dir), "train": OmegaConf.to_container(cfg, resolve=True),
                      "result": str(work / "train_worker_result.json")})
+    return job
+
+
+def sft_with_accelerate(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
+    import torch
+
+    job = write_job(base, examples, out_dir, cfg)
     cpu = not torch.cuda.is_available()
     if cpu and cfg.strategy == "fsdp":
         log.warning("train.strategy=fsdp on a CPU: accelerate shards only on accelerators, so these %d processes "
@@ -86,7 +93,7 @@ def sft_with_accelerate(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
     if done.returncode != 0:
         raise LaunchError(f"distributed training failed (exit code {done.returncode}); see the log above. "
                           f"Command: {shlex.join(cmd)}")
-    result = read_json(work / "train_worker_result.json")
+    result = read_json(Path(read_json(job)["result"]))
     if not result:
         raise LaunchError("distributed training ended without writing its result")
     return result

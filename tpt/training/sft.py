@@ -1,6 +1,6 @@
 """Supervised fine-tuning with TRL's SFTTrainer on conversational prompt/completion pairs (the loss
-falls on the completion only): 1 epoch of AdamW, linear decay after 10% warmup by default; fp32 on
-CPU, bf16 mixed precision on GPU. `train.strategy=single` trains in this process; `ddp` / `fsdp`
+falls on the completion only): 1 epoch of AdamW, linear decay after 10% warmup by default; bf16
+mixed precision where the device computes bf16 (`uses_bf16`), fp32 elsewhere. `train.strategy=single` trains in this process; `ddp` / `fsdp`
 go through `accelerate launch` (tpt/training/distributed.py).
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from tpt.lineage import ModelRef
-from tpt.models import load_causal_lm, load_tokenizer
+from tpt.models import ModelRef, cpu_has_native_bf16, load_causal_lm, load_tokenizer
 from tpt.prompt import CHAT_TEMPLATE_KWARGS, Message
+from tpt.training.distributed import sft_with_accelerate
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,8 @@ def optimizer_steps(n_examples: int, cfg) -> int:
 
 def uses_bf16(cfg) -> bool:
     """bf16 mixed precision (fp32 weights and optimizer state) unless train.bf16 says otherwise: on
-    GPUs, and on CPUs that compute bf16 natively (measured here: 1.7x faster, loss within ~1% of
-    fp32; benchmarks/train_throughput.py). CPU processes of ddp/fsdp run in fp32 (launched with
-    --mixed_precision no)."""
-    import torch
-
-    from tpt.models import cpu_has_native_bf16
-
+    GPUs, and on CPUs that compute bf16 natively (docs/benchmarks.md, training). CPU processes of
+    ddp/fsdp run in fp32 (launched with --mixed_precision no)."""
     if torch.cuda.is_available():
         return cfg.bf16 is not False
     if cfg.strategy != "single":
@@ -106,8 +101,6 @@ def sft(base: ModelRef, examples: List[dict], out_dir: Path, cfg) -> Dict:
              "bf16 mixed precision" if uses_bf16(cfg) else "fp32")
     if cfg.strategy == "single":
         return train_and_save(base.path, examples, out_dir, cfg, base.revision)
-    from tpt.training.distributed import sft_with_accelerate
-
     return sft_with_accelerate(base, examples, out_dir, cfg)
 
 

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from tqdm.auto import tqdm
 
+from tpt.cache import digest
 from tpt.verify.sandbox import Limits, RunResult, Sandbox, default_python
 
 log = logging.getLogger(__name__)
@@ -174,8 +175,6 @@ class CodeVerifier:
     def verdict_key(self, jobs: Sequence[Tuple[object, str]]) -> str:
         """What decides the verdicts of these jobs: each program as run, its problem's tests and
         limits, the interpreter, and how tpt judges (VERDICT_VERSION)."""
-        from tpt.cache import digest  # here: tpt.cache imports the backends, which import tpt.verify
-
         tests = {p.id: digest([[t.input, t.output] for t in p.tests]) for p, _ in jobs}
         return digest({"version": VERDICT_VERSION, "python": self.cfg.python or default_python(),
                        "jobs": [[program_for(p, code), tests[p.id], asdict(self.limits(p))] for p, code in jobs]})

@@ -1,5 +1,5 @@
 """Run untrusted Python programs, each contained and limited; one at a time per worker slot.
-docs/design.md ("The sandbox") says what a run gets and why; README's sandbox section says what is
+docs/design.md ("The sandbox") says what a run gets and why; docs/code-tasks.md ("The sandbox") says what is
 contained, what is only bounded, and what a machine without user namespaces or cgroups gets.
 
 Each run: jail.py joins the run's cgroup, sets per-process limits, drops to a uid no other run uses,

@@ -1,0 +1,93 @@
+"""A real run directory, read back: one row of the paper's Table 6 run locally as its CPU miniature
+(`python launch.py -m +experiment=table6 row=t6_llama1b miniature=true`, made small), then its
+metrics recomputed from its samples by brute force, `tpt.report` and `tpt.report --paper` on it."""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import ROOT
+from tpt.report import main as report_main
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # the first test runs the row
+
+# Smaller than the miniature (seconds on the embedded model): 4 eval questions with 2 samples each, 8 train
+# questions with 4 (enough for some correct ones to train on).
+SMALL = ["backend=hf", "cache=off", "rounds=1", "task.eval_questions=4", "task.train_questions=8", "think.n=4",
+         "eval.n=2", "eval.k=[1,2]"]
+
+
+@pytest.fixture(scope="module")
+def miniature_sweep(tmp_path_factory):
+    sweep = tmp_path_factory.mktemp("table6_cpu")
+    run = subprocess.run([sys.executable, "launch.py", "-m", "+experiment=table6", "row=t6_llama1b", "miniature=true",
+                          *SMALL, f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    [cell] = [p for p in sweep.iterdir() if (p / "metrics.jsonl").is_file()]
+    return sweep, cell
+
+
+def metrics(cell: Path):
+    return [json.loads(line) for line in (cell / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_row_ran_as_its_miniature_locally(miniature_sweep):
+    _, cell = miniature_sweep
+    pinned = OmegaConf.load(cell / "run_config.yaml")
+    assert (pinned.paper_row, pinned.model.name, pinned.task.name) == ("t6_llama1b", "smollm2_135m", "arith")
+    assert pinned.data.size == 2000 and pinned.data.scale < 1  # the paper's size, scaled for the CPU
+    assert [m["round"] for m in metrics(cell)] == [0, 1]
+    assert (cell / "round_1" / "train" / "model" / "model.safetensors").is_file()
+
+
+def brute_force_pass_at_k(verdicts, k):
+    """Share of the k-subsets of a question's samples holding a correct one, by enumeration."""
+    subsets = list(itertools.combinations(verdicts, k))
+    return sum(any(s) for s in subsets) / len(subsets)
+
+
+def test_metrics_are_what_the_samples_say(miniature_sweep):
+    """Pass@k, its standard error and Correct@k, recomputed from eval/samples.jsonl without tpt.metrics."""
+    _, cell = miniature_sweep
+    for row in metrics(cell):
+        by_question = {}
+        for sample in map(json.loads, (cell / f"round_{row['round']}" / "eval" / "samples.jsonl").open()):
+            by_question.setdefault(sample["qid"], []).append(bool(sample["correct"]))
+        assert row["questions"] == len(by_question) == 4 and row["samples"] == 8
+        for k in (1, 2):
+            per_question = [brute_force_pass_at_k(v, k) for v in by_question.values()]
+            mean = sum(per_question) / len(per_question)
+            se = statistics.stdev(per_question) / math.sqrt(len(per_question))
+            assert row[f"pass@{k}"] == pytest.approx(mean) and row[f"pass@{k}_se"] == pytest.approx(se)
+            assert row[f"correct@{k}"] == pytest.approx(mean * len(per_question))
+
+
+def test_the_report_reads_the_run(miniature_sweep, capsys):
+    sweep, cell = miniature_sweep
+    report_main([str(sweep)])
+    rows = {int(r["round"]): r for r in csv.DictReader((sweep / "report.csv").open())}
+    for m in metrics(cell):
+        r = rows[m["round"]]
+        assert r["status"] == "done" and float(r["pass@1"]) == pytest.approx(m["pass@1"])
+        assert float(r["pass@k"]) == pytest.approx(m["pass@2"]) and r["k"] == "2"
+    assert (sweep / "pass_by_round.png").is_file()
+
+
+def test_the_paper_report_sets_the_run_beside_table6(miniature_sweep, capsys):
+    sweep, cell = miniature_sweep
+    report_main([str(sweep), "--paper", "table6"])
+    rows = {(r["paper_row"], r["round"]): r for r in csv.DictReader((sweep / "paper_table6.csv").open())}
+    final = metrics(cell)[-1]
+    ours = rows[("t6_llama1b", "1")]
+    assert ours["status"] == "done" and float(ours["pass@1_pct"]) == pytest.approx(100 * final["pass@1"], abs=0.01)
+    assert rows[("t6_llama70b", "1")]["status"] == "missing"  # not run here
+    assert (sweep / "paper_table6.png").is_file()

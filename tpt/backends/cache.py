@@ -1,0 +1,33 @@
+"""The generation cache: a backend's completions of a chunk of prompts, keyed by everything that
+decides them (tpt.cache.KeyedStore holds them)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, List, Sequence
+
+from tpt.backends.base import Completion, Sampling
+from tpt.cache import KeyedStore, digest
+
+# 3: keyed by the rendered prompt's token ids and each question's random stream (1: by the chat
+# messages, which missed template changes; 2: without the streams, before they came from question ids).
+KEY_VERSION = 3
+
+
+def generation_key(model_identity: str, prompts: Sequence[Sequence[int]], keys: Sequence[str], sampling: Sampling,
+                   generator: dict) -> str:
+    """What decides a call's generations: the model, the token ids it is given (the rendered chat
+    template, not the messages), each prompt's random stream (its question id), the sampling, and
+    the backend settings that change samples."""
+    return digest({"version": KEY_VERSION, "model": model_identity, "prompts": prompts, "streams": list(keys),
+                   "sampling": asdict(sampling), "generator": generator})
+
+
+class GenerationCache:
+    def __init__(self, root: Path):
+        self.store = KeyedStore(root, "generations")
+
+    def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
+                       desc: str = "generate") -> List[List[Completion]]:
+        raw = self.store.get_or_compute(key, lambda: [[asdict(c) for c in cs] for cs in compute()], desc)
+        return [[Completion(**c) for c in cs] for cs in raw]

@@ -1,0 +1,40 @@
+"""Everything about a cell that can be checked before any compute: the miniature it may stand for,
+the backend that runs here, the config's values, the task's data and the models."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+from omegaconf import DictConfig, OmegaConf
+
+from tpt import miniature, models
+from tpt.backends import BackendUnavailable, check_backend, resolve_backend
+from tpt.config import Config, ConfigError
+from tpt.rundir import RunDirBusy
+from tpt.sources import source_of
+from tpt.tasks import TASKS, DataError, TaskData, load_task
+from tpt.validate import validate
+
+# Errors caused by the user's input (config, data files, model ids), reported without a traceback.
+USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy, BackendUnavailable)
+
+
+def typed(config: dict) -> DictConfig:
+    """A cell's resolved config sent as plain data (to a SLURM array task), under its schema again,
+    its task's own settings included, so it is checked as the composed one was."""
+    settings = TASKS[config["task"]["name"]].settings
+    return OmegaConf.merge(OmegaConf.structured(Config(task=settings())), config)
+
+
+def prepare(cfg: DictConfig) -> Tuple[TaskData, str, Optional[str]]:
+    """Check the config, the backend, the task's data and the models, before any compute: the task
+    data, and the base model's and the teacher's paths."""
+    if cfg.miniature:
+        miniature.apply(cfg)  # pinned as the miniature that really runs
+    cfg.backend.name = resolve_backend(cfg.backend.name)  # pinned as the backend that really runs
+    validate(cfg)
+    check_backend(cfg.backend.name)
+    data = load_task(cfg.task)
+    base = models.check_loadable(cfg.model.id, cfg.model.revision)
+    teacher_id, teacher_revision = source_of(cfg).teacher_id(cfg)
+    teacher = models.check_loadable(teacher_id, teacher_revision) if teacher_id else None
+    return data, base, teacher
