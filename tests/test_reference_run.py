@@ -1,12 +1,15 @@
 """A real run directory, read back: one row of the paper's Table 6 run locally as its CPU miniature
-(`python launch.py -m +experiment=table6 row=t6_llama1b miniature=true`, made small), then its
-metrics recomputed from its samples by brute force, `tpt.report` and `tpt.report --paper` on it."""
+(`python launch.py -m +experiment=table6 row=t6_llama1b miniature=true`, made small) on the real
+embedded SmolLM2-135M and the backend the README's command gets (backend=auto: vLLM's CPU build where
+installed, as in CI); then its metrics recomputed from its samples by brute force, `tpt.report` and
+`tpt.report --paper` on it, and the same command again finding every stage finished."""
 from __future__ import annotations
 
 import csv
 import itertools
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -18,20 +21,25 @@ from omegaconf import OmegaConf
 from tests.conftest import ROOT
 from tpt.report import main as report_main
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # the first test runs the row
+pytestmark = [pytest.mark.e2e, pytest.mark.engine, pytest.mark.timeout(900)]  # the first test runs the row
 
 # Smaller than the miniature (seconds on the embedded model): 4 eval questions with 2 samples each, 8 train
 # questions with 4 (enough for some correct ones to train on).
-SMALL = ["backend=hf", "cache=off", "rounds=1", "task.eval_questions=4", "task.train_questions=8", "think.n=4",
+SMALL = ["cache=off", "rounds=1", "task.eval_questions=4", "task.train_questions=8", "think.n=4",
          "eval.n=2", "eval.k=[1,2]"]
+
+
+def launch_row(sweep: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "launch.py", "-m", "+experiment=table6", "row=t6_llama1b", "miniature=true",
+                           *SMALL, f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
 def miniature_sweep(tmp_path_factory):
     sweep = tmp_path_factory.mktemp("table6_cpu")
-    run = subprocess.run([sys.executable, "launch.py", "-m", "+experiment=table6", "row=t6_llama1b", "miniature=true",
-                          *SMALL, f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    run = launch_row(sweep)
     assert run.returncode == 0, run.stderr[-4000:]
+    assert "round | Pass@1 | Pass@2 | Correct@2" in run.stdout  # the table a run prints
     [cell] = [p for p in sweep.iterdir() if (p / "metrics.jsonl").is_file()]
     return sweep, cell
 
@@ -45,8 +53,11 @@ def test_the_row_ran_as_its_miniature_locally(miniature_sweep):
     pinned = OmegaConf.load(cell / "run_config.yaml")
     assert (pinned.paper_row, pinned.model.name, pinned.task.name) == ("t6_llama1b", "smollm2_135m", "arith")
     assert pinned.data.size == 2000 and pinned.data.scale < 1  # the paper's size, scaled for the CPU
-    assert [m["round"] for m in metrics(cell)] == [0, 1]
+    rows = metrics(cell)
+    assert [m["round"] for m in rows] == [0, 1] and rows[1]["data_size"] > 0 and rows[1]["train_loss"] > 0
+    assert rows[0]["format_rate"] > 0  # the real model writes '#### N'
     assert (cell / "round_1" / "train" / "model" / "model.safetensors").is_file()
+    assert "name: vllm" in (cell / "run_config.yaml").read_text() or os.environ.get("CI") != "true"
 
 
 def brute_force_pass_at_k(verdicts, k):
@@ -91,3 +102,11 @@ def test_the_paper_report_sets_the_run_beside_table6(miniature_sweep, capsys):
     assert ours["status"] == "done" and float(ours["pass@1_pct"]) == pytest.approx(100 * final["pass@1"], abs=0.01)
     assert rows[("t6_llama70b", "1")]["status"] == "missing"  # not run here
     assert (sweep / "paper_table6.png").is_file()
+
+
+def test_the_same_command_again_finds_every_stage_finished(miniature_sweep):
+    sweep, cell = miniature_sweep
+    before = metrics(cell)
+    again = launch_row(sweep)
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("finished earlier, skipping") == 5
+    assert metrics(cell) == before

@@ -179,3 +179,20 @@ def test_the_cpu_kv_cache_fits_the_numa_node_and_is_shared_by_replicas(monkeypat
              for line in p.read_text().splitlines() if "MemTotal:" in line]
     if nodes:
         assert vllm_backend.memory_gb() == pytest.approx(min(nodes))
+
+
+def test_a_model_folder_with_glob_characters_is_given_to_vllm_under_a_plain_name(tmp_path):
+    """A cell's folder holds its overrides (`eval.k=[1,2],...`); vLLM globs for weights inside the model
+    folder, so it gets a link with a plain name instead (a miniature row's round 1 failed on this)."""
+    model = tmp_path / "eval.k=[1,2],row=x" / "round_1" / "train" / "model"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"")
+    safe = vllm_backend.glob_safe(str(model))
+    assert safe != str(model) and Path(safe).resolve() == model.resolve()
+    import glob
+
+    assert glob.glob(str(Path(safe) / "*.safetensors")) and not glob.glob(str(model / "*.safetensors"))
+    assert vllm_backend.glob_safe(str(model)) == safe  # the same link every time
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert vllm_backend.glob_safe(str(plain)) == str(plain)

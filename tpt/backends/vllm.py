@@ -17,14 +17,17 @@ generators cannot do: "CPU Generator does not use offset"), so there tpt turns c
 from __future__ import annotations
 
 import atexit
+import glob
+import hashlib
 import json
 import logging
 import multiprocessing
 import os
-from pathlib import Path
+import tempfile
 import time
 import traceback
 from dataclasses import asdict
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from tpt.backends.base import Completion, Sampling, stream_seed
@@ -244,6 +247,22 @@ def engine_for(engine: Dict, env: Dict[str, str]) -> EngineProcess:
     return _live[key]
 
 
+def glob_safe(model_path: str) -> str:
+    """`model_path`, or a link to it under a plain name where the path holds glob characters: vLLM
+    finds weight files with glob over the model folder, so a cell directory such as
+    `eval.k=[1,2],...` would hide them ("Cannot find any model weights")."""
+    if glob.escape(model_path) == model_path or not os.path.isdir(model_path):
+        return model_path
+    folder = Path(tempfile.gettempdir()) / "tpt-vllm-models"
+    folder.mkdir(exist_ok=True)
+    link = folder / hashlib.sha256(os.path.abspath(model_path).encode()).hexdigest()[:16]
+    if not link.is_symlink():
+        tmp = link.with_name(f"{link.name}.{os.getpid()}")
+        os.symlink(os.path.abspath(model_path), tmp)
+        os.replace(tmp, link)  # atomic: a concurrent cell makes the same link
+    return str(link)
+
+
 def release() -> None:
     """Close the live engines, if any: before training, which needs their memory, and at exit."""
     while _live:
@@ -297,6 +316,7 @@ class VLLMGenerator:
         self.last_generate_seconds: float | None = None  # the engine's own time in the last call
         self.last_tokens_past_cut = 0  # tokens generated past the answer in the last call
         # Every request carries its own seed, so the engine's seed decides nothing: one engine serves all.
+        model_path = glob_safe(model_path)
         self.engine = engine_kwargs(model_path, dtype=resolve_dtype(dtype), revision=revision,
                                     tensor_parallel_size=tensor_parallel_size, seed=0, cpu=cpu,
                                     gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
