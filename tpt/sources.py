@@ -30,10 +30,6 @@ class Source:
     needs_teacher: bool = False  # source.teacher must name a model
     human_share: bool = False  # prune adds source.human_size human solutions to the self samples
 
-    @property
-    def origin(self) -> str:
-        return self.thinker or "human"
-
     def sizes(self, cfg) -> Tuple[int, int]:
         """(examples drawn from the think samples, human solutions added) for one round, after data.scale."""
         size = scaled(cfg.data.size, cfg.data.scale)
@@ -48,8 +44,8 @@ class Source:
             raise SourceError(f"source.teacher is required with source={self.name} (a hub id, local directory or "
                               f"embedded:<name>)")
         if self.human_share:
-            size, human = scaled(cfg.data.size, cfg.data.scale), scaled(cfg.source.human_size, cfg.data.scale)
-            if not 0 < human < size:
+            self_size, human = self.sizes(cfg)
+            if human <= 0 or self_size <= 0:
                 raise SourceError(f"source.human_size must lie between 0 and data.size={cfg.data.size} (exclusive, "
                                   f"after data.scale={cfg.data.scale}) with source={self.name} "
                                   f"(got {cfg.source.human_size})")
