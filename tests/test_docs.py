@@ -56,7 +56,9 @@ FILE_SUFFIXES = {"json", "jsonl", "yaml", "yml", "py", "md", "csv", "png", "txt"
                  "safetensors", "toml"}  # `train.jsonl` is a file, not the key train.jsonl
 FREE_FORM = ("cluster.sbatch",)  # +cluster.sbatch.<flag>=...: any sbatch flag
 # Keys that exist only with one task's own settings: composed with a task that has them
-TASK_KEYS = {"task.code": ("task=codecontests",), "task.arith": ("task=arith",), "task.minicode": ("task=minicode",)}
+TASK_KEYS = {"task.code": ("task=codecontests",), "task.arith": ("task=arith",), "task.minicode": ("task=minicode",),
+             **{f"task.{k}": ("task=jsonl",) for k in ("fields", "test_fraction", "train_split", "test_split")},
+             **{f"task.{k}": ("task=math500",) for k in ("train_hub_id", "train_hub_configs")}}
 
 
 # ---- reading the pages ----------------------------------------------------------------------------

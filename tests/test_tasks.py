@@ -103,7 +103,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
 
 def test_gold_answer_without_marker_is_rejected(tmp_path):
     write_split(tmp_path / "d", [GOOD], [GOOD, {"question": "q", "answer": "it is 4"}])
-    with pytest.raises(DataError, match=r"test\.jsonl:2: gold answer has no '#### <number>'"):
+    with pytest.raises(DataError, match=r"test\.jsonl:2: field 'answer' holds no answer under task.answer=hash"):
         read_jsonl(tmp_path / "d" / "test.jsonl", "test")
 
 

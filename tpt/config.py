@@ -25,7 +25,8 @@ class ModelConfig:
     revision: Optional[str] = None
     lr: float = MISSING  # the paper's fine-tuning learning rate for this family
     # Gemma's chat template has no system role: the system prompt is folded into the first user turn.
-    system_role: bool = True
+    # null: found out from the model's chat template when the cell starts (and pinned in run_config.yaml)
+    system_role: Optional[bool] = True
     dtype: str = "auto"  # generation precision; auto: bfloat16 on GPUs and CPUs that compute it natively, else float32
     tensor_parallel_size: int = 1
     # How training runs: single (one process) | ddp | fsdp (accelerate launch over gpus x nodes).
@@ -94,17 +95,18 @@ class TaskConfig:
     eval_seed: int = 0
     train_questions: Optional[int] = None  # cap on the train questions used per round; null = all
     few_shot: int = 0  # worked examples from the train split shown in the prompt
-    instruction: str = (
-        "Solve the problem step by step. Write each step on its own line, "
-        "then end with a final line of the form '#### <number>'."
-    )
+    # What the prompt asks before the problem; null: the answer rule's (tpt.verify.math.INSTRUCTIONS)
+    instruction: Optional[str] = None
     system_prompt: Optional[str] = None  # null keeps the model's own default
 
 
 @dataclass
 class MathTaskConfig(TaskConfig):
-    """Math tasks: a `#### N` answer judged as a number (gsm8k)."""
+    """Math tasks: an answer judged as a number (gsm8k's `#### N`) or symbolically (math500)."""
 
+    # Where the judged answer is (tpt.verify.math.RULES): hash (`#### N`, as GSM8K) | boxed (the last
+    # \boxed{}, a number) | last_number | math (the last \boxed{}, judged by math-verify)
+    answer: str = "hash"
     # Which `#### N` is the answer. lm_eval: the first match of lm-evaluation-harness's strict-match
     # regex (the standard); whole_line: the first `####` line, which must hold only a number
     strict_match: str = "lm_eval"
@@ -129,10 +131,46 @@ class MiniCodeTaskConfig(CodeTaskConfig):
     minicode: MiniCodeConfig = field(default_factory=MiniCodeConfig)
 
 
+@dataclass
+class FieldsConfig:
+    """Which columns of a question/answer file hold what."""
+
+    question: str = "question"
+    answer: str = "answer"  # the gold answer, bare or at the end of a worked solution (read by task.answer's rule)
+    solution: Optional[str] = None  # a worked solution (few-shot turns, source=human); null: the answer field's text
+    id: Optional[str] = None  # a row id kept in samples.jsonl; null: <split>-<row>
+
+
+@dataclass
+class JsonlTaskConfig(MathTaskConfig):
+    """Any question/answer file (tpt/tasks/jsonl.py): task.path, a folder with train and test files
+    (.jsonl, .json, .csv or .parquet) or one file, or task.hub_id."""
+
+    name: str = "jsonl"
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
+    train_split: str = "train"  # file stem or hub split of each
+    test_split: str = "test"
+    # task.path is one file: this share of its rows (seeded by task.eval_seed) is held out as the test split
+    test_fraction: float = 0.2
+
+
+@dataclass
+class Math500TaskConfig(MathTaskConfig):
+    """MATH (tpt/tasks/math500.py): eval on MATH-500, train on MATH's train split."""
+
+    name: str = "math500"
+    answer: str = "math"
+    train_hub_id: str = "EleutherAI/hendrycks_math"  # a maintained mirror of hendrycks/competition_math
+    # its configs, one per subject, concatenated for the train split
+    train_hub_configs: List[str] = field(default_factory=lambda: [
+        "algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+        "prealgebra", "precalculus"])
+
+
 # The task settings' structured configs, by the name a conf/task/*.yaml file asks for in its
 # defaults list (`- /task_schema/<name>@task`); tpt.tasks.TASKS says which one each task has.
 TASK_SCHEMAS = {"math": MathTaskConfig, "arith": ArithTaskConfig, "code": CodeTaskConfig,
-                "minicode": MiniCodeTaskConfig}
+                "minicode": MiniCodeTaskConfig, "jsonl": JsonlTaskConfig, "math500": Math500TaskConfig}
 
 
 @dataclass

@@ -7,7 +7,10 @@ distillation samples the student's own model), and the task becomes a CPU-sized 
 kind, with that task preset's sampling (samples per question, new tokens, k):
 
 - math: the bundled arithmetic problems (`conf/task/arith.yaml`), 96 train / 128 eval questions,
-  sizes x 0.012 (the paper's 2k of 7,473 GSM8K questions becomes 24 of 96);
+  sizes x 0.012 (the paper's 2k of 7,473 GSM8K questions becomes 24 of 96); a math task with
+  another answer rule (`task=math500`, `task=jsonl task.answer=boxed`) keeps its rule and its
+  instruction: the same problems end in `\\boxed{N}` (or a last number) and are judged by that rule,
+  math-verify included;
 - code: the bundled small stdin/stdout problems (`conf/task/minicode.yaml`: 54 train after 2
   worked examples, 32 test; 4 samples of up to 96 tokens), sizes x 0.004 (54 of CodeContests'
   13,328 train problems: the paper's 1k becomes 4). SmolLM2-135M solves some of them at round 0
@@ -32,6 +35,7 @@ from tpt.sources import source_of
 from tpt.tasks import TASKS, task_kind
 
 EMBEDDED_PRESET = "smollm2_135m"  # conf/model/
+_ABSENT = object()
 # Per task kind: the task preset, what is set over it, and the factor on data sizes.
 SCALES = {
     "math": {"task": "arith", "set": {"task": {"train_questions": 96, "eval_questions": 128}}, "scale": 0.012},
@@ -45,16 +49,21 @@ def apply(cfg: DictConfig, overrides: Optional[Sequence[str]] = None) -> None:
     again changes nothing, so the SLURM launcher applies it at submit time (the job asks for the
     miniature's resources, not the paper row's GPUs) and the cell again when it runs."""
     spec = SCALES[task_kind(cfg.task.name)]
+    rule, instruction = cfg.task.get("answer", "hash"), cfg.task.instruction
     model = OmegaConf.load(CONF_DIR / "model" / f"{EMBEDDED_PRESET}.yaml")
     task = OmegaConf.load(CONF_DIR / "task" / f"{spec['task']}.yaml")  # @package _global_: task, think, eval, ...
     cfg.model = OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
     settings = TASKS[spec["task"]].settings
     cfg.task = OmegaConf.merge(OmegaConf.structured(settings), task.task, spec["set"].get("task", {}))
+    if rule != "hash":  # the same answer kind: the bundled solutions, the prompt and the judge follow the rule
+        cfg.task.answer, cfg.task.instruction = rule, instruction
     for stage in ("think", "eval"):
         cfg[stage] = OmegaConf.merge(cfg[stage], task.get(stage, {}), spec["set"].get(stage, {}))
     source_of(cfg).as_miniature(cfg)
     cfg.data.scale = spec["scale"]
     for key, value in user_settings(overrides):  # what the command line set still holds (task.eval_questions=256)
+        if key.startswith("task.") and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            continue  # a setting of the replaced task's own (task.fields.question of task=jsonl): its data is not used
         OmegaConf.update(cfg, key, value, merge=False)
 
 

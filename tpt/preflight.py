@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from tpt import miniature, models
 from tpt.backends import BackendUnavailable, check_backend, resolve_backend
 from tpt.config import Config, ConfigError
+from tpt.prompt import system_turn_accepted
 from tpt.rundir import RunDirBusy
 from tpt.sources import source_of
 from tpt.tasks import TASKS, DataError, TaskData, load_task
@@ -35,6 +36,8 @@ def prepare(cfg: DictConfig) -> Tuple[TaskData, str, Optional[str]]:
     check_backend(cfg.backend.name)
     data = load_task(cfg.task)
     base = models.check_loadable(cfg.model.id, cfg.model.revision)
+    if cfg.model.system_role is None:  # model=hf: found out from the template, pinned in run_config.yaml
+        cfg.model.system_role = system_turn_accepted(models.load_tokenizer(base, cfg.model.revision), cfg.model.id)
     teacher_id, teacher_revision = source_of(cfg).teacher_id(cfg)
     teacher = models.check_loadable(teacher_id, teacher_revision) if teacher_id else None
     return data, base, teacher

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
 
+from tpt.models import ModelError
 from tpt.tasks import reference_text, task_kind
 from tpt.tasks.base import Problem
+from tpt.verify.math import INSTRUCTIONS
 
 Message = Dict[str, str]
 
@@ -46,14 +48,36 @@ class PromptBuilder:
     """Binds the task's prompt settings once; call with a question."""
 
     def __init__(self, task_cfg, few_shot: Sequence[Problem], system_role: bool):
+        """`system_role`: the model's (model.system_role, found out from its template by preflight)."""
         kind = task_kind(task_cfg.name)
-        self.instruction = task_cfg.instruction
+        self.instruction = task_cfg.instruction or INSTRUCTIONS[task_cfg.get("answer", "hash")]
         self.system_prompt = task_cfg.system_prompt
         self.few_shot = [(p.question, reference_text(p, kind)) for p in few_shot]
         self.system_role = system_role
 
     def __call__(self, question: str) -> List[Message]:
         return build_messages(question, self.instruction, self.few_shot, self.system_prompt, self.system_role)
+
+
+def system_turn_accepted(tokenizer, model_id: str) -> bool:
+    """Whether a model's chat template renders a system turn (Gemma's raises on one). A model without
+    a chat template, or whose template renders no conversation at all, is refused: tpt prompts chat
+    models, and training must see the very prompt generation saw."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelError(f"model {model_id!r} has no chat template (its tokenizer_config.json sets no "
+                         "chat_template): tpt prompts chat models; use the model's instruct/chat variant, or "
+                         "add a chat template to a local copy of it")
+    user = [{"role": "user", "content": "What is 1 + 1?"}]
+    try:
+        render(tokenizer, [[{"role": "system", "content": "Answer briefly."}] + user])
+        return True
+    except Exception:  # jinja's TemplateError, or a raise_exception() in the template
+        pass
+    try:
+        render(tokenizer, [user])
+    except Exception as e:
+        raise ModelError(f"model {model_id!r}: its chat template cannot render a user turn: {e}") from e
+    return False
 
 
 def render(tokenizer, conversations: Sequence[List[Message]]) -> List[str]:

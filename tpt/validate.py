@@ -15,7 +15,7 @@ from tpt.pruning import STRATEGIES
 from tpt.sources import SOURCES, SourceError
 from tpt.tasks import CODE_TEST_SETS, TASKS
 from tpt.training import TRAIN_STRATEGIES
-from tpt.verify.math import STRICT
+from tpt.verify.math import RULES, STRICT
 
 LOGGERS = ("none", "wandb")
 CLUSTERS = ("local", "slurm")
@@ -99,6 +99,10 @@ def _task(cfg: DictConfig) -> None:
     need(tq is None or tq >= 1, "task.train_questions", f"must be >= 1 or null (got {tq})")
     if "strict_match" in task:
         one_of(task.strict_match, STRICT, "task.strict_match")
+    if "answer" in task:
+        one_of(task.answer, RULES, "task.answer")
+    if "test_fraction" in task:
+        need(0 < task.test_fraction < 1, "task.test_fraction", f"must lie in (0, 1) (got {task.test_fraction})")
     if "code" in task:
         _code(task.code)
     if "arith" in task:

@@ -25,22 +25,22 @@ class Sampling:
     max_new_tokens: int
     seed: int
     kind: str = "math"  # the task kind: when a completion is finished (tpt.verify.answer_format)
-    strict: str = "lm_eval"  # task.strict_match: which `#### N` is the answer (math)
+    answer: str = "lm_eval"  # math: the task's answer id (tpt.verify.answer_of): where the answer is
     stop: Tuple[str, ...] = ()  # further stop strings: a sample ends after the first one it writes
 
     @classmethod
-    def from_cfg(cls, cfg, kind: str = "math", strict: str = "lm_eval") -> "Sampling":
+    def from_cfg(cls, cfg, kind: str = "math", answer: str = "lm_eval") -> "Sampling":
         return cls(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                   seed=cfg.seed, kind=kind, strict=strict, stop=tuple(cfg.get("stop") or ()))
+                   seed=cfg.seed, kind=kind, answer=answer, stop=tuple(cfg.get("stop") or ()))
 
     def finished(self, text: str) -> bool:
         """Whether a sample may stop here: its answer is complete, or it wrote a stop string."""
-        return answer_format(self.kind, self.strict).done(text) or any(s in text for s in self.stop)
+        return answer_format(self.kind, self.answer).done(text) or any(s in text for s in self.stop)
 
     def finalize(self, text: str) -> str:
         """A sample as kept: cut after its first stop string, then after the end of its answer."""
         cuts = [text.index(s) + len(s) for s in self.stop if s in text]
-        return answer_format(self.kind, self.strict).truncate(text[: min(cuts)] if cuts else text)
+        return answer_format(self.kind, self.answer).truncate(text[: min(cuts)] if cuts else text)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from typing import Callable, List, Sequence
 from tpt.backends.base import Completion, Sampling
 from tpt.cache import KeyedStore, digest
 
-# 3: keyed by the rendered prompt's token ids and each question's random stream (1: by the chat
-# messages, which missed template changes; 2: without the streams, before they came from question ids).
-KEY_VERSION = 3
+# 4: the sampling names the math answer rule (`answer`, was `strict`). 3: keyed by the rendered
+# prompt's token ids and each question's random stream (1: by the chat messages, which missed
+# template changes; 2: without the streams, before they came from question ids).
+KEY_VERSION = 4
 
 
 def generation_key(model_identity: str, prompts: Sequence[Sequence[int]], keys: Sequence[str], sampling: Sampling,

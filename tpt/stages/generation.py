@@ -28,6 +28,7 @@ from tpt.io import read_json, write_json
 from tpt.models import ModelRef
 from tpt.prompt import encode, render
 from tpt.tasks import Problem, reference_text
+from tpt.verify import answer_of
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class Plan:
 def plan(cell: Cell, job: Job, tokenizer) -> Plan:
     problems = getattr(cell.data, job.split)
     stage = job.settings(cell)
-    sampling = Sampling.from_cfg(stage, cell.kind, cell.cfg.task.get("strict_match", "lm_eval"))  # code: unused, kept in the cache key
+    sampling = Sampling.from_cfg(stage, cell.kind, answer_of(cell.cfg.task))  # code: unused, kept in the cache key
     texts = render(tokenizer, [cell.prompt(p.question) for p in problems])
     ids = encode(tokenizer, texts)
     keys = [p.id for p in problems]

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Tuple, Type
 
-from tpt.config import ArithTaskConfig, CodeTaskConfig, MathTaskConfig, MiniCodeTaskConfig, TaskConfig
-from tpt.tasks import arith, codecontests, gsm8k, leetcode, minicode
+from tpt.config import (ArithTaskConfig, CodeTaskConfig, JsonlTaskConfig, Math500TaskConfig, MathTaskConfig,
+                        MiniCodeTaskConfig, TaskConfig)
+from tpt.tasks import arith, codecontests, gsm8k, jsonl, leetcode, math500, minicode
 from tpt.tasks.base import CODE_TEST_SETS, DataError, Problem, TaskData, reference_text, split_task
 
 
@@ -24,6 +25,8 @@ TASKS = {
     "codecontests": TaskSpec(codecontests.load, "code", CodeTaskConfig),
     "leetcode": TaskSpec(leetcode.load, "code", CodeTaskConfig),
     "minicode": TaskSpec(minicode.load, "code", MiniCodeTaskConfig),
+    "jsonl": TaskSpec(jsonl.load, "math", JsonlTaskConfig),
+    "math500": TaskSpec(math500.load, "math", Math500TaskConfig),
 }
 
 

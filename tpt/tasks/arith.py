@@ -9,6 +9,7 @@ import random
 from typing import List
 
 from tpt.tasks.base import Problem, make_problem
+from tpt.verify.math import answer_line
 
 _NAMES = ["Ava", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jade", "Kai", "Lena"]
 _ITEMS = ["apples", "pencils", "marbles", "stickers", "books", "cookies", "shells", "coins"]
@@ -33,19 +34,24 @@ def make_one(rng: random.Random, cfg) -> tuple[str, str]:
     return " ".join(sentences), "\n".join(lines)
 
 
-def generate(cfg, n: int, seed: int, split: str) -> List[Problem]:
+def generate(cfg, n: int, seed: int, split: str, rule: str = "hash") -> List[Problem]:
+    """`rule`: the answer rule the solutions end in (task.answer): the same problems, stated as the
+    rule reads them (a miniature of a `boxed` or `math` task sees `\\boxed{N}`)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         question, solution = make_one(rng, cfg)
-        out.append(make_problem(f"{split}-{i}", question, solution, f"arith[{split}] #{i}"))
+        if rule != "hash":
+            steps, last = solution.rsplit("\n", 1)
+            solution = f"{steps}\n{answer_line(last.removeprefix('#### '), rule)}"
+        out.append(make_problem(f"{split}-{i}", question, solution, f"arith[{split}] #{i}", rule))
     return out
 
 
 def load(cfg) -> tuple[List[Problem], List[Problem]]:
     a = cfg.arith
     # Distinct seeds per split; test questions that also occur in train are dropped.
-    train = generate(a, a.n_train, a.seed, "train")
+    train = generate(a, a.n_train, a.seed, "train", cfg.answer)
     seen = {p.question for p in train}
-    test = [p for p in generate(a, a.n_test, a.seed + 1, "test") if p.question not in seen]
+    test = [p for p in generate(a, a.n_test, a.seed + 1, "test", cfg.answer) if p.question not in seen]
     return train, test

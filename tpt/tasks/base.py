@@ -9,14 +9,19 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Tuple
 
-from tpt.verify.math import gold_answer
+from tpt.verify.math import answer_line, gold_of, has_answer_line, normalize_number
 
 
 class DataError(ValueError):
     """A malformed problem file or row; the message names the file (or hub split) and line."""
 
 
-CODE_TEST_SETS = ("public", "private", "generated")  # CodeContests' three sets, in the order they run
+CODE_TEST_SETS = ("public", "private", "generated")
+# What an answer field must hold under each math answer rule (task.answer)
+RULE_NEEDS = {"hash": "a number, or a solution ending in '#### <number>'",
+              "boxed": "a number, or a solution with a \\boxed{<number>}",
+              "last_number": "a number, or a solution ending in one",
+              "math": "a LaTeX answer, or a solution with a \\boxed{}"}  # CodeContests' three sets, in the order they run
 
 
 @dataclass(frozen=True)
@@ -82,18 +87,32 @@ def make_code_problem(pid: str, question: object, tests: List[TestCase], where: 
                    time_limit_s=time_limit_s, memory_mb=memory_mb or None, entry_point=entry_point or None)
 
 
-def make_problem(pid: str, question: object, solution: object, where: str) -> Problem:
-    """Validate one raw row; `where` names it in errors (file:line or hub split/row)."""
+def make_problem(pid: str, question: object, answer: object, where: str, rule: str = "hash",
+                 solution: object = None, fields: Tuple[str, str, str] = ("question", "answer", "solution")) -> Problem:
+    """Validate one raw math row; `where` names it in errors (file:line or hub split/row), `fields`
+    the columns question, answer and solution came from. `answer` holds the gold answer under the
+    rule (tpt.verify.math.RULES), bare or at the end of a worked solution (GSM8K's `#### N`);
+    `solution`, if given, is the worked solution shown as a reference (else the answer's text).
+    A reference without the rule's answer line gets one, so few-shot turns show the format."""
+    q_field, a_field, s_field = fields
     if not isinstance(question, str) or not question.strip():
-        raise DataError(f"{where}: field 'question' must be a non-empty string")
-    if not isinstance(solution, str):
-        raise DataError(f"{where}: field 'answer' must be a string")
-    if "####" not in solution:
-        raise DataError(f"{where}: gold answer has no '#### <number>' line: {solution[-80:]!r}")
-    answer = gold_answer(solution)
-    if answer is None:
-        raise DataError(f"{where}: the text after '####' is not a number: {solution[-80:]!r}")
-    return Problem(id=pid, question=question.strip(), solution=solution.strip(), answer=answer)
+        raise DataError(f"{where}: field {q_field!r} must be a non-empty string (got {question!r:.80})")
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        answer = str(answer)  # csv and parquet columns of numbers
+    if not isinstance(answer, str) or not answer.strip():
+        raise DataError(f"{where}: field {a_field!r} must be a non-empty string or number (got {answer!r:.80})")
+    gold = gold_of(answer, rule)
+    if gold is None:
+        raise DataError(f"{where}: field {a_field!r} holds no answer under task.answer={rule} "
+                        f"({RULE_NEEDS[rule]}): {answer[-80:]!r}")
+    if solution is not None and not isinstance(solution, str):
+        raise DataError(f"{where}: field {s_field!r} must be a string (got {type(solution).__name__})")
+    reference = (solution if solution else answer).strip()
+    if reference.strip("$ ") == gold or normalize_number(reference) == gold:
+        reference = answer_line(gold, rule)  # a bare answer: the reference states it in the rule's form
+    elif not has_answer_line(reference, rule):
+        reference = f"{reference}\n{answer_line(gold, rule)}"
+    return Problem(id=pid, question=question.strip(), solution=reference, answer=gold)
 
 
 def split_task(train: List[Problem], test: List[Problem], cfg) -> TaskData:

@@ -3,8 +3,9 @@
 Each kind (`KINDS`) has an answer format — when generation may stop, and where a completion is
 cut, always agreeing with what the verifier judges — and a verifier returning one verdict dict per
 completion with at least `pred`, `correct`, `lenient_pred` and `lenient_correct`: math
-(`verify.math`, lm-eval's strict `#### N` plus its flexible last number) and code (`verify.code`,
-the first python block run on the tests).
+(`verify.math`: by the task's answer rule, lm-eval's strict `#### N` plus its flexible last number by
+default; `\\boxed{}` judged by math-verify in `verify.symbolic` for the `math` rule) and code
+(`verify.code`, the first python block run on the tests).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Sequence
 
 from tpt.verify import code, math
+from tpt.verify.symbolic import SymbolicJudge
 
 KINDS = ("math", "code")
 
@@ -24,23 +26,30 @@ class AnswerFormat:
 
 
 @functools.lru_cache(maxsize=None)
-def answer_format(kind: str, strict: str = "lm_eval") -> AnswerFormat:
-    """`strict` is task.strict_match (math only)."""
+def answer_format(kind: str, answer: str = "lm_eval") -> AnswerFormat:
+    """`answer`: a math task's answer id (`answer_of`); unused for code."""
     if kind == "code":
         return AnswerFormat(code.code_block_done, code.truncate_after_code)
-    return AnswerFormat(functools.partial(math.answer_done, strict=strict),
-                        functools.partial(math.truncate_after_answer, strict=strict))
+    return AnswerFormat(math.rule_done(answer), math.rule_truncate(answer))
+
+
+def answer_of(task_cfg) -> str:
+    """The answer id of a task config (tpt.verify.math.answer_id): what the sampling's stop rule and the
+    verdicts depend on (`task.answer`, `task.strict_match`); code tasks have none of their own."""
+    return math.answer_id(task_cfg.get("answer", "hash"), task_cfg.get("strict_match", "lm_eval"))
 
 
 class MathVerifier:
-    def __init__(self, strict: str = "lm_eval"):
-        self.strict = strict
+    def __init__(self, answer: str = "lm_eval"):
+        self.answer = answer
+        self.symbolic = SymbolicJudge() if answer == "math" else None
 
     def verify(self, pairs: Sequence[tuple], desc: str = "verify") -> List[dict]:
-        return [math.check(text, p.answer, self.strict) for p, text in pairs]
+        return [math.check_rule(text, p.answer, self.answer, self.symbolic) for p, text in pairs]
 
 
 def make_verifier(kind: str, task_cfg, cache=None):
-    """The verifier of a task kind, set up from the task config (`task.strict_match`, `task.code`).
-    `cache`: where code verdicts are kept (tpt.cache.KeyedStore); math is judged in microseconds."""
-    return code.CodeVerifier(task_cfg.code, cache) if kind == "code" else MathVerifier(task_cfg.strict_match)
+    """The verifier of a task kind, set up from the task config (its answer rule, `task.code`).
+    `cache`: where code verdicts are kept (tpt.cache.KeyedStore); math is judged in microseconds
+    (math-verify in milliseconds)."""
+    return code.CodeVerifier(task_cfg.code, cache) if kind == "code" else MathVerifier(answer_of(task_cfg))
