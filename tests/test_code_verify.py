@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from tpt.compose import compose
 from tpt.stages.prune import prune
@@ -113,6 +114,19 @@ def test_tests_stop_once_both_verdicts_are_known(task, verifier):
     assert (v["tests_run"], v["tests_passed"], v["passed_some"]) == (2, 1, True)
     v = verifier.judge(p, "print('MAYBE')")  # fails everything: every test runs
     assert (v["tests_run"], v["tests_passed"]) == (4, 0)
+
+
+def test_a_timeout_does_not_hide_a_later_passing_test(task, verifier):
+    """Soft pruning's criterion: a program that times out on test 1 and passes test 2 passed some."""
+    p = task[1]["is-prime"]  # 4 tests: 2 -> YES, 1 -> NO, ...
+    v = verifier.judge(p, "n = int(input())\nwhile n == 2:\n    pass\nprint('NO')")
+    assert (v["verdict"], v["tests_run"], v["tests_passed"], v["passed_some"]) == ("timeout", 2, 1, True)
+
+
+def test_a_spent_budget_stops_a_failing_program_and_says_so(task):
+    cfg = OmegaConf.merge(task[0].task.code, {"program_budget_s": 0.5})
+    v = CodeVerifier(cfg).judge(task[1]["is-prime"], "while True:\n    pass")  # 1 s timeouts: one spends it
+    assert (v["verdict"], v["tests_run"], v["budget_spent"], v["correct"]) == ("timeout", 1, True, False)
 
 
 def test_soft_pruning_keeps_programs_passing_some_tests():

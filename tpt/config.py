@@ -77,6 +77,9 @@ class CodeConfig:
     time_limit_scale: float = 1.0  # multiplies every limit (contest limits are set for C++)
     default_memory_mb: int = 256  # for problems without their own limit
     max_output_mb: int = 64  # largest stdout or file a program may write
+    # Wall seconds a failing program's tests may take in all: after a failure, tests run on until one
+    # passes (a soft positive) or this is spent (the verdict says budget_spent)
+    program_budget_s: float = 120.0
     max_processes: int = 16
     workers: Optional[int] = None  # programs run at once; null = the CPUs this process may use
     python: Optional[str] = None  # interpreter for programs under test; null = one the sandbox uid can run

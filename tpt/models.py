@@ -160,9 +160,23 @@ def load_tokenizer(path: str, revision: str | None = None):
     return tok
 
 
+def attention_for(config, on: str) -> str | None:
+    """The attention implementation that computes a model as its config says, or None for
+    transformers' default (SDPA). Gemma-2 soft-caps attention logits (`attn_logit_softcapping`, 50):
+    transformers applies that in its eager and flash-attention paths only, and SDPA, the default,
+    silently skips it, so a fine-tune would compute another function than vLLM samples from."""
+    if getattr(config, "attn_logit_softcapping", None) is None:
+        return None
+    if on == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "eager"
+
+
 def load_causal_lm(path: str, dtype: str = "auto", revision: str | None = None):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     dev = device()
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype, dev), revision=revision)
+    attention = attention_for(AutoConfig.from_pretrained(path, revision=revision), dev)
+    extra = {"attn_implementation": attention} if attention else {}
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype, dev), revision=revision, **extra)
     return model.to(dev)

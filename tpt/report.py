@@ -6,7 +6,9 @@
     python -m tpt.report outputs/my_sweep --compare 'pruning=gt@1' 'pruning=none@1'
 
 Each cell gives one row per round it was asked to run (rounds without metrics yet are `missing`):
-every Pass@k with its standard error over questions, Correct@k as a count of questions, and the
+every Pass@k with its standard error over questions, Correct@k as a count of questions, the share of
+eval samples with an answer (`format`) and that stopped at the token limit (`cut`), the examples
+kept (`2000 → 412` where fewer were reached than asked for), and the
 change of Pass@1 since round 0 with a paired standard error on the same questions (`*`: larger than
 two standard errors). `--compare A B` sets two cells (or two rounds, `<cell>@<round>`, default the
 last) side by side on the questions both answered. Writes report.md, report.csv, pass_by_round.png
@@ -29,9 +31,10 @@ from tpt.metrics import paired_difference
 from tpt.paper import TABLES
 from tpt.paper_report import paper_report
 from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
+from tpt.summary import kept_data
 
 METRIC_COLUMNS = ("pass@1", "pass@1_se", "pass@k", "pass@k_se", "correct@k", "questions", "d_pass@1", "d_pass@1_se",
-                  "d_sig", "distinct_answers", "text_diversity")
+                  "d_sig", "format", "cut", "distinct_answers", "text_diversity")
 COLUMNS = ("cell", "model", "task", "source", "pruning", "data_size", "round", "status", "kept", "k") + METRIC_COLUMNS
 SIGNIFICANT = 2.0  # a difference is marked when it exceeds this many standard errors
 
@@ -55,12 +58,13 @@ def table(cells: List[CellResult], root: Path) -> List[Dict]:
                 k = largest_k(m)
                 row.update({"k": k, "pass@1": m["pass@1"], "pass@1_se": m.get("pass@1_se"), "pass@k": m[f"pass@{k}"],
                             "pass@k_se": m.get(f"pass@{k}_se"), "correct@k": m[f"correct@{k}"],
-                            "questions": m.get("questions"), "distinct_answers": m.get("distinct_answers"),
+                            "questions": m.get("questions"), "format": m.get("format_rate"),
+                            "cut": m.get("cut_rate"), "distinct_answers": m.get("distinct_answers"),
                             "text_diversity": m.get("text_diversity")})
                 if r > 0 and 0 in cell.metrics:
                     row.update(since_round_0(cell, r))
                 if r > 0:
-                    row["kept"] = m.get("data_size", "")  # examples really trained on (data_size: asked for)
+                    row["kept"] = kept_data(m)  # examples really trained on; `2000 → 412` short of data.size
             rows.append(row)
     return rows
 

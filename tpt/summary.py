@@ -14,8 +14,9 @@ def round_row(run: RunDir, i: int) -> Dict:
         stats = read_json(run.stage(i, "prune") / "stats.json")
         train = read_json(run.stage(i, "train") / "result.json")
         row.update({"data_size": stats.get("accumulated_size", stats["size"]),
+                    "data_requested": stats["requested_size"] + (stats.get("accumulated_size", stats["size"]) - stats["size"]),
                     "think_correct": stats["correct_samples"], "think_samples": stats["samples"],
-                    "train_loss": train.get("train_loss")})
+                    "think_cut": stats.get("cut_samples", 0), "train_loss": train.get("train_loss")})
     return row
 
 
@@ -30,17 +31,29 @@ def count_of(row: Dict, key: str) -> str:
     return f"{value:.0f}/{row['questions']}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}/{row['questions']}"
 
 
+def _rate(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def kept_data(row: Dict) -> str:
+    """Examples trained on; `2000 → 412` when fewer were reached than data.size asked for."""
+    if "data_size" not in row:
+        return "-"
+    asked = row.get("data_requested", row["data_size"])
+    return str(row["data_size"]) if row["data_size"] >= asked else f"{asked} → {row['data_size']}"
+
+
 def format_summary(rows: Sequence[Dict], ks: Sequence[int]) -> str:
     k = max(ks)
-    head = ["round", "Pass@1", f"Pass@{k}", f"Correct@{k}", "lenient@1", "format", "answers/q", "diversity",
+    head = ["round", "Pass@1", f"Pass@{k}", f"Correct@{k}", "lenient@1", "format", "cut", "answers/q", "diversity",
             "kept data", "train loss"]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         loss = r.get("train_loss")
         lines.append(" | ".join([
             str(r["round"]), with_se(r, "pass@1"), with_se(r, f"pass@{k}"), count_of(r, f"correct@{k}"),
-            f"{r['lenient_pass@1']:.3f}", f"{r['format_rate']:.2f}",
+            f"{r['lenient_pass@1']:.3f}", f"{r['format_rate']:.2f}", _rate(r.get("cut_rate")),
             f"{r['distinct_answers']:.2f}", f"{r['text_diversity']:.2f}",
-            str(r.get("data_size", "-")), "-" if loss is None else f"{loss:.3f}",
+            kept_data(r), "-" if loss is None else f"{loss:.3f}",
         ]))
     return "\n".join(lines)

@@ -124,6 +124,7 @@ def _code(code: DictConfig) -> None:
          f"must be >= 1 or null (got {code.max_tests})")
     need(code.default_time_limit_s > 0 and code.time_limit_scale > 0, "task.code",
          "default_time_limit_s and time_limit_scale must be > 0")
+    need(code.program_budget_s > 0, "task.code.program_budget_s", f"must be > 0 (got {code.program_budget_s})")
     need(code.default_memory_mb >= 16, "task.code.default_memory_mb", f"must be >= 16 (got {code.default_memory_mb})")
     need(code.max_output_mb >= 1 and code.max_processes >= 1, "task.code", "max_output_mb and max_processes must be >= 1")
     need(code.workers is None or code.workers >= 1, "task.code.workers", f"must be >= 1 or null (got {code.workers})")

@@ -12,14 +12,14 @@ from typing import Dict, List, Sequence
 from tpt.cell import Cell
 from tpt.io import write_json, write_jsonl
 from tpt.metrics import diversity, mean_and_se, summarize
-from tpt.stages.generation import Job, SampleRow
+from tpt.stages.generation import Job, SampleRow, cut_count
 from tpt.stages.sampling import sample
 
 
-def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
+def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str, max_new_tokens: int) -> Dict:
     """metrics.json: pass@k / correct@k per k with standard errors (`<name>_se`, tpt.metrics),
-    lenient_pass@1, format_rate, mean_tokens, distinct_answers, text_diversity and, for code,
-    verdict/<name> shares."""
+    lenient_pass@1, format_rate, cut_rate (share of samples stopped at the token limit), mean_tokens,
+    distinct_answers, text_diversity and, for code, verdict/<name> shares."""
     by_q: Dict[str, List[SampleRow]] = {}
     for r in rows:
         by_q.setdefault(r["qid"], []).append(r)
@@ -27,6 +27,7 @@ def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str) -> Dict:
     out["lenient_pass@1"], out["lenient_pass@1_se"] = mean_and_se(
         [sum(r["lenient_correct"] for r in g) / len(g) for g in by_q.values()])
     out["format_rate"] = sum(r["pred"] is not None for r in rows) / len(rows)
+    out["cut_rate"] = cut_count(rows, max_new_tokens) / len(rows)
     out["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
     out.update(diversity(list(by_q.values())))
     if kind == "code":  # why programs failed: share of samples per verdict
@@ -44,4 +45,4 @@ def run(cell: Cell, i: int, out: Path) -> None:
     rows, prompts = sample(cell, job(cell, i))
     write_jsonl(out / "samples.jsonl", rows)
     write_jsonl(out / "prompts.jsonl", prompts)
-    write_json(out / "metrics.json", metrics(rows, cell.cfg.eval.k, cell.kind))
+    write_json(out / "metrics.json", metrics(rows, cell.cfg.eval.k, cell.kind, cell.cfg.eval.max_new_tokens))

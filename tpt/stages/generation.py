@@ -51,6 +51,11 @@ class SampleRow(TypedDict, total=False):
     lenient_correct: bool
 
 
+def cut_count(rows: Sequence[SampleRow], max_new_tokens: int) -> int:
+    """Samples that stopped at the token limit (their answer, if any, may be cut off)."""
+    return sum(r["n_tokens"] >= max_new_tokens for r in rows)
+
+
 class PromptRow(TypedDict):
     """One question's prompt as the model was given it (think/ and eval/ prompts.jsonl)."""
 

@@ -15,7 +15,7 @@ from typing import List, Sequence, Tuple, TypedDict
 from tpt.cell import Cell
 from tpt.io import read_jsonl, write_json, write_jsonl
 from tpt.pruning import STRATEGIES
-from tpt.stages.generation import human_samples
+from tpt.stages.generation import cut_count, human_samples
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class PruneStats(TypedDict, total=False):
     correct_samples: int
     questions: int
     questions_with_correct: int
+    cut_samples: int  # think samples that stopped at think.max_new_tokens
     kept_samples: int  # samples the strategy keeps
     available: int  # questions with a kept sample: at most one example each
     requested_size: int  # data.size
@@ -88,6 +89,7 @@ def run(cell: Cell, i: int, out: Path) -> None:
     self_size, human_size = cell.source.sizes(cfg)
     seed = cfg.data.seed + i
     kept, stats = prune(samples, cfg.pruning.strategy, self_size, seed)
+    stats["cut_samples"] = cut_count(samples, cfg.think.max_new_tokens) if cell.source.thinker else 0
     if human_size:  # human solutions on questions the think samples did not take
         taken = {s["qid"] for s in kept}
         human, human_stats = prune([r for r in human_samples(cell) if r["qid"] not in taken], "gt", human_size, seed)

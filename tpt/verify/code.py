@@ -22,10 +22,10 @@ _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*$")
 _PYTHON_TAGS = ("python", "python3", "py", "")
 INTERPRETER_HEADROOM_MB = 64  # the interpreter's own address space on top of a problem's limit
 _FLOAT_TOLERANCE = 1e-5
-_RESOURCE_FAILURES = ("timeout", "memory", "output_limit", "disk_full", "sandbox_error")
 # Part of every verdict cache key: bump it when judging changes (how a program is built, run,
 # compared or stopped early), so verdicts judged the old way are not reused.
-VERDICT_VERSION = 1
+# 2: tests go on after a timeout or resource failure until one passes (soft) or the budget is spent.
+VERDICT_VERSION = 2
 
 # LeetCode-style problems name a method of `class Solution`; each input line is a JSON object of
 # keyword arguments and each output line the JSON of the return value.
@@ -188,18 +188,24 @@ class CodeVerifier:
             return _verdict("syntax_error", code, 0, 0, total)
         program, limits = program_for(problem, code), self.limits(problem)
         passed = run = 0
+        spent = 0.0
         failure: Optional[str] = None
         for test in problem.tests:
             result: RunResult = self.sandbox.run(program, test.input, limits)
             run += 1
+            spent += result.wall_s
             if result.status == "ok" and outputs_match(result.stdout, test.output):
                 passed += 1
             else:
                 failure = failure or ("wrong_answer" if result.status == "ok" else result.status)
-                if result.status in _RESOURCE_FAILURES:
+                if result.status == "sandbox_error":  # says nothing about the program: stop, judge again later
                     break
             if failure and passed:
-                break
+                break  # both verdicts known: not correct, and a soft positive
+            if failure and spent >= self.cfg.program_budget_s:
+                # Not correct; whether a later test passes (soft) is left unknown. Recorded, and rare:
+                # it takes failures worth the whole budget (timeouts) before any test passes.
+                return _verdict(failure, code, passed, run, total, budget_spent=True)
         return _verdict(failure or "passed", code, passed, run, total)
 
 
@@ -208,11 +214,12 @@ def _no_sandbox_error(verdicts: List[dict]) -> bool:
     return not any(v["verdict"] == "sandbox_error" for v in verdicts)
 
 
-def _verdict(verdict: str, code: Optional[str], passed: int, run: int, total: int) -> dict:
+def _verdict(verdict: str, code: Optional[str], passed: int, run: int, total: int, budget_spent: bool = False) -> dict:
     """The fields every verifier returns (pred, correct, lenient_*), plus the code-specific ones."""
     return {"pred": code_id(code) if code is not None else None,
             "correct": verdict == "passed",
             "lenient_pred": None,
             "lenient_correct": passed > 0,  # reported as lenient@1 beside the strict Pass@1
             "passed_some": passed > 0,  # the `soft` pruning criterion
-            "verdict": verdict, "tests_passed": passed, "tests_run": run, "tests_total": total}
+            "verdict": verdict, "tests_passed": passed, "tests_run": run, "tests_total": total,
+            "budget_spent": budget_spent}  # tests left unrun: task.code.program_budget_s was spent
