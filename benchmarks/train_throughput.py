@@ -38,7 +38,7 @@ def main() -> None:
     tok = load_tokenizer(model)
     rows = []
     for precision in args.precisions.split(","):
-        cfg = compose(["task=arith", f"train.batch_size={args.batch_size}", f"model.train_strategy={args.strategy}",
+        cfg = compose(["task=arith", f"train.batch_size={args.batch_size}", f"train.global_batch_size={args.batch_size * args.processes}", f"model.train_strategy={args.strategy}",
                        f"model.gpus={args.processes}", f"model.gradient_checkpointing={args.gradient_checkpointing}",
                        "train.lr=2e-5", f"train.bf16={precision == 'bf16'}"])
         data = load_task(cfg.task)

@@ -34,7 +34,7 @@ def test_a_worker_trains_the_job_it_is_given(tiny_model_dir, tmp_path):
 
     examples = to_conversations([{"question": f"{i} + 1?", "completion": f"#### {i + 1}"} for i in range(4)],
                                 lambda q: build_messages(q, "Solve."))
-    cfg = compose(["train.batch_size=2", "train.lr=1e-3"]).train
+    cfg = compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-3"]).train
     job = write_job(ModelRef(str(tiny_model_dir), None, lambda: "tiny"), examples, tmp_path / "model", cfg)
     worker.main(str(job))
     result = json.loads((tmp_path / "train_worker_result.json").read_text())
@@ -124,7 +124,9 @@ def test_a_round_trained_with_tpts_fsdp_strategy_on_cpu_processes(tiny_model_dir
         rows = loop.run_cell(cfg, tmp_path)
     train_dir = tmp_path / "round_1" / "train"
     result = json.loads((train_dir / "result.json").read_text())
-    assert result["steps"] == 1  # 4 examples, 2 per device, 2 processes
+    # train.global_batch_size=2: 4 examples make 2 optimizer steps over 2 processes, as on one
+    # (tests/test_train.py), where per-device batches would make 1
+    assert result["steps"] == 2
     assert json.loads((train_dir / "train_job.json").read_text())["train"]["strategy"] == "fsdp"
     assert "accelerate" in caplog.text and "/accelerate/fsdp.yaml --num_processes 2" in caplog.text
     assert "train.strategy=fsdp on a CPU" in caplog.text and "train as DDP" in caplog.text

@@ -81,3 +81,100 @@ def test_models_without_a_soft_cap_keep_the_default_attention():
     from tpt.models import attention_for
 
     assert attention_for(LlamaConfig(), "cuda") is None
+
+
+@pytest.mark.parametrize("gpus, nodes, strategy", [(1, 1, "single"), (4, 1, "fsdp"), (8, 2, "fsdp"), (2, 1, "ddp")])
+def test_the_same_data_makes_the_same_optimizer_steps_on_any_number_of_gpus(gpus, nodes, strategy):
+    from tpt.training.sft import batch_shape, optimizer_steps
+
+    cfg = compose([f"model.gpus={gpus}", f"model.nodes={nodes}", f"model.train_strategy={strategy}"]).train
+    micro, accum = batch_shape(cfg)
+    assert micro * accum * gpus * nodes == cfg.global_batch_size == 16 and micro <= cfg.batch_size
+    assert optimizer_steps(2000, cfg) == 125  # 2,000 examples / 16
+
+
+def test_every_paper_row_trains_with_one_global_batch():
+    from tpt.validate import validate
+
+    sizes = set()
+    for table in TABLES:
+        for overrides in experiment_cells(table):
+            cfg = compose(overrides)
+            validate(cfg)  # the global batch divides over every preset's GPUs
+            sizes.add(cfg.train.global_batch_size)
+    assert sizes == {16}
+
+
+def test_a_global_batch_that_does_not_divide_over_the_gpus_is_refused():
+    from tpt.config import ConfigError
+    from tpt.validate import validate
+
+    with pytest.raises(ConfigError, match="train.global_batch_size must be a multiple of the 6 training processes"):
+        validate(compose(["model.gpus=6", "model.train_strategy=ddp"]))
+
+
+def test_examples_longer_than_the_limit_are_dropped_whole_and_counted(tokenizer_dir):
+    from tpt.models import ModelRef
+    from tpt.prompt import build_messages
+    from tpt.training.sft import example_lengths, fit_length, to_conversations
+    from tpt.models import load_tokenizer
+
+    records = [{"question": "1 + 1?", "completion": "#### 2"}, {"question": "2 + 2?", "completion": "4 " * 200 + "#### 4"}]
+    examples = to_conversations(records, lambda q: build_messages(q, "Solve."))
+    short, long = example_lengths(load_tokenizer(str(tokenizer_dir)), examples)
+    assert long > short + 200
+    base = ModelRef(str(tokenizer_dir), None, lambda: "m")
+    kept, cfg, dropped = fit_length(examples, base, compose([]).train)  # null: the longest, none cut
+    assert (len(kept), cfg.max_length, dropped) == (2, long, 0)
+    kept, cfg, dropped = fit_length(examples, base, compose(["train.max_length=100"]).train)
+    assert (len(kept), cfg.max_length, dropped) == (1, 100, 1) and kept[0] is examples[0]
+
+
+def test_a_bf16_base_is_checkpointed_in_bf16_and_loads(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from tpt.models import ModelRef, cast_checkpoint, load_causal_lm
+    from tpt.prompt import build_messages
+    from tpt.training.sft import sft, to_conversations
+
+    base = tmp_path / "bf16-base"
+    shutil.copytree(tiny_model_dir, base)
+    cast_checkpoint(base, torch.bfloat16)  # a base model published in bf16, as Gemma-2 and Llama-3 are
+    examples = to_conversations([{"question": "1 + 1?", "completion": "#### 2"}] * 2,
+                                lambda q: build_messages(q, "Solve."))
+    cfg = compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-3", "train.bf16=false"]).train
+    sft(ModelRef(str(base), None, lambda: "b"), examples, tmp_path / "m1", cfg)
+    weights = load_file(tmp_path / "m1" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.bfloat16}
+    assert json.loads((tmp_path / "m1" / "config.json").read_text())["dtype"] == "bfloat16"
+    model = load_causal_lm(str(tmp_path / "m1"), dtype="float32")
+    assert torch.isfinite(model(torch.tensor([[1, 2, 3]])).logits).all()
+
+
+@pytest.mark.e2e
+def test_keep_last_leaves_only_the_last_checkpoint(tiny_model_dir, tmp_path):
+    from tests.conftest import tiny_overrides
+    from tpt import loop
+
+    cfg = compose(tiny_overrides(tiny_model_dir) + ["pruning=none", "rounds=2", "train.keep=last", "data.size=2"])
+    loop.run_cell(cfg, tmp_path)
+    assert not (tmp_path / "round_1" / "train" / "model").exists()
+    assert (tmp_path / "round_1" / "train" / "result.json").is_file()
+    assert (tmp_path / "round_2" / "train" / "model" / "model.safetensors").is_file()
+
+
+def test_the_paper_report_says_where_the_paper_disagrees_with_itself(tmp_path):
+    from tpt.paper_report import compare_table, to_markdown
+
+    def report(table_id):  # no runs yet: the paper's side and the notes
+        return to_markdown(TABLES[table_id], *compare_table(TABLES[table_id], [], tmp_path))
+
+    text = report("table4")
+    assert "Gemma-2-9B baseline in Table 4 (Pass@1 5.10" in text and "in Table 7 (Pass@1 5.20" in text
+    assert "1k self (2B) on the base model in Table 9 (Pass@1 0.92, Pass@50 4.28)" in text
+    assert "9.20 (13/140 = 9.29)" in text  # truncated, not rounded
+    assert "Gemma-2-9B baseline repeats Gemma-2-2B baseline's numbers" in report("table8")
+    assert "prints one experiment twice" not in report("table3")

@@ -63,7 +63,7 @@ def test_the_chat_template_date_is_pinned_for_think_train_and_eval(dated_model_d
     conv = build_messages("What is 1 + 1?", "Solve it.")
     [text] = render(tok, [conv])
     assert f"Today Date: {CHAT_TEMPLATE_KWARGS['date_string']}" in text  # not today's date
-    cfg = compose(["train.batch_size=2", "train.lr=1e-3"]).train
+    cfg = compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-3"]).train
     trainer = build_trainer(str(dated_model_dir), to_conversations([{"question": "What is 1 + 1?", "completion": "2\n#### 2"}],
                                                                   lambda q: build_messages(q, "Solve it.")), tmp_path, cfg)
     prompt_ids = encode(tok, [text])[0]

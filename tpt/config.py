@@ -234,12 +234,21 @@ class BackendConfig:
 class TrainConfig:
     lr: float = II("model.lr")  # the model preset's (the paper's) unless set
     epochs: float = 1.0
-    batch_size: int = 8  # per device
-    grad_accum: int = 1
+    # Examples per optimizer step, whatever the GPUs: the same data makes the same steps on 1 GPU or 16
+    # (the paper states no batch size; 16 is the smallest the 16-GPU 70B preset can take)
+    global_batch_size: int = 16
+    # Examples per device per forward pass, at most (memory): each process takes the largest divisor of
+    # its share of the global batch up to this; gradient accumulation makes up the rest
+    batch_size: int = 8
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     lr_scheduler: str = "linear"
-    max_length: int = 1024
+    # Tokens per example. null: the longest example, so none is cut (prompt + at most think.max_new_tokens);
+    # a number caps memory: longer examples are dropped whole and counted (train/result.json too_long)
+    max_length: Optional[int] = None
+    # Checkpoints in the run directory: all (every round's M_i) | last (earlier ones are deleted once the
+    # next is trained; the checkpoint cache keeps its own links). Saved in the base model's dtype.
+    keep: str = "all"
     gradient_checkpointing: bool = II("model.gradient_checkpointing")
     seed: int = 0
     logging_steps: int = 1

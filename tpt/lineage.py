@@ -3,6 +3,7 @@ caches): the base model's files, then each round's training examples (as the tra
 prompt included) and settings."""
 from __future__ import annotations
 
+import shutil
 from typing import Callable, Dict, Optional
 
 from tpt.cache import lineage, model_fingerprint
@@ -29,6 +30,15 @@ class Lineage:
         while i > 0 and read_json(self.rundir.stage(i, "train") / "result.json").get("skipped"):
             i -= 1
         return i
+
+    def drop_superseded(self, i: int) -> None:
+        """train.keep=last: delete the weights of every trained model before M_i, once M_i exists (their
+        result.json stays; the checkpoint cache keeps its own links). Nothing later needs them: round i's
+        think, the last reader of M_{i-1}, is finished."""
+        keep = self.trained_round(i)
+        for j in range(1, i + 1):
+            if j != keep:
+                shutil.rmtree(self.rundir.stage(j, "train") / "model", ignore_errors=True)
 
     def model(self, i: int) -> ModelRef:
         """M_i."""

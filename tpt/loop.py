@@ -53,6 +53,8 @@ def run_rounds(cell: Cell) -> List[Dict]:
             stage(i, "think", think.run)
             stage(i, "prune", prune.run)
             stage(i, "train", train.run)
+            if cfg.train.keep == "last":
+                cell.models.drop_superseded(i)
             stage(i, "eval", eval_stage.run)
             tracker.log_round(round_row(rundir, i), rundir.stage(i, "eval") / "samples.jsonl")
     except BaseException:

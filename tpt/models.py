@@ -160,6 +160,45 @@ def load_tokenizer(path: str, revision: str | None = None):
     return tok
 
 
+def config_dtype(path: str, revision: str | None = None) -> torch.dtype:
+    """The dtype a model's config says its weights are in (float32 when it says none)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, revision=revision)
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or torch.float32
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def cast_checkpoint(folder: Path, dtype: torch.dtype) -> None:
+    """Rewrite a saved checkpoint's floating-point weights in `dtype`, one safetensors file at a time
+    (each atomically), and say so in its config.json: training keeps fp32 master weights, but a
+    bf16 model's checkpoint need not be twice its size."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    name = str(dtype).removeprefix("torch.")
+    sizes = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        tensors = load_file(f)
+        if any(t.is_floating_point() and t.dtype != dtype for t in tensors.values()):
+            tensors = {k: t.to(dtype) if t.is_floating_point() else t for k, t in tensors.items()}
+            partial = f.with_name(f.name + ".partial")
+            save_file(tensors, str(partial), metadata={"format": "pt"})
+            os.replace(partial, f)
+        sizes[f.name] = sum(t.numel() * t.element_size() for t in tensors.values())
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():  # sharded: its total size changed
+        data = json.loads(index.read_text())
+        data.setdefault("metadata", {})["total_size"] = sum(sizes.values())
+        index.write_text(json.dumps(data, indent=2))
+    config = folder / "config.json"
+    data = json.loads(config.read_text())
+    data["dtype"] = name
+    data.pop("torch_dtype", None)
+    config.write_text(json.dumps(data, indent=2))
+
+
 def attention_for(config, on: str) -> str | None:
     """The attention implementation that computes a model as its config says, or None for
     transformers' default (SDPA). Gemma-2 soft-caps attention logits (`attn_logit_softcapping`, 50):

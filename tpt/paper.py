@@ -6,8 +6,9 @@ top-level key `paper_row: <id>`, read at that round (0 = the untrained model).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 PASS_K = {"gsm8k": 20, "leetcode": 20, "codecontests": 50}  # the k of each task's Pass@k in the paper
 QUESTIONS = {"gsm8k": 500, "codecontests": 140}  # the paper's test questions: what Correct@k counts out of
@@ -166,3 +167,65 @@ TABLE9 = Table("table9", "mixing human and self-generated data, CodeContests, Ge
                ))
 
 TABLES: Dict[str, Table] = {t.id: t for t in (TABLE2, TABLE3, TABLE4, TABLE5, TABLE6, TABLE7, TABLE8, TABLE9)}
+
+
+# ---- where the paper disagrees with itself ----------------------------------------------------------
+
+# Rows of different tables that report the same experiment (the same model trained the same way), as
+# the paper's text describes them; where their printed numbers differ, `inconsistencies` says so.
+SAME_EXPERIMENT = (
+    (("table4", f"{G2} baseline"), ("table7", f"{G2} baseline")),
+    (("table4", f"{G9} baseline"), ("table7", f"{G9} baseline")),
+    (("table4", f"{G2} init (M1)"), ("table7", f"{G2} 1k 2B-synth")),
+    (("table4", f"{G9} init (M1)"), ("table7", f"{G9} 1k 9B-synth")),
+    (("table4", f"{G2} init (M1)"), ("table9", f"{G2} 1k self (2B) on the base model")),
+)
+
+
+def _numbers(table: Table, row: Row) -> str:
+    return f"Pass@1 {row.pass1:.2f}, Pass@{table.k_of(row)} {row.passk:.2f}"
+
+
+def inconsistencies(table_id: str) -> List[str]:
+    """What a reader of this table should know the paper prints inconsistently: the same experiment
+    with other numbers in another table, rows of different models with identical numbers, and code
+    Pass@k values that are Correct@k / questions truncated rather than rounded."""
+    table, notes = TABLES[table_id], []
+    for (ta, la), (tb, lb) in SAME_EXPERIMENT:
+        if table_id not in (ta, tb):
+            continue
+        a, b = TABLES[ta].row(la), TABLES[tb].row(lb)
+        if (a.pass1, a.passk) != (b.pass1, b.passk):
+            notes.append(f"The paper prints one experiment twice with different numbers: {la} in {_title(ta)} "
+                         f"({_numbers(TABLES[ta], a)}) and {lb} in {_title(tb)} ({_numbers(TABLES[tb], b)}).")
+    for i, a in enumerate(table.rows):
+        for b in table.rows[i + 1:]:
+            if a.model != b.model and (a.pass1, a.passk) == (b.pass1, b.passk) and a.paper_from is None:
+                notes.append(f"{b.label} repeats {a.label}'s numbers exactly ({_numbers(table, a)}): as printed, "
+                             "most likely a copy, so a difference to that row says little.")
+    truncated = [r for r in table.rows if r.paper_from is None and _truncated_share(table, r)]
+    if truncated:
+        examples = ", ".join(f"{r.passk:.2f} ({_truncated_share(table, r)})" for r in truncated[:3])
+        notes.append(f"{len(truncated)} Pass@k values here are Correct@k / {QUESTIONS[table.task_of(truncated[0])]} "
+                     f"truncated, not rounded: {examples}; ours − paper may be off by up to 0.1 from that alone.")
+    return notes
+
+
+def _title(table_id: str) -> str:
+    return f"Table {table_id.removeprefix('table')}"
+
+
+def _truncated_share(table: Table, row: Row) -> Optional[str]:
+    """`13/140 = 9.29` when the printed Pass@k is that share truncated (to 1 or 2 decimals) and not
+    rounded; None otherwise. Only for tasks whose question count the paper gives."""
+    questions = QUESTIONS.get(table.task_of(row))
+    if questions is None or table.task_of(row) == "gsm8k":  # GSM8K's Pass@20 are printed to one decimal, rounded
+        return None
+    count = round(row.passk * questions / 100)
+    exact = 100 * count / questions
+    if abs(round(exact, 2) - row.passk) < 1e-9:
+        return None
+    for places in (1, 2):
+        if abs(math.floor(exact * 10 ** places) / 10 ** places - row.passk) < 1e-9:
+            return f"{count}/{questions} = {exact:.2f}"
+    return None

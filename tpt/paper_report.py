@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tpt.io import write_text_atomic
-from tpt.paper import GPT4O_GSM8K_PASS1, QUESTIONS, TABLES, Row, Table
+from tpt.paper import GPT4O_GSM8K_PASS1, QUESTIONS, TABLES, Row, Table, inconsistencies
 from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
 from tpt.summary import count_of
 
@@ -139,7 +139,7 @@ def table_notes(table: Table, rows: List[Dict]) -> List[str]:
     missing = sum(r["status"] == "missing" for r in rows)
     if missing:
         notes.append(f"{missing} of {len(rows)} rows missing: no cell with that paper_row has metrics for that round.")
-    return notes
+    return notes + inconsistencies(table.id)
 
 
 # ---- figures ---------------------------------------------------------------------------------

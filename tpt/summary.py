@@ -13,10 +13,11 @@ def round_row(run: RunDir, i: int) -> Dict:
     if i > 0:
         stats = read_json(run.stage(i, "prune") / "stats.json")
         train = read_json(run.stage(i, "train") / "result.json")
-        row.update({"data_size": stats.get("accumulated_size", stats["size"]),
+        row.update({"data_size": stats.get("accumulated_size", stats["size"]) - train.get("too_long", 0),
                     "data_requested": stats["requested_size"] + (stats.get("accumulated_size", stats["size"]) - stats["size"]),
                     "think_correct": stats["correct_samples"], "think_samples": stats["samples"],
-                    "think_cut": stats.get("cut_samples", 0), "train_loss": train.get("train_loss")})
+                    "think_cut": stats.get("cut_samples", 0), "train_too_long": train.get("too_long", 0),
+                    "train_loss": train.get("train_loss")})
     return row
 
 

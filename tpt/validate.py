@@ -14,7 +14,7 @@ from tpt.config import Config, ConfigError
 from tpt.pruning import STRATEGIES
 from tpt.sources import SOURCES, SourceError
 from tpt.tasks import CODE_TEST_SETS, TASKS
-from tpt.training import TRAIN_STRATEGIES
+from tpt.training import TRAIN_STRATEGIES, world_size
 from tpt.verify.math import RULES, STRICT
 
 LOGGERS = ("none", "wandb")
@@ -185,4 +185,10 @@ def _train(t: DictConfig) -> None:
          f"train.strategy={t.strategy} needs >= 1 process per node on >= 1 node (got {t.processes_per_node} x "
          f"{t.nodes}; a preset's gpus and nodes set them)")
     need(t.strategy != "single" or t.nodes == 1, "train.nodes", "> 1 needs train.strategy=ddp or fsdp")
+    world = world_size(t)
+    need(t.global_batch_size >= world and t.global_batch_size % world == 0, "train.global_batch_size",
+         f"must be a multiple of the {world} training processes (train.processes_per_node x train.nodes) "
+         f"(got {t.global_batch_size})")
+    one_of(t.keep, ("all", "last"), "train.keep")
+    need(t.max_length is None or t.max_length >= 16, "train.max_length", f"must be >= 16 or null (got {t.max_length})")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1) (got {t.warmup_ratio})")

@@ -12,8 +12,9 @@ from typing import TypedDict
 
 from tpt.backends import release_all
 from tpt.cell import Cell
+from tpt.config import ConfigError
 from tpt.io import read_jsonl, write_json
-from tpt.training.sft import sft, to_conversations
+from tpt.training.sft import fit_length, sft, to_conversations
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class TrainResult(TypedDict, total=False):
     last_loss: float
     lr: float
     seconds: float  # of the training that made the checkpoint
+    too_long: int  # examples dropped whole: longer than train.max_length (never cut)
+    max_length: int  # the limit trained with (train.max_length, or the longest example when null)
     from_cache: str  # the checkpoint was reused from the cache (this lineage identity), not trained here
 
 
@@ -45,7 +48,13 @@ def run(cell: Cell, i: int, out: Path) -> None:
             result = TrainResult(**cached, from_cache=identity)
         else:
             release_all()  # a generation engine kept between calls would hold memory training needs
-            result = sft(cell.models.model(i - 1), examples, out / "model", cell.cfg.train)
+            parent = cell.models.model(i - 1)
+            fitting, train_cfg, too_long = fit_length(examples, parent, cell.cfg.train)
+            if not fitting:
+                raise ConfigError(f"round {i} train: all {len(examples)} examples are longer than "
+                                  f"train.max_length={cell.cfg.train.max_length}; raise it or set it to null")
+            result = sft(parent, fitting, out / "model", train_cfg)
+            result.update(too_long=too_long, max_length=train_cfg.max_length)
             if cell.checkpoints:
                 cell.checkpoints.store(identity, out / "model", result)
     write_json(out / "result.json", result)

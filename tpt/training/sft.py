@@ -9,12 +9,14 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from tpt.models import ModelRef, cpu_has_native_bf16, load_causal_lm, load_tokenizer
+from tpt.models import (ModelRef, cast_checkpoint, config_dtype, cpu_has_native_bf16, load_causal_lm,
+                        load_tokenizer)
 from tpt.prompt import CHAT_TEMPLATE_KWARGS, Message
+from tpt.training import world_size
 from tpt.training.distributed import sft_with_accelerate
 
 log = logging.getLogger(__name__)
@@ -31,14 +33,43 @@ def to_conversations(records: Sequence[dict], build_prompt: Callable[[str], List
     ]
 
 
-def world_size(cfg) -> int:
-    """Training processes: one, or one per GPU on every node (ddp / fsdp)."""
-    return 1 if cfg.strategy == "single" else cfg.processes_per_node * cfg.nodes
+def example_lengths(tokenizer, examples: Sequence[dict]) -> List[int]:
+    """Tokens of each prompt/completion example as its chat template renders the whole conversation."""
+    return [len(tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=True, return_dict=False,
+                                              **e["chat_template_kwargs"])) for e in examples]
+
+
+def fit_length(examples: List[dict], base: ModelRef, cfg):
+    """Examples and the train config to train them with, so that no example is cut: with
+    train.max_length null (the default) the limit is the longest example (every prompt plus the
+    completion it got, at most think.max_new_tokens); with a limit set, longer examples are dropped
+    whole, never cut mid-answer, and counted. Returns (examples, config, dropped)."""
+    from omegaconf import OmegaConf
+
+    lengths = example_lengths(load_tokenizer(base.path, base.revision), examples)
+    kept = [e for e, n in zip(examples, lengths) if cfg.max_length is None or n <= cfg.max_length]
+    dropped = len(examples) - len(kept)
+    if dropped:
+        log.warning("train: %d of %d examples are longer than train.max_length=%d tokens (longest %d): dropped, "
+                    "not cut; set train.max_length=null to train on every example", dropped, len(examples),
+                    cfg.max_length, max(lengths))
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    resolved.max_length = cfg.max_length if cfg.max_length is not None else max(lengths, default=1)
+    return kept, resolved, dropped
+
+
+def batch_shape(cfg) -> Tuple[int, int]:
+    """(micro-batch per device, gradient accumulation steps) that make train.global_batch_size over
+    the run's processes: the largest micro-batch up to train.batch_size dividing each process's share."""
+    per_process = cfg.global_batch_size // world_size(cfg)  # validate: a whole number
+    micro = max(d for d in range(1, min(cfg.batch_size, per_process) + 1) if per_process % d == 0)
+    return micro, per_process // micro
 
 
 def optimizer_steps(n_examples: int, cfg) -> int:
-    per_step = cfg.batch_size * world_size(cfg)  # train.batch_size is per device
-    return math.ceil(math.ceil(n_examples / per_step) / cfg.grad_accum * cfg.epochs)
+    """As the Trainer counts them: micro-batches per process per epoch, grouped by accumulation."""
+    micro, accum = batch_shape(cfg)
+    return math.ceil(math.ceil(n_examples / (micro * world_size(cfg))) / accum * cfg.epochs)
 
 
 def uses_bf16(cfg) -> bool:
@@ -65,8 +96,8 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, rev
         output_dir=str(out_dir / "trainer"),
         learning_rate=cfg.lr,
         num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        per_device_train_batch_size=batch_shape(cfg)[0],
+        gradient_accumulation_steps=batch_shape(cfg)[1],
         # Rounded down, unlike a ratio passed to transformers (rounded up): with a handful of steps a
         # whole step of warmup starts at lr 0, and a 1-step run would not train at all.
         warmup_steps=int(cfg.warmup_ratio * steps),
@@ -96,8 +127,10 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, rev
 def sft(base: ModelRef, examples: List[dict], out_dir: Path, cfg) -> Dict:
     """Fine-tune `base` on prompt/completion `examples` with the train config `cfg`; the model is saved
     in `out_dir`."""
-    log.info("train: %d examples, %d optimizer steps, lr %g, strategy %s, %s", len(examples),
-             optimizer_steps(len(examples), cfg), cfg.lr, cfg.strategy,
+    micro, accum = batch_shape(cfg)
+    log.info("train: %d examples, %d optimizer steps of %d (%d process(es) x %d x %d accumulated), lr %g, "
+             "strategy %s, %s", len(examples), optimizer_steps(len(examples), cfg), cfg.global_batch_size,
+             world_size(cfg), micro, accum, cfg.lr, cfg.strategy,
              "bf16 mixed precision" if uses_bf16(cfg) else "fp32")
     if cfg.strategy == "single":
         return train_and_save(base.path, examples, out_dir, cfg, base.revision)
@@ -116,6 +149,7 @@ def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg,
         return None
     trainer.processing_class.save_pretrained(str(out_dir))
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # nothing is checkpointed there
+    cast_checkpoint(out_dir, config_dtype(base_model, revision))  # fp32 master weights, saved as the base's
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "examples": len(examples),
