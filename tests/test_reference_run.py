@@ -102,6 +102,11 @@ def test_the_paper_report_sets_the_run_beside_table6(miniature_sweep, capsys):
     assert ours["status"] == "done" and float(ours["pass@1_pct"]) == pytest.approx(100 * final["pass@1"], abs=0.01)
     assert rows[("t6_llama70b", "1")]["status"] == "missing"  # not run here
     assert (sweep / "paper_table6.png").is_file()
+    # A miniature compares shapes: our gain since our round 0 beside the paper's 18.2 -> 20.8
+    baseline = metrics(cell)[0]
+    assert float(ours["gain@1_pct"]) == pytest.approx(100 * (final["pass@1"] - baseline["pass@1"]), abs=0.01)
+    assert float(ours["paper_gain@1_pct"]) == pytest.approx(20.8 - 18.2) and ours["d_pass@1_pct"] == ""
+    assert "gain " in capsys.readouterr().out and "vs paper +2.60" in (sweep / "paper_table6.md").read_text()
 
 
 def test_the_same_command_again_finds_every_stage_finished(miniature_sweep):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tpt.io import write_text_atomic
+from tpt.metrics import paired_difference
 from tpt.paper import GPT4O_GSM8K_PASS1, QUESTIONS, TABLES, Row, Table, inconsistencies
 from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
 from tpt.summary import count_of
@@ -23,7 +24,8 @@ from tpt.summary import count_of
 CSV_COLUMNS = ("table", "row", "paper_row", "round", "status", "cell", "paper_k", "our_k",
                "pass@1_pct", "pass@1_se_pct", "paper_pass@1_pct", "d_pass@1_pct",
                "pass@k_pct", "pass@k_se_pct", "paper_pass@k_pct", "d_pass@k_pct",
-               "correct@k", "questions", "paper_correct@k", "paper_questions", "paper_from")
+               "correct@k", "questions", "paper_correct@k", "paper_questions", "paper_from",
+               "gain@1_pct", "gain@1_se_pct", "paper_gain@1_pct", "gain@k_pct", "paper_gain@k_pct")
 
 
 # ---- matching and the numbers ----------------------------------------------------------------
@@ -66,6 +68,32 @@ def ours_side(cell: CellResult, root: Path, row: Row, paper_k: int) -> Dict:
             "correct@k": m.get(f"correct@{k}"), "questions": m.get("questions")}
 
 
+def paper_baseline(table: Table, row: Row) -> Row:
+    """The row's untrained model in the paper: the baseline row of the same cell, else of the same
+    model (and task) in the table."""
+    rounds_0 = [r for r in table.rows if r.ours[1] == 0 and table.task_of(r) == table.task_of(row)]
+    return next((r for r in rounds_0 if r.ours[0] == row.ours[0]),
+                next((r for r in rounds_0 if r.model == row.model), row))
+
+
+def shape_side(cell: CellResult, row: Row, base: Row, ours: Dict) -> Dict:
+    """A miniature's comparison: our gain over our own round 0 (Pass@1 with a paired standard error)
+    beside the paper's gain over its baseline. A 135M model on arithmetic minus Gemma on GSM8K is not
+    a difference anyone can read; whether both rounds move the same way is."""
+    m0 = cell.metrics.get(0)
+    if row.ours[1] == 0 or m0 is None:
+        return {"shape": True, "gain@1_pct": None, "gain@k_pct": None, "d_pass@1_pct": None, "d_pass@k_pct": None}
+    now, before = cell.per_question(row.ours[1]), cell.per_question(0)
+    d = paired_difference(now, before) if now and before else None
+    k = ours["our_k"]
+    return {"shape": True, "d_pass@1_pct": None, "d_pass@k_pct": None,  # not comparable: see the docstring
+            "gain@1_pct": round(ours["pass@1_pct"] - _percent(m0["pass@1"]), 4),
+            "gain@1_se_pct": _percent(d["se"]) if d else None,
+            "paper_gain@1_pct": round(row.pass1 - base.pass1, 4),
+            "gain@k_pct": round(ours["pass@k_pct"] - _percent(m0[f"pass@{k}"]), 4) if f"pass@{k}" in m0 else None,
+            "paper_gain@k_pct": round(row.passk - base.passk, 4)}
+
+
 def compare_table(table: Table, cells: Sequence[CellResult], root: Path) -> Tuple[List[Dict], List[str]]:
     """One dict per paper row, in the paper's order, and notes on what was ambiguous."""
     by_row, rows, notes = cells_by_paper_row(cells), [], []
@@ -77,6 +105,8 @@ def compare_table(table: Table, cells: Sequence[CellResult], root: Path) -> Tupl
             notes.append(f"{row_id}@{round_idx}: {len(found)} cells have it; using {found[0].path.relative_to(root)}")
         if found:
             out.update(ours_side(found[0], root, row, out["paper_k"]))
+            if found[0].config.get("miniature"):
+                out.update(shape_side(found[0], row, paper_baseline(table, row), out))
         rows.append(out)
     return rows, notes
 
@@ -104,6 +134,17 @@ def _correct(r: Dict) -> str:
     return text + (f" (k={r['our_k']})" if r["our_k"] != r["paper_k"] else "")
 
 
+def _difference(r: Dict, at: str) -> str:
+    """ours − paper; for a miniature, our gain over round 0 beside the paper's gain over its baseline."""
+    if not r.get("shape"):
+        return _num(r.get(f"d_pass{at}_pct"), sign=True)
+    if r.get(f"gain{at}_pct") is None:
+        return "-"
+    se = r.get(f"gain{at}_se_pct")
+    ours = _num(r[f"gain{at}_pct"], sign=True) + ("" if se is None else f" ± {se:.2f}")
+    return f"gain {ours} vs paper {_num(r[f'paper_gain{at}_pct'], sign=True)}"
+
+
 def _row_label(r: Dict) -> str:
     return f"{r['row']} [paper: {r['paper_from']}]" if r["paper_from"] else r["row"]
 
@@ -117,8 +158,8 @@ def to_markdown(table: Table, rows: List[Dict], notes: List[str]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cols = [_row_label(r), f"{r['paper_row']}@{r['round']}",
-                _ours(r, "pass@1"), _num(r["paper_pass@1_pct"]), _num(r.get("d_pass@1_pct"), sign=True),
-                _ours(r, "pass@k"), _num(r["paper_pass@k_pct"]), _num(r.get("d_pass@k_pct"), sign=True)]
+                _ours(r, "pass@1"), _num(r["paper_pass@1_pct"]), _difference(r, "@1"),
+                _ours(r, "pass@k"), _num(r["paper_pass@k_pct"]), _difference(r, "@k")]
         if with_correct:
             paper = "-" if r["paper_correct@k"] is None else f"{r['paper_correct@k']}/{r['paper_questions']}"
             cols += [_correct(r), paper]
@@ -139,6 +180,10 @@ def table_notes(table: Table, rows: List[Dict]) -> List[str]:
     missing = sum(r["status"] == "missing" for r in rows)
     if missing:
         notes.append(f"{missing} of {len(rows)} rows missing: no cell with that paper_row has metrics for that round.")
+    if any(r.get("shape") for r in rows):
+        notes.append("Miniature rows (miniature=true) compare shapes, not numbers: `gain` is our change since our "
+                     "own round 0 (± a paired standard error over the same questions), beside the paper's change "
+                     "since its baseline of that model. Full-scale rows give ours − paper.")
     return notes + inconsistencies(table.id)
 
 
