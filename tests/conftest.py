@@ -97,7 +97,7 @@ def tiny_overrides(model_dir, run_name="t", cache_dir=None) -> list:
     cache = ["cache=on", f"cache.dir={cache_dir}"] if cache_dir else ["cache=off"]
     return cache + ["backend=hf", "rounds=1", f"model.id={model_dir}", "task.eval_questions=3", "task.train_questions=4", "think.n=2",
             "eval.n=2", "eval.k=[1,2]", "data.size=3", "think.max_new_tokens=8", "eval.max_new_tokens=8",
-            "think.batch_size=4", "eval.batch_size=4", "train.batch_size=2", "train.global_batch_size=2", f"name={run_name}"]
+            "think.batch_size=4", "eval.batch_size=4", "train.batch_size=2", "train.global_batch_size=2", "data.shortfall=warn", f"name={run_name}"]
 
 
 @pytest.fixture

@@ -178,3 +178,72 @@ def test_the_paper_report_says_where_the_paper_disagrees_with_itself(tmp_path):
     assert "9.20 (13/140 = 9.29)" in text  # truncated, not rounded
     assert "Gemma-2-9B baseline repeats Gemma-2-2B baseline's numbers" in report("table8")
     assert "prints one experiment twice" not in report("table3")
+
+
+# --- data sizes: reached, or said ----------------------------------------------------------------------
+
+def test_the_readme_ablation_gives_four_different_training_set_sizes():
+    """`python launch.py -m data_size=1k,2k,4k,6k pruning=gt,none miniature=true` on the embedded
+    default: the paper's sizes scaled to the CPU task, each reachable, all different."""
+    from tpt import miniature
+    from tpt.preflight import check_reachable
+    from tpt.sources import source_of
+    from tpt.tasks import load_task
+
+    sizes = []
+    for size in ("1k", "2k", "4k", "6k"):
+        overrides = [f"data_size={size}", "pruning=gt"]
+        cfg = compose(overrides + ["miniature=true"])
+        miniature.apply(cfg, overrides)
+        check_reachable(cfg, len(load_task(cfg.task).train))
+        sizes.append(source_of(cfg).sizes(cfg)[0])
+    assert sizes == [12, 24, 48, 72]
+
+
+def test_a_size_the_train_questions_cannot_give_is_refused_naming_the_fix():
+    from tpt.config import ConfigError
+    from tpt.preflight import prepare
+
+    with pytest.raises(ConfigError, match="has 48 train questions.*add miniature=true"):
+        prepare(compose(["data_size=1k", "backend=hf"]))
+
+
+def fake_verdicts_correct_only_when_resampled(cell):
+    """The verifier boundary: round 1's first think batch is all wrong, every resampled one right."""
+    real = cell.verifier.verify
+
+    def verify(pairs, desc="verify"):
+        verdicts = real(pairs, desc)
+        return [{**v, "correct": "resample" in desc} for v in verdicts]
+    cell.verifier.verify = verify
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("shortfall", ["resample", "warn", "fail"])
+def test_a_short_data_size_is_resampled_warned_or_refused(tiny_model_dir, tmp_path, shortfall, monkeypatch):
+    import json
+
+    from tests.conftest import tiny_overrides
+    from tpt import loop
+    from tpt.cell import Cell
+    from tpt.config import ConfigError
+
+    real_open = Cell.open.__func__
+
+    def open_with_fake_verdicts(cls, *args, **kwargs):
+        cell = real_open(cls, *args, **kwargs)
+        fake_verdicts_correct_only_when_resampled(cell)
+        return cell
+    monkeypatch.setattr(Cell, "open", classmethod(open_with_fake_verdicts))
+    cfg = compose(tiny_overrides(tiny_model_dir) + [f"data.shortfall={shortfall}", "data.size=4", "pruning=gt"])
+    if shortfall == "fail":
+        with pytest.raises(ConfigError, match="round 1 prune: 0 examples available.*data.shortfall=resample"):
+            loop.run_cell(cfg, tmp_path)
+        return
+    rows = loop.run_cell(cfg, tmp_path)
+    think = [json.loads(line) for line in (tmp_path / "round_1" / "think" / "samples.jsonl").read_text().splitlines()]
+    if shortfall == "resample":  # one more batch of think.n=2 for each of the 4 questions, then all 4 reached
+        assert len(think) == 16 and sorted({s["sample"] for s in think}) == [0, 1, 2, 3]
+        assert rows[1]["think_batches"] == 2 and rows[1]["data_size"] == rows[1]["data_requested"] == 4
+    else:
+        assert len(think) == 8 and rows[1]["data_size"] == 0 and rows[1]["data_requested"] == 4

@@ -183,6 +183,13 @@ class DataConfig:
     scale: float = 1.0
     seed: int = 0
     accumulate: bool = False  # paper default: each round replaces the data
+    # Unique examples kept per question (the paper: one, "a single, unique example per question per round")
+    per_question: int = 1
+    # When fewer questions have a kept sample than data.size asks for: resample (draw think.n more samples
+    # for the questions without one, up to resample_batches times, then go on with what there is) | warn
+    # (train on what there is) | fail (stop the cell, naming the fix). The reached size is reported either way.
+    shortfall: str = "resample"
+    resample_batches: int = 4
 
 
 @dataclass

@@ -26,6 +26,21 @@ def typed(config: dict) -> DictConfig:
     return OmegaConf.merge(OmegaConf.structured(Config(task=settings())), config)
 
 
+def check_reachable(cfg: DictConfig, questions: int) -> None:
+    """Refuse a data size that the train questions cannot give even if every one were solved: with
+    data.per_question unique examples per question, a bigger size would train on the same set as a
+    smaller one, and a data-size sweep would show rows that differ only by noise."""
+    self_size, human = source_of(cfg).sizes(cfg)
+    most = questions * cfg.data.per_question
+    if max(self_size, human) > most:
+        raise ConfigError(
+            f"data.size asks for {self_size + human} examples a round (data.size={cfg.data.size} x data.scale="
+            f"{cfg.data.scale}) but task {cfg.task.name} has {questions} train questions, at most {most} examples "
+            f"({cfg.data.per_question} per question): the size cannot be reached. On the embedded default add "
+            f"miniature=true (it scales the paper's sizes to the CPU task: 1k -> 12), or lower data.size, or raise "
+            f"task.train_questions or data.per_question.")
+
+
 def prepare(cfg: DictConfig) -> Tuple[TaskData, str, Optional[str]]:
     """Check the config, the backend, the task's data and the models, before any compute: the task
     data, and the base model's and the teacher's paths."""
@@ -35,6 +50,7 @@ def prepare(cfg: DictConfig) -> Tuple[TaskData, str, Optional[str]]:
     validate(cfg)
     check_backend(cfg.backend.name)
     data = load_task(cfg.task)
+    check_reachable(cfg, len(data.train))
     base = models.check_loadable(cfg.model.id, cfg.model.revision)
     if cfg.model.system_role is None:  # model=hf: found out from the template, pinned in run_config.yaml
         cfg.model.system_role = system_turn_accepted(models.load_tokenizer(base, cfg.model.revision), cfg.model.id)

@@ -13,6 +13,8 @@ def round_row(run: RunDir, i: int) -> Dict:
     if i > 0:
         stats = read_json(run.stage(i, "prune") / "stats.json")
         train = read_json(run.stage(i, "train") / "result.json")
+        think = run.stage(i, "think") / "stats.json"
+        row["think_batches"] = read_json(think)["batches"] if think.is_file() else 1  # >1: resampled
         row.update({"data_size": stats.get("accumulated_size", stats["size"]) - train.get("too_long", 0),
                     "data_requested": stats["requested_size"] + (stats.get("accumulated_size", stats["size"]) - stats["size"]),
                     "think_correct": stats["correct_samples"], "think_samples": stats["samples"],

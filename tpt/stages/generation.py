@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypedDict
 
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from tpt.backends import Sampling, generator_settings, make_generator, replica_count
@@ -99,9 +100,24 @@ class Job:
     split: str  # train | eval: which of the cell's questions (tpt.tasks.TaskData)
     desc: str
     origin: Optional[str] = None
+    # A further batch of samples (data.shortfall=resample): its own seed and chunks, on the questions named
+    batch: int = 0
+    only: Tuple[str, ...] = ()  # question ids; () = all of the split
 
     def settings(self, cell: Cell):
-        return cell.cfg[self.stage]
+        stage = cell.cfg[self.stage]
+        if not self.batch:
+            return stage
+        settings = OmegaConf.create(OmegaConf.to_container(stage, resolve=True))
+        settings.seed = stage.seed + 1000 * self.batch  # other random streams for every question
+        return settings
+
+    def problems(self, cell: Cell) -> Sequence[Problem]:
+        problems = getattr(cell.data, self.split)
+        if not self.only:
+            return problems
+        wanted = set(self.only)
+        return [p for p in problems if p.id in wanted]
 
 
 class ChunkStore:
@@ -139,7 +155,7 @@ class Plan:
 
 
 def plan(cell: Cell, job: Job, tokenizer) -> Plan:
-    problems = getattr(cell.data, job.split)
+    problems = job.problems(cell)
     stage = job.settings(cell)
     sampling = Sampling.from_cfg(stage, cell.kind, answer_of(cell.cfg.task))  # code: unused, kept in the cache key
     texts = render(tokenizer, [cell.prompt(p.question) for p in problems])
@@ -153,7 +169,8 @@ def plan(cell: Cell, job: Job, tokenizer) -> Plan:
 
 
 def store_of(cell: Cell, job: Job) -> ChunkStore:
-    return ChunkStore(cell.rundir.stage(job.round, job.stage).chunks)
+    chunks = cell.rundir.stage(job.round, job.stage).chunks
+    return ChunkStore(chunks / f"batch_{job.batch}" if job.batch else chunks)
 
 
 def generate_chunks(cell: Cell, job: Job, p: Plan, pending: Sequence[int], tokenizer=None) -> None:

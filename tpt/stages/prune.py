@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Sequence, Tuple, TypedDict
 
 from tpt.cell import Cell
+from tpt.config import ConfigError
 from tpt.io import read_jsonl, write_json, write_jsonl
 from tpt.pruning import STRATEGIES
 from tpt.stages.generation import cut_count, human_samples
@@ -48,8 +49,10 @@ class PruneStats(TypedDict, total=False):
     accumulated_size: int  # data.accumulate: examples of this and earlier rounds
 
 
-def prune(samples: Sequence[dict], strategy: str, size: int, seed: int) -> Tuple[List[dict], PruneStats]:
-    """Samples carry `qid`, `completion` and `correct`. Returns the kept samples and stats."""
+def prune(samples: Sequence[dict], strategy: str, size: int, seed: int,
+          per_question: int = 1) -> Tuple[List[dict], PruneStats]:
+    """Samples carry `qid`, `completion` and `correct`. Returns the kept samples and stats: up to
+    `per_question` unique kept samples of each question, then a seeded draw of `size` of them."""
     keeps = STRATEGIES[strategy].keeps
     rng = random.Random(seed)
     by_question: "OrderedDict[str, List[dict]]" = OrderedDict()
@@ -60,7 +63,7 @@ def prune(samples: Sequence[dict], strategy: str, size: int, seed: int) -> Tuple
     for group in by_question.values():
         unique = list({s["completion"].strip(): s for s in group if keeps(s)}.values())
         if unique:
-            one_per_question.append(rng.choice(unique))
+            one_per_question += rng.sample(unique, min(per_question, len(unique)))
 
     available = len(one_per_question)
     if available < size:
@@ -88,7 +91,13 @@ def run(cell: Cell, i: int, out: Path) -> None:
     samples = read_jsonl(cell.rundir.stage(i, "think") / "samples.jsonl")
     self_size, human_size = cell.source.sizes(cfg)
     seed = cfg.data.seed + i
-    kept, stats = prune(samples, cfg.pruning.strategy, self_size, seed)
+    kept, stats = prune(samples, cfg.pruning.strategy, self_size, seed, cfg.data.per_question)
+    if stats["available"] < self_size and cfg.data.shortfall == "fail":
+        raise ConfigError(
+            f"round {i} prune: {stats['available']} examples available ({stats['questions_with_correct']} of "
+            f"{stats['questions']} questions with a correct sample), data.size asks for {self_size}. "
+            "data.shortfall=resample draws more samples for the questions without one; data.per_question=2 keeps "
+            "more than one per question; data.shortfall=warn trains on what there is.")
     stats["cut_samples"] = cut_count(samples, cfg.think.max_new_tokens) if cell.source.thinker else 0
     if human_size:  # human solutions on questions the think samples did not take
         taken = {s["qid"] for s in kept}
