@@ -1,4 +1,5 @@
-"""Entry point: `python launch.py [overrides]` runs one cell, `-m` a sweep of cells."""
+"""Entry point: `python launch.py [overrides]` runs one cell, `-m` a sweep of cells; `--plan` prints
+what they would run (tpt/plan.py) and runs nothing."""
 import sys
 from pathlib import Path
 
@@ -31,4 +32,9 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    if "--plan" in sys.argv:  # the same overrides, planned instead of run: Hydra never sees the flag
+        from tpt.plan import main as plan_main
+
+        plan_main([a for a in sys.argv[1:] if a != "--plan"])
+    else:
+        main()

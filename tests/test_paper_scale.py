@@ -85,7 +85,7 @@ def test_models_without_a_soft_cap_keep_the_default_attention():
 
 @pytest.mark.parametrize("gpus, nodes, strategy", [(1, 1, "single"), (4, 1, "fsdp"), (8, 2, "fsdp"), (2, 1, "ddp")])
 def test_the_same_data_makes_the_same_optimizer_steps_on_any_number_of_gpus(gpus, nodes, strategy):
-    from tpt.training.sft import batch_shape, optimizer_steps
+    from tpt.training import batch_shape, optimizer_steps
 
     cfg = compose([f"model.gpus={gpus}", f"model.nodes={nodes}", f"model.train_strategy={strategy}"]).train
     micro, accum = batch_shape(cfg)

@@ -42,7 +42,7 @@ def test_sft_updates_and_saves_a_loadable_model(tiny_model_dir, tmp_path, train_
 
 
 def test_warmup_rounds_down_so_short_runs_still_train(tiny_model_dir, tmp_path, train_cfg):
-    from tpt.training.sft import optimizer_steps
+    from tpt.training import optimizer_steps
 
     assert optimizer_steps(4, train_cfg) == 2 and optimizer_steps(5, train_cfg) == 3
     trainer = build_trainer(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path, train_cfg)

@@ -308,6 +308,7 @@ class ClusterConfig:
     cpus: int = II("model.cpus")
     mem_gb: int = II("model.mem_gb")
     timeout_min: int = II("model.timeout_min")
+    gpu_memory_gb: Optional[float] = None  # memory of one GPU, for the plan's fit checks (null: 80, an A100/H100)
     array_parallelism: int = 64  # cells of one sweep running at once
     max_requeues: int = 3  # timeouts requeued by submitit; preemptions are always requeued
     setup: List[str] = field(default_factory=list)  # shell lines run in the job before tpt starts

@@ -1,5 +1,7 @@
 """Training strategies (`train.strategy`): TRL SFT in the cell's process (`single`, tpt/training/sft.py),
 or over several GPUs and nodes through `accelerate launch` (`ddp`, `fsdp`, tpt/training/distributed.py)."""
+import math
+from typing import Tuple
 
 TRAIN_STRATEGIES = ("single", "ddp", "fsdp")
 
@@ -7,3 +9,17 @@ TRAIN_STRATEGIES = ("single", "ddp", "fsdp")
 def world_size(cfg) -> int:
     """Training processes of a train config: one, or one per GPU on every node (ddp / fsdp)."""
     return 1 if cfg.strategy == "single" else cfg.processes_per_node * cfg.nodes
+
+
+def batch_shape(cfg) -> Tuple[int, int]:
+    """(micro-batch per device, gradient accumulation steps) that make train.global_batch_size over
+    the run's processes: the largest micro-batch up to train.batch_size dividing each process's share."""
+    per_process = cfg.global_batch_size // world_size(cfg)  # validate: a whole number
+    micro = max(d for d in range(1, min(cfg.batch_size, per_process) + 1) if per_process % d == 0)
+    return micro, per_process // micro
+
+
+def optimizer_steps(n_examples: int, cfg) -> int:
+    """As the Trainer counts them: micro-batches per process per epoch, grouped by accumulation."""
+    micro, accum = batch_shape(cfg)
+    return math.ceil(math.ceil(n_examples / (micro * world_size(cfg))) / accum * cfg.epochs)

@@ -6,7 +6,6 @@ go through `accelerate launch` (tpt/training/distributed.py).
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -16,7 +15,7 @@ import torch
 from tpt.models import (ModelRef, cast_checkpoint, config_dtype, cpu_has_native_bf16, load_causal_lm,
                         load_tokenizer)
 from tpt.prompt import CHAT_TEMPLATE_KWARGS, Message
-from tpt.training import world_size
+from tpt.training import batch_shape, optimizer_steps, world_size
 from tpt.training.distributed import sft_with_accelerate
 
 log = logging.getLogger(__name__)
@@ -56,20 +55,6 @@ def fit_length(examples: List[dict], base: ModelRef, cfg):
     resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     resolved.max_length = cfg.max_length if cfg.max_length is not None else max(lengths, default=1)
     return kept, resolved, dropped
-
-
-def batch_shape(cfg) -> Tuple[int, int]:
-    """(micro-batch per device, gradient accumulation steps) that make train.global_batch_size over
-    the run's processes: the largest micro-batch up to train.batch_size dividing each process's share."""
-    per_process = cfg.global_batch_size // world_size(cfg)  # validate: a whole number
-    micro = max(d for d in range(1, min(cfg.batch_size, per_process) + 1) if per_process % d == 0)
-    return micro, per_process // micro
-
-
-def optimizer_steps(n_examples: int, cfg) -> int:
-    """As the Trainer counts them: micro-batches per process per epoch, grouped by accumulation."""
-    micro, accum = batch_shape(cfg)
-    return math.ceil(math.ceil(n_examples / (micro * world_size(cfg))) / accum * cfg.epochs)
 
 
 def uses_bf16(cfg) -> bool:

@@ -1,0 +1,84 @@
+"""`--plan`: what a command would run, before any GPU-hour, checked against figures computed by hand."""
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tpt.experiments import TABLES
+from tpt.plan import plan
+
+
+def by_row(plans):
+    return {next(o.split("=", 1)[1] for o in p.overrides if o.startswith("row=")): p for p in plans}
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_table_has_a_plan(table):
+    plans = plan([f"+experiment={table}"], runs=None)
+    assert plans and all("gpu_hours" in p.figures or p.warnings for p in plans)
+
+
+def test_table3_gemma_2b_row_by_hand():
+    p = by_row(plan(["+experiment=table3"], runs=None))["t3_2b"]
+    f = p.figures
+    # GSM8K: 7,473 train questions x 10 samples x 4 rounds; 500 eval questions x 20 samples x 5 evals
+    assert (f["train_questions"], f["think_samples"], f["eval_samples"]) == (7473, 298_920, 50_000)
+    # at most 4 resample batches a round, each 10 more samples per question; 512 new tokens each
+    assert f["generated_tokens_at_most"] == (298_920 + 4 * 298_920 + 50_000) * 512 == 790_835_200
+    assert f["trained_tokens_at_most"] == 2000 * (200 + 512) * 4  # size x (prompt + new tokens) x rounds
+    assert (f["global_batch"], f["micro_batch"], f["accumulation"], f["steps_per_round"]) == (16, 8, 2, 125)
+    assert f["checkpoint_disk_gb"] == round(4 * 2.61e9 * 2 / 1e9, 1) == 20.9  # 4 bf16 checkpoints
+    states, layer = 16 * 2.61e9, 34 * 712 * 8 * 2304  # AdamW + fp32 weights and grads; one layer's activations
+    logits = 2 * 4 * 712 * 8 * 256000
+    assert f["train_memory_gb"] == round((states + 26 * layer + logits) / 1e9 + 3, 1) == 68.0
+    assert f["expected_available"] == int(7473 * 0.76)  # the paper's Pass@20 of the 2B baseline: 76.0%
+    assert not any("likely not reached" in w for w in p.warnings)
+
+
+def test_table7_gemma_2b_6k_row_by_hand():
+    p = by_row(plan(["+experiment=table7"], runs=None))["t7_2b_self_6k"]
+    f = p.figures
+    assert (f["train_questions"], f["data_size"], f["steps_per_round"]) == (13328, 6000, 375)  # 6,000 / 16
+    assert f["expected_available"] == int(13328 * 0.057) == 759  # Pass@50 of the 2B baseline: 5.70%
+    assert any("data size 6000 likely not reached: about 759 questions" in w for w in p.warnings)
+    assert any("training needs ~" in w and "> 80.0 GB" in w for w in p.warnings)  # 2B code rows: issue 24
+
+
+def test_different_global_batches_in_one_sweep_are_flagged():
+    plans = plan(["model=gemma2_2b_it", "task=gsm8k", "train.global_batch_size=16,32"], runs=None)
+    assert len(plans) == 2 and all(any("different global batches [16, 32]" in w for w in p.warnings) for p in plans)
+
+
+def test_an_unreachable_size_and_a_cut_are_warned():
+    [p] = plan(["data.size=1000", "train.max_length=100"], runs=None)  # the embedded default: 48 questions
+    assert any("exceeds the 48 train questions" in w for w in p.warnings)
+    assert any("train.max_length=100 < prompt" in w for w in p.warnings)
+
+
+def test_launch_plan_prints_the_table_and_runs_nothing(tmp_path):
+    res = subprocess.run([sys.executable, "launch.py", "-m", "+experiment=table6", "--plan", "--gpu", "h100-80gb",
+                          "--runs", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "| row=t6_llama70b | llama3_3_70b_instruct | 16 |" in res.stdout and "Sweep: 2 cell(s)" in res.stdout
+    assert "Launching" not in res.stdout + res.stderr  # Hydra's launcher never started
+    assert "gpu_memory_gb=80" in res.stdout
+
+
+def test_a_second_plan_reads_the_solve_rate_an_earlier_run_measured(tmp_path):
+    import json
+
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose
+
+    cell = tmp_path / "earlier"
+    (cell / "round_1" / "prune").mkdir(parents=True)
+    OmegaConf.save(compose([]), cell / "run_config.yaml")  # the embedded default, arith, 4 samples
+    (cell / "round_1" / "prune" / "stats.json").write_text(json.dumps({"questions": 48, "questions_with_correct": 12}))
+    [first] = plan([], runs=tmp_path / "none")
+    [second] = plan([], runs=tmp_path)
+    assert "expected_available" not in first.figures  # the paper has no baseline of the embedded model
+    assert second.figures["expected_available"] == 12
+    assert any("data size 24 likely not reached: about 12 questions of 48 get a correct sample (measured by an "
+               "earlier run: 25.0% at 4 samples)" in w for w in second.warnings)

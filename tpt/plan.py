@@ -1,0 +1,382 @@
+"""What a command would run, before any GPU-hour: `python launch.py -m <overrides> --plan` (or
+`python -m tpt.plan <overrides>`) prints, for every cell, without loading a model:
+
+- the model and what one cell asks a cluster for (GPUs, nodes, SLURM time);
+- questions x samples for think and eval, and upper bounds on tokens generated and trained;
+- optimizer steps per round and the global batch; disk for the checkpoints (train.keep);
+- peak memory per GPU, for training (weights, gradients and AdamW states as the strategy shards them,
+  activations with or without checkpointing, the logits) and for vLLM (weights per tensor-parallel
+  rank and the KV cache of its batch), against `cluster.gpu_memory_gb`;
+- GPU-hours from the throughput assumptions below (`--assume name=value` overrides them);
+- warnings: a data size that cannot be reached, or likely falls short (expected from the paper's
+  own baseline, or measured by earlier runs under outputs/), examples that would be cut, a global
+  batch that differs between the rows of one table, memory that does not fit;
+
+and totals for the sweep. The figures are estimates from the models' published shapes; the warnings
+are what to fix before submitting.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
+
+from tpt import miniature
+from tpt.compose import compose
+from tpt.config import ConfigError
+from tpt.experiments import cells as experiment_cells
+from tpt.paper import TABLES
+from tpt.results import find_cells
+from tpt.sources import source_of
+from tpt.training import batch_shape, optimizer_steps, world_size
+from tpt.validate import validate
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the estimates need of a model (from its config.json on the hub)."""
+
+    params: float
+    hidden: int
+    layers: int
+    vocab: int
+    kv_heads: int
+    head_dim: int
+    dtype_bytes: int = 2  # bf16 weights as published
+    paper_name: Optional[str] = None  # how the paper's tables name it (tpt.paper), for its baselines
+
+
+# The presets' models, from their config.json (google/gemma-2-*-it, meta-llama/Llama-3.*-Instruct,
+# HuggingFaceTB/SmolLM2-135M-Instruct; the embedded copy is dequantised to fp32).
+SHAPES: Dict[str, Shape] = {
+    "google/gemma-2-2b-it": Shape(2.61e9, 2304, 26, 256000, 4, 256, paper_name="Gemma-2-2B"),
+    "google/gemma-2-9b-it": Shape(9.24e9, 3584, 42, 256000, 8, 256, paper_name="Gemma-2-9B"),
+    "meta-llama/Llama-3.2-1B-Instruct": Shape(1.24e9, 2048, 16, 128256, 8, 64, paper_name="Llama-3.2-1B-Instruct"),
+    "meta-llama/Llama-3.3-70B-Instruct": Shape(70.6e9, 8192, 80, 128256, 8, 128, paper_name="Llama-3.3-70B-Instruct"),
+    "embedded:smollm2-135m-instruct": Shape(0.135e9, 576, 30, 49152, 3, 64, dtype_bytes=4),
+}
+
+# Train questions of the hub data sets (their train splits), so a plan need not download them.
+HUB_TRAIN_QUESTIONS = {"gsm8k": 7473, "codecontests": 13328, "math500": 7500}
+
+# Throughput and memory assumptions: order-of-magnitude figures, not measurements. The reference GPU is
+# an A100 80GB (312 TFLOP/s dense bf16). Training costs 6 x params FLOPs per token (Kaplan et al.,
+# 2020) at `train_mfu` of peak; generation 2 x params FLOPs per token at `generate_utilization` (vLLM
+# with hundreds of sequences in flight). `prompt_tokens.<task>` is a prompt's typical length with its
+# chat template and worked examples. Measure yours with a first run and pass --assume name=value.
+ASSUMPTIONS: Dict[str, float] = {
+    "gpu_peak_tflops": 312.0,
+    "gpu_memory_gb": 80.0,  # when cluster.gpu_memory_gb is null
+    "train_mfu": 0.35,
+    "generate_utilization": 0.3,
+    "vllm_sequences": 256,  # sequences vLLM keeps in flight (its max_num_seqs): the KV cache it wants
+    "overhead_gb": 3.0,  # CUDA context, NCCL buffers, allocator fragmentation per GPU
+    "prompt_tokens.gsm8k": 200, "prompt_tokens.math500": 200, "prompt_tokens.jsonl": 200,
+    "prompt_tokens.codecontests": 700, "prompt_tokens.leetcode": 500,
+    "prompt_tokens.arith": 250, "prompt_tokens.minicode": 450,
+}
+GPU_MEMORY_GB = {"a100-40gb": 40, "a100-80gb": 80, "h100-80gb": 80, "h200": 141, "l40s": 48, "a10g": 24,
+                 "v100-32gb": 32}  # --gpu <name> sets cluster.gpu_memory_gb from this table
+
+
+@dataclass
+class CellPlan:
+    overrides: List[str]
+    cfg: DictConfig
+    figures: Dict[str, object] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
+
+
+# ---- the cells of a command -------------------------------------------------------------------------
+
+def expand(overrides: Sequence[str]) -> List[List[str]]:
+    """Each cell's overrides, as `python launch.py -m <overrides>` would run them: an experiment's rows
+    (tpt.experiments) crossed with every comma sweep on the command line."""
+    experiment = [o for o in overrides if o.startswith("+experiment=")]
+    rest = [o for o in overrides if not o.startswith("+experiment=")]
+    parsed = OverridesParser.create().parse_overrides(rest)
+    choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+               else [o.input_line] for o in parsed]
+    combos = [list(c) for c in itertools.product(*choices)]
+    if not experiment:
+        return combos
+    table = experiment[0].split("=", 1)[1]
+    return [base + combo for base in experiment_cells(table) for combo in combos]
+
+
+def composed(overrides: List[str]) -> DictConfig:
+    cfg = compose(overrides)
+    if cfg.miniature:
+        miniature.apply(cfg, overrides)
+    return cfg
+
+
+# ---- one cell -------------------------------------------------------------------------------------
+
+def shape_of(model_id: str) -> Optional[Shape]:
+    """A preset's shape, or one read from a local model folder's config.json (None if unknown)."""
+    if model_id in SHAPES:
+        return SHAPES[model_id]
+    config = Path(model_id).expanduser() / "config.json"
+    if not config.is_file():
+        return None
+    c = json.loads(config.read_text())
+    c = c.get("text_config", c)
+    hidden, layers, vocab = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"]
+    heads = c["num_attention_heads"]
+    head_dim = c.get("head_dim") or hidden // heads
+    mlp = c.get("intermediate_size", 4 * hidden)
+    params = vocab * hidden * (1 if c.get("tie_word_embeddings", True) else 2) + layers * (
+        hidden * head_dim * (heads + 2 * c.get("num_key_value_heads", heads)) + heads * head_dim * hidden + 3 * hidden * mlp)
+    dtype = str(c.get("dtype") or c.get("torch_dtype") or "float32")
+    return Shape(params, hidden, layers, vocab, c.get("num_key_value_heads", heads), head_dim,
+                 dtype_bytes=2 if "16" in dtype else 4)
+
+
+def train_questions(cfg: DictConfig) -> Tuple[Optional[int], str]:
+    """How many questions think samples: read from bundled or local data, else the hub set's known size."""
+    if cfg.task.path or cfg.task.name in ("arith", "minicode"):
+        from tpt.tasks import DataError, load_task
+
+        try:
+            return len(load_task(cfg.task).train), "read"
+        except DataError as e:
+            return None, f"unreadable: {e}"
+    n = HUB_TRAIN_QUESTIONS.get(cfg.task.name)
+    if n is None:
+        return None, "unknown (set task.path)"
+    n -= cfg.task.few_shot
+    return (min(n, cfg.task.train_questions) if cfg.task.train_questions else n), "hub"
+
+
+def paper_solve_rate(shape: Optional[Shape], task: str) -> Optional[Tuple[float, int]]:
+    """The paper's own baseline of this model on this task: (Pass@k as a share, k), an upper bound on
+    the share of questions with a correct sample among fewer than k."""
+    if shape is None or shape.paper_name is None:
+        return None
+    for table in TABLES.values():
+        for row in table.rows:
+            if row.model == shape.paper_name and row.ours[1] == 0 and table.task_of(row) == task:
+                return row.passk / 100, table.k_of(row)
+    return None
+
+
+def measured_solve_rate(cfg: DictConfig, runs: Optional[Path]) -> Optional[Tuple[float, int]]:
+    """The share of train questions round 1's think solved in an earlier run of the same model, task
+    and samples per question (under `runs`): sharper than the paper's figure."""
+    if runs is None or not runs.is_dir():
+        return None
+    for cell in find_cells(runs):
+        c = cell.config
+        stats = cell.path / "round_1" / "prune" / "stats.json"
+        if (c.get("model", {}).get("id") == cfg.model.id and c.get("task", {}).get("name") == cfg.task.name
+                and c.get("think", {}).get("n") == cfg.think.n and stats.is_file()):
+            s = json.loads(stats.read_text())
+            if s.get("questions"):
+                return s["questions_with_correct"] / s["questions"], cfg.think.n
+    return None
+
+
+def gb(n_bytes: float) -> float:
+    return n_bytes / 1e9
+
+
+def plan_cell(overrides: List[str], assume: Dict[str, float], runs: Optional[Path]) -> CellPlan:
+    cfg = composed(overrides)
+    out = CellPlan(overrides, cfg)
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        out.warnings.append(f"refused at launch: {e}")
+        return out
+    f, w = out.figures, out.warnings
+    shape = shape_of(cfg.model.id)
+    rounds, think, ev, tr = cfg.rounds, cfg.think, cfg.eval, cfg.train
+    gpus, nodes = cfg.cluster.gpus, cfg.cluster.nodes
+    f.update(model=cfg.model.name, gpus=gpus * nodes, nodes=nodes, hours=cfg.cluster.timeout_min / 60)
+
+    questions, where = train_questions(cfg)
+    self_size, human = source_of(cfg).sizes(cfg)
+    f.update(train_questions=questions, data_size=self_size + human)
+    generates = source_of(cfg).thinker is not None
+    prompt = assume.get(f"prompt_tokens.{cfg.task.name}", 200)
+    think_samples = (questions or 0) * think.n * rounds if generates else 0
+    resampled = (questions or 0) * think.n * cfg.data.resample_batches * rounds \
+        if generates and cfg.data.shortfall == "resample" else 0
+    eval_samples = cfg.task.eval_questions * ev.n * (rounds + 1)
+    f.update(think_samples=think_samples, resample_at_most=resampled, eval_samples=eval_samples)
+    generated = (think_samples + resampled) * think.max_new_tokens + eval_samples * ev.max_new_tokens
+    example = prompt + think.max_new_tokens
+    trained = (self_size + human) * example * rounds * tr.epochs
+    f.update(generated_tokens_at_most=generated, trained_tokens_at_most=trained)
+    micro, accum = batch_shape(tr)
+    f.update(global_batch=tr.global_batch_size, micro_batch=micro, accumulation=accum,
+             steps_per_round=optimizer_steps(self_size + human, tr))
+
+    # Data: can the size be reached?
+    if questions is None:
+        w.append(f"train questions {where}: nothing checked about the data size")
+    elif max(self_size, human) > questions * cfg.data.per_question:
+        w.append(f"data size {self_size + human} exceeds the {questions} train questions "
+                 f"({cfg.data.per_question} example each): refused at launch")
+    elif generates and cfg.pruning.strategy != "none":
+        rate = measured_solve_rate(cfg, runs)
+        basis = "measured by an earlier run" if rate else "the paper's baseline Pass@k"
+        rate = rate or paper_solve_rate(shape, cfg.task.name)
+        if rate is not None:
+            expected = int(questions * rate[0]) * cfg.data.per_question
+            f["expected_available"] = expected
+            if expected < self_size:
+                w.append(f"data size {self_size} likely not reached: about {expected} questions of {questions} get a "
+                         f"correct sample ({basis}: {100 * rate[0]:.1f}% at {rate[1]} samples)"
+                         + (f"; data.shortfall=resample draws up to {cfg.data.resample_batches} more batches"
+                            if cfg.data.shortfall == "resample" else ""))
+    if tr.max_length is not None and tr.max_length < example:
+        w.append(f"train.max_length={tr.max_length} < prompt (~{prompt}) + think.max_new_tokens ({think.max_new_tokens}): "
+                 "longer examples will be dropped (counted in train/result.json)")
+
+    # Disk and memory
+    if shape is None:
+        w.append(f"model {cfg.model.id}: shape unknown (not a preset, no local config.json): no memory, disk or "
+                 "GPU-hour estimate")
+        return out
+    checkpoint = shape.params * shape.dtype_bytes
+    kept = rounds if tr.keep == "all" else 1
+    f["checkpoint_disk_gb"] = round(gb(checkpoint * kept), 1)
+    gpu_gb = cfg.cluster.gpu_memory_gb or assume["gpu_memory_gb"]
+    f.update(train_memory_gb=round(training_memory_gb(shape, cfg, example, micro, assume), 1),
+             vllm_memory_gb=round(vllm_memory_gb(shape, cfg, prompt, assume), 1), gpu_memory_gb=gpu_gb)
+    on_gpu = gpus > 0
+    if on_gpu and f["train_memory_gb"] > gpu_gb:
+        w.append(f"training needs ~{f['train_memory_gb']} GB per GPU ({tr.strategy}, micro-batch {micro}, "
+                 f"checkpointing {'on' if tr.gradient_checkpointing else 'off'}) > {gpu_gb} GB")
+    if on_gpu and f["vllm_memory_gb"] > cfg.backend.gpu_memory_utilization * gpu_gb:
+        w.append(f"vLLM wants ~{f['vllm_memory_gb']} GB per GPU (weights / TP {cfg.model.tensor_parallel_size} + KV "
+                 f"cache of {int(assume['vllm_sequences'])} sequences) > {cfg.backend.gpu_memory_utilization} x "
+                 f"{gpu_gb} GB: fewer sequences in flight, slower generation")
+
+    # GPU-hours
+    peak = assume["gpu_peak_tflops"] * 1e12
+    train_s = 6 * shape.params * trained / (assume["train_mfu"] * peak)
+    generate_s = 2 * shape.params * (generated + prompt * (think_samples + resampled + eval_samples) / max(think.n, 1)) \
+        / (assume["generate_utilization"] * peak)
+    f["gpu_hours"] = round((train_s + generate_s) / 3600, 2) if on_gpu else 0.0
+    if on_gpu and f["gpu_hours"] / max(gpus * nodes, 1) > cfg.cluster.timeout_min / 60 * (cfg.cluster.max_requeues + 1):
+        w.append(f"~{f['gpu_hours'] / (gpus * nodes):.1f} h of wall time exceeds cluster.timeout_min x "
+                 f"(max_requeues + 1): the job would run out of requeues")
+    return out
+
+
+def training_memory_gb(shape: Shape, cfg: DictConfig, seq: int, micro: int, assume: Dict[str, float]) -> float:
+    """Per GPU: fp32 weights, gradients and AdamW's two moments (16 bytes a parameter), divided over the
+    ranks by fsdp; activations of one micro-batch (about 34 x seq x hidden bytes per layer without
+    checkpointing, Korthikanti et al. 2022, flash/SDPA attention; the layer inputs plus one layer's with
+    it), the fp32 logits and their gradient, and a fixed overhead."""
+    tr = cfg.train
+    states = 16 * shape.params / (world_size(tr) if tr.strategy == "fsdp" else 1)
+    per_layer = 34 * seq * micro * shape.hidden
+    activations = (2 * seq * micro * shape.hidden * shape.layers + per_layer) if tr.gradient_checkpointing \
+        else per_layer * shape.layers
+    logits = 2 * 4 * seq * micro * shape.vocab
+    return gb(states + activations + logits) + assume["overhead_gb"]
+
+
+def vllm_memory_gb(shape: Shape, cfg: DictConfig, prompt: int, assume: Dict[str, float]) -> float:
+    """Per GPU: bf16 weights over the tensor-parallel ranks, and the KV cache for `vllm_sequences`
+    sequences of prompt + max_new_tokens (2 x layers x kv_heads x head_dim x 2 bytes a token)."""
+    tp = cfg.model.tensor_parallel_size
+    seq = prompt + max(cfg.think.max_new_tokens, cfg.eval.max_new_tokens)
+    kv = 2 * shape.layers * shape.kv_heads * shape.head_dim * 2 * seq * assume["vllm_sequences"]
+    return gb(2 * shape.params / tp + kv / tp) + assume["overhead_gb"]
+
+
+# ---- the sweep ------------------------------------------------------------------------------------
+
+def plan(overrides: Sequence[str], assume: Optional[Dict[str, float]] = None,
+         runs: Optional[Path] = Path("outputs")) -> List[CellPlan]:
+    assume = {**ASSUMPTIONS, **(assume or {})}
+    plans = [plan_cell(cell, assume, runs) for cell in expand(overrides)]
+    batches = {p.figures.get("global_batch") for p in plans if "global_batch" in p.figures}
+    if len(batches) > 1:
+        for p in plans:
+            p.warnings.append(f"the cells of this sweep train with different global batches {sorted(batches)}: "
+                              "their optimisation differs")
+    return plans
+
+
+COLUMNS = [("model", "model"), ("gpus", "GPUs"), ("hours", "SLURM h"), ("train_questions", "train q"),
+           ("data_size", "size"), ("expected_available", "expect"), ("think_samples", "think samples"),
+           ("eval_samples", "eval samples"), ("generated_tokens_at_most", "gen tok ≤"),
+           ("trained_tokens_at_most", "train tok ≤"), ("global_batch", "batch"), ("steps_per_round", "steps/round"),
+           ("checkpoint_disk_gb", "disk GB"), ("train_memory_gb", "train GB/GPU"), ("vllm_memory_gb", "vLLM GB/GPU"),
+           ("gpu_hours", "GPU-h")]
+
+
+def _cell_name(overrides: List[str]) -> str:
+    return " ".join(o for o in overrides if not o.startswith("+experiment=")) or "(defaults)"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if value < 1e6 else f"{value:.2e}"
+    if isinstance(value, int) and value >= 1e6:
+        return f"{value:.2e}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def to_markdown(plans: List[CellPlan], assume: Dict[str, float]) -> str:
+    lines = ["| cell | " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
+    for p in plans:
+        lines.append(f"| {_cell_name(p.overrides)} | " + " | ".join(_fmt(p.figures.get(k)) for k, _ in COLUMNS) + " |")
+    warned = [p for p in plans if p.warnings]
+    if warned:
+        lines += ["", "Warnings:"]
+        for p in warned:
+            lines += [f"- {_cell_name(p.overrides)}: {w}" for w in p.warnings]
+    total = lambda key: sum(p.figures.get(key) or 0 for p in plans)  # noqa: E731
+    lines += ["", f"Sweep: {len(plans)} cell(s), ~{total('gpu_hours'):,.1f} GPU-hours, checkpoints "
+                  f"~{total('checkpoint_disk_gb'):,.0f} GB, at most {total('generated_tokens_at_most'):.2e} tokens "
+                  f"generated and {total('trained_tokens_at_most'):.2e} trained."]
+    lines += ["", "Assumptions (--assume name=value): " + ", ".join(
+        f"{k}={v:g}" for k, v in assume.items() if not k.startswith("prompt_tokens."))]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tpt.plan", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="as for launch.py (comma sweeps, +experiment=tableN)")
+    parser.add_argument("--assume", action="append", default=[], metavar="NAME=VALUE",
+                        help=f"override a throughput or memory assumption ({', '.join(ASSUMPTIONS)})")
+    parser.add_argument("--gpu", choices=sorted(GPU_MEMORY_GB), help="the GPU the cells get (sets gpu_memory_gb)")
+    parser.add_argument("--runs", type=Path, default=Path("outputs"),
+                        help="finished runs whose measured solve rates sharpen the data-size warnings")
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("-m", "--multirun")]  # as launch.py takes them
+    args = parser.parse_args(argv)
+    assume: Dict[str, float] = {}
+    for item in args.assume:
+        name, _, value = item.partition("=")
+        if name not in ASSUMPTIONS:
+            parser.error(f"unknown assumption {name!r}; known: {', '.join(ASSUMPTIONS)}")
+        assume[name] = float(value)
+    if args.gpu:
+        assume["gpu_memory_gb"] = GPU_MEMORY_GB[args.gpu]
+    try:
+        plans = plan(args.overrides, assume, args.runs)
+    except ConfigError as e:
+        print(f"tpt: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(to_markdown(plans, {**ASSUMPTIONS, **assume}))
+
+
+if __name__ == "__main__":
+    main()
