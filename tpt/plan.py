@@ -35,6 +35,7 @@ from tpt.experiments import cells as experiment_cells
 from tpt.paper import TABLES
 from tpt.results import find_cells
 from tpt.sources import source_of
+from tpt.tasks import DataError, load_task
 from tpt.training import batch_shape, optimizer_steps, world_size
 from tpt.validate import validate
 
@@ -143,8 +144,6 @@ def shape_of(model_id: str) -> Optional[Shape]:
 def train_questions(cfg: DictConfig) -> Tuple[Optional[int], str]:
     """How many questions think samples: read from bundled or local data, else the hub set's known size."""
     if cfg.task.path or cfg.task.name in ("arith", "minicode"):
-        from tpt.tasks import DataError, load_task
-
         try:
             return len(load_task(cfg.task).train), "read"
         except DataError as e:
