@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.engine, pytest.mark.timeout(900)]  # 
 # Smaller than the miniature (seconds on the embedded model): 4 eval questions with 2 samples each, 8 train
 # questions with 4 (enough for some correct ones to train on).
 SMALL = ["cache=off", "rounds=1", "task.eval_questions=4", "task.train_questions=8", "think.n=4",
-         "eval.n=2", "eval.k=[1,2]"]
+         "eval.n=2", "eval.k=[1,2]", "data.scale=0.003"]  # the row's 2k examples -> 6 of the 8 questions
 
 
 def launch_row(sweep: Path) -> subprocess.CompletedProcess:

@@ -192,7 +192,8 @@ def test_a_paper_table_miniature_goes_to_slurm_as_a_cpu_job(slurm_cluster, tmp_p
     with the embedded model's resources (this SLURM has no GPU, so the row's would never start)."""
     sweep = tmp_path / "sweep"
     small = ["backend=hf", "cache=off", "task.eval_questions=4", "task.train_questions=4", "think.n=2", "eval.n=2",
-             "eval.k=[1,2]", "think.max_new_tokens=16", "eval.max_new_tokens=16"]
+             "eval.k=[1,2]", "think.max_new_tokens=16", "eval.max_new_tokens=16",
+             "data.scale=0.0005"]  # 6k examples -> 3 of the 4 questions (a bigger size is refused)
     code, log = finish(launch(slurm_cluster, "-m", "+experiment=table6", "row=t6_llama70b", "miniature=true",
                               "cluster=slurm", *small, f"hydra.sweep.dir={sweep}"))
     assert code == 0, log[-4000:]
