@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One full round with backend=vllm on a CUDA machine, on a tiny randomly initialised model built
-# from a config plus the tokenizer shipped in tests/data/tokenizer: no hub, no internet.
+# Two full rounds with backend=vllm on a CUDA machine, with the 1-GPU presets' real engine and training
+# settings (vLLM at gpu_memory_utilization 0.9, compiled, bf16; train.strategy=single, which trains in a
+# spawned process that must leave the GPU free for round 1's eval engine), on a tiny randomly initialised
+# model built from a config plus the tokenizer shipped in tests/data/tokenizer: no hub, no internet.
 # Then the figures: generation tokens/s for hf and vllm on the same GPU, and training tokens/s.
 #
 #   bash scripts/gpu_smoke.sh            # needs: .venv with the gpu extra (vllm) and a CUDA torch
@@ -22,15 +24,15 @@ PYCHECK
 rm -rf "$OUT"
 "$PY" -m tests.tiny_model "$OUT/model" --hidden 256 --heads 4 --layers 2
 
-# One round of the loop: eval(M0) with vLLM, think with vLLM, prune, train (bf16 on the GPU),
-# eval(M1) with vLLM loading the model the train stage saved.
-"$PY" launch.py name=gpu_smoke hydra.run.dir="$OUT/run" model.id="$OUT/model" backend=vllm cache=off rounds=1 \
+# Two rounds of the loop: eval(M0), think, prune, train (bf16, a spawned process), eval(M1) with vLLM
+# loading the saved model at the presets' gpu_memory_utilization, then round 2 on M1.
+"$PY" launch.py name=gpu_smoke hydra.run.dir="$OUT/run" model.id="$OUT/model" backend=vllm cache=off rounds=2 \
   pruning=none task.eval_questions=16 task.train_questions=32 think.n=4 eval.n=4 'eval.k=[1,4]' \
-  think.max_new_tokens=64 eval.max_new_tokens=64 data.size=16 train.batch_size=8 \
-  backend.gpu_memory_utilization=0.5 backend.enforce_eager=true
-test -f "$OUT/run/round_1/train/model/model.safetensors"
-test -f "$OUT/run/round_1/eval/metrics.json"
-echo "gpu_smoke: one round with backend=vllm finished: $OUT/run/summary.md"
+  think.max_new_tokens=64 eval.max_new_tokens=64 data.size=16 model.dtype=bfloat16 model.gpus=1 \
+  model.train_strategy=single backend.gpu_memory_utilization=0.9
+test -f "$OUT/run/round_2/train/model/model.safetensors"
+test -f "$OUT/run/round_2/eval/metrics.json"
+echo "gpu_smoke: two rounds with backend=vllm finished: $OUT/run/summary.md"
 
 # The figures (same GPU, same prompts and sampling).
 "$PY" benchmarks/generation_backends.py --model "$OUT/model" --rows hf,vllm --questions 256 --n 8 \

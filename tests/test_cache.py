@@ -180,3 +180,39 @@ def test_a_torn_checkpoint_entry_is_not_reused(tmp_path):
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"weights"
     assert (tmp_path / "out" / "model.safetensors").stat().st_ino == (model / "model.safetensors").stat().st_ino
     assert not list((tmp_path / "trained").glob(".*.tmp"))
+
+
+def test_a_checkpoint_cache_on_another_filesystem_never_copies_by_default_nor_fails_the_stage(tmp_path, monkeypatch,
+                                                                                              caplog):
+    """Hard links fail across filesystems (EXDEV): the cache stores nothing rather than copying into a
+    quota-limited home, unless cache.copy_checkpoints says so; a failed store (ENOSPC) is logged, never
+    raised; a fetch that cannot be put in place lets the stage train."""
+    import errno
+    import logging
+    import os
+
+    from tpt.cache import CheckpointCache
+
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"weights")
+
+    def cross_device(src, dst, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+    monkeypatch.setattr(os, "link", cross_device)
+    with caplog.at_level(logging.WARNING, logger="tpt.cache"):
+        CheckpointCache(tmp_path / "cache").store("abc", model, {"steps": 1})
+    assert not (tmp_path / "cache" / "abc").exists() and "cache.copy_checkpoints=true" in caplog.text
+    assert not list((tmp_path / "cache").glob(".*tmp"))
+
+    copying = CheckpointCache(tmp_path / "cache", copy=True)
+    copying.store("abc", model, {"steps": 1})
+    assert (tmp_path / "cache" / "abc" / "model" / "model.safetensors").read_bytes() == b"weights"
+
+    def disk_full(src, dst, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr("shutil.copy2", disk_full)
+    CheckpointCache(tmp_path / "cache", copy=True).store("def", model, {"steps": 1})  # logged, not raised
+    assert not (tmp_path / "cache" / "def").exists()
+    assert copying.fetch("abc", tmp_path / "run2" / "model", "round 1 train") is None  # cannot copy: train
+    assert not (tmp_path / "run2" / "model").exists()

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -47,3 +48,27 @@ def test_warmup_rounds_down_so_short_runs_still_train(tiny_model_dir, tmp_path, 
     assert optimizer_steps(4, train_cfg) == 2 and optimizer_steps(5, train_cfg) == 3
     trainer = build_trainer(str(tiny_model_dir), to_conversations(RECORDS, prompt), tmp_path, train_cfg)
     assert trainer.args.get_warmup_steps(2) == 0  # 10% of 2 steps: no warmup step at lr 0
+
+
+@pytest.mark.e2e
+def test_single_trains_in_a_process_of_its_own_and_leaves_no_memory_behind(tmp_path):
+    """The embedded 135M model's fp32 weights, gradients and AdamW states (~2 GB) live in a spawned
+    process: this process's peak memory does not grow by them, the child's does, and the saved model
+    loads for the next stage."""
+    import resource
+
+    from tests.conftest import compose
+    from tpt.models import ModelRef, load_causal_lm, materialize_embedded
+    from tpt.prompt import build_messages
+    from tpt.training.sft import sft, to_conversations
+
+    base = str(materialize_embedded("smollm2-135m-instruct"))
+    examples = to_conversations([{"question": "1 + 1?", "completion": "#### 2"}] * 2,
+                                lambda q: build_messages(q, "Solve."))
+    cfg = compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-5", "train.bf16=false"]).train
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    result = sft(ModelRef(base, None, lambda: "smollm"), examples, tmp_path / "model", cfg)
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert result["steps"] == 1 and grew < 300_000 and child > 1_200_000, (grew, child)
+    assert load_causal_lm(str(tmp_path / "model"), dtype="float32") is not None

@@ -4,6 +4,7 @@ the programs, tests and limits: tpt/verify/code.py), model identities, and train
 by their lineage."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -93,20 +94,31 @@ class CheckpointCache:
     """Trained checkpoints by lineage identity (parent model, training data, train settings): a cell
     whose round trains exactly what another cell trained before reuses that checkpoint, as the
     paper's tables repeat cells (Table 2's 2k self-data row is Table 5's 2k gt row). An entry's
-    files are hard links to the run directory's (a copy across filesystems), so it outlives the run
-    directory and costs no disk beside it; an entry appears whole, by one rename, or not at all."""
+    files are hard links to the run directory's, so it outlives the run directory and costs no disk
+    beside it; an entry appears whole, by one rename, or not at all.
 
-    def __init__(self, root: Path):
+    Across filesystems (a cache in a quota-limited home, runs on scratch) hard links fail: by default
+    nothing is copied (`cache.copy_checkpoints=true` copies), and a store that fails for any reason
+    (a full disk, a quota) is logged and dropped: it never fails the train stage that finished."""
+
+    def __init__(self, root: Path, copy: bool = False):
         self.root = Path(root)
+        self.copy = copy
 
     def fetch(self, identity: str, model_dir: Path, desc: str) -> Optional[dict]:
-        """The cached checkpoint put at `model_dir` and its training result, or None if not cached."""
+        """The cached checkpoint put at `model_dir` and its training result, or None if not cached (or
+        if it cannot be put there: the stage then trains)."""
         entry = self.root / identity
         if not (entry / "result.json").is_file():
             return None
         log.info("%s: reusing the checkpoint trained earlier with the same parent, data and settings %s "
                  "(cache.trained=false trains again)", desc, identity[:12])
-        shutil.copytree(entry / "model", model_dir, copy_function=_link_or_copy)
+        try:
+            shutil.copytree(entry / "model", model_dir, copy_function=_link_or_copy)
+        except OSError as e:  # a copy across filesystems that does not fit: train instead
+            log.warning("%s: could not put the cached checkpoint at %s (%s); training instead", desc, model_dir, e)
+            shutil.rmtree(model_dir, ignore_errors=True)
+            return None
         return read_json(entry / "result.json")
 
     def store(self, identity: str, model_dir: Path, result: dict) -> None:
@@ -114,13 +126,20 @@ class CheckpointCache:
         if entry.exists():
             return
         tmp = self.root / f".{identity}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(model_dir, tmp / "model", copy_function=_link_or_copy)
-        write_json(tmp / "result.json", result)
         try:
-            tmp.rename(entry)
-        except OSError:  # another cell stored the same checkpoint first
             shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(model_dir, tmp / "model", copy_function=_link_or_copy if self.copy else os.link)
+            write_json(tmp / "result.json", result)
+            try:
+                tmp.rename(entry)
+            except OSError:  # another cell stored the same checkpoint first
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            cross = getattr(e, "errno", None) == errno.EXDEV or "Invalid cross-device link" in str(e)
+            log.warning("checkpoint cache: %s not stored (%s)%s", identity[:12], e,
+                        "; the cache is on another filesystem than the run: set cache.copy_checkpoints=true to "
+                        "copy, or cache.dir beside the outputs to link" if cross else "")
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -51,7 +51,7 @@ class Cell:
         return cls(cfg, rundir, data, kind, source, prompt, make_verifier(kind, cfg.task, verdicts),
                    Lineage(rundir, base, OmegaConf.to_container(cfg.train, resolve=True), prompt), teacher,
                    GenerationCache(root / "generations") if on else None,
-                   CheckpointCache(root / "trained") if on and cfg.cache.trained else None)
+                   CheckpointCache(root / "trained", cfg.cache.copy_checkpoints) if on and cfg.cache.trained else None)
 
     def memo(self, name: str, compute: Callable[[], Any]) -> Any:
         """`compute()` once per cell (e.g. the human solutions, verified once and used every round)."""

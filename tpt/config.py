@@ -29,9 +29,11 @@ class ModelConfig:
     system_role: Optional[bool] = True
     dtype: str = "auto"  # generation precision; auto: bfloat16 on GPUs and CPUs that compute it natively, else float32
     tensor_parallel_size: int = 1
-    # How training runs: single (one process) | ddp | fsdp (accelerate launch over gpus x nodes).
+    # How training runs: single (one spawned process, one GPU) | ddp | fsdp (accelerate launch over gpus x nodes).
     train_strategy: str = "single"
     gradient_checkpointing: bool = False  # recompute activations: less memory for the big presets
+    # fsdp: keep the sharded weights, gradients and optimizer states in CPU memory between uses (the 70B preset)
+    offload_params: bool = False
     # What one cell of this model asks a cluster for (cluster=slurm reads these by default).
     gpus: int = 0
     nodes: int = 1
@@ -257,6 +259,7 @@ class TrainConfig:
     # next is trained; the checkpoint cache keeps its own links). Saved in the base model's dtype.
     keep: str = "all"
     gradient_checkpointing: bool = II("model.gradient_checkpointing")
+    offload_params: bool = II("model.offload_params")  # fsdp only
     seed: int = 0
     logging_steps: int = 1
     # bf16 mixed precision (fp32 weights); null: on GPUs and on CPUs that compute bf16 natively
@@ -291,6 +294,8 @@ class CacheConfig:
     enabled: bool = True  # cache=off sets false: nothing is read from or written to the cache
     dir: Optional[str] = None  # null: <TPT_CACHE_DIR or ~/.cache/tpt>; holds generations/, verdicts/, trained/
     trained: bool = True  # reuse a checkpoint trained before from the same parent, data and train settings
+    # Checkpoints enter the cache as hard links to the run's files; across filesystems, copy them (disk, quota)?
+    copy_checkpoints: bool = False
     verdicts: bool = True  # reuse code verdicts of the same programs on the same tests and limits
 
 

@@ -275,11 +275,14 @@ def plan_cell(overrides: List[str], assume: Dict[str, float], runs: Optional[Pat
 
 def training_memory_gb(shape: Shape, cfg: DictConfig, seq: int, micro: int, assume: Dict[str, float]) -> float:
     """Per GPU: fp32 weights, gradients and AdamW's two moments (16 bytes a parameter), divided over the
-    ranks by fsdp; activations of one micro-batch (about 34 x seq x hidden bytes per layer without
+    ranks by fsdp (or in CPU memory with offload_params), plus what fsdp gathers to compute; activations of one micro-batch (about 34 x seq x hidden bytes per layer without
     checkpointing, Korthikanti et al. 2022, flash/SDPA attention; the layer inputs plus one layer's with
     it), the fp32 logits and their gradient, and a fixed overhead."""
     tr = cfg.train
-    states = 16 * shape.params / (world_size(tr) if tr.strategy == "fsdp" else 1)
+    fsdp = tr.strategy == "fsdp"
+    states = 0.0 if fsdp and tr.offload_params else 16 * shape.params / (world_size(tr) if fsdp else 1)
+    if fsdp:  # gathered for compute: two layers' bf16 weights (one prefetched), the fp32 embeddings and head
+        states += 2 * 2 * shape.params / shape.layers + 2 * 4 * shape.vocab * shape.hidden
     per_layer = 34 * seq * micro * shape.hidden
     activations = (2 * seq * micro * shape.hidden * shape.layers + per_layer) if tr.gradient_checkpointing \
         else per_layer * shape.layers

@@ -1,5 +1,6 @@
-"""Training strategies (`train.strategy`): TRL SFT in the cell's process (`single`, tpt/training/sft.py),
-or over several GPUs and nodes through `accelerate launch` (`ddp`, `fsdp`, tpt/training/distributed.py)."""
+"""Training strategies (`train.strategy`): TRL SFT (tpt/training/sft.py) in one spawned process on one GPU
+(`single`), or over several GPUs and nodes through `accelerate launch` (`ddp`, `fsdp`); never in the cell's
+own process (tpt/training/distributed.py)."""
 import math
 from typing import Tuple
 

@@ -44,7 +44,8 @@ def head_node(env: Mapping[str, str]) -> str:
 
 
 def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: Path, *,
-                       gradient_checkpointing: bool, cpu: bool, env: Mapping[str, str] = os.environ) -> List[str]:
+                       gradient_checkpointing: bool, cpu: bool, offload_params: bool = False,
+                       env: Mapping[str, str] = os.environ) -> List[str]:
     """The command that trains `job` with `strategy` (ddp | fsdp) on every process of every node."""
     config = ACCELERATE_CONFIGS / f"{strategy}.yaml"
     if not config.is_file():
@@ -52,7 +53,8 @@ def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: 
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
               "--num_processes", str(processes_per_node * nodes), "--num_machines", str(nodes)]
     if strategy == "fsdp":
-        launch += ["--fsdp_activation_checkpointing", "true" if gradient_checkpointing else "false"]
+        launch += ["--fsdp_activation_checkpointing", "true" if gradient_checkpointing else "false",
+                   "--fsdp_offload_params", "true" if offload_params else "false"]
     if cpu:  # no GPU: the same launcher (torchrun); the Trainer (use_cpu) then joins with gloo
         launch += ["--mixed_precision", "no"]
     worker = ["-m", "tpt.training.worker", str(job)]
@@ -77,23 +79,42 @@ def write_job(base, examples: List[dict], out_dir: Path, cfg) -> Path:
     return job
 
 
-def sft_with_accelerate(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
+def one_gpu(env: Mapping[str, str]) -> Dict[str, str]:
+    """The environment that pins a single-process run to the first GPU it may use: with several visible,
+    transformers' Trainer would wrap the model in nn.DataParallel (replicas sharing TRL's patched
+    forward, and a batch the step counts do not expect)."""
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    first = visible.split(",")[0] if visible else "0"
+    return {"CUDA_VISIBLE_DEVICES": first}
+
+
+def train_in_processes(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
+    """Train in processes of their own, never in the cell's, so the trainer's memory (weights,
+    gradients, optimizer states: tens of GB for a 2B model) is gone when they exit and the next
+    engine finds the GPU free: `single` as one spawned process on one GPU, `ddp` / `fsdp` through
+    `accelerate launch`. Every process runs tpt/training/worker.py on the job written here."""
     import torch
 
     job = write_job(base, examples, out_dir, cfg)
     cpu = not torch.cuda.is_available()
-    if cpu and cfg.strategy == "fsdp":
-        log.warning("train.strategy=fsdp on a CPU: accelerate shards only on accelerators, so these %d processes "
-                    "train as DDP (a full copy each); tests/test_fsdp_cpu.py checks FSDP2 itself on CPU",
-                    cfg.processes_per_node * cfg.nodes)
-    cmd = accelerate_command(cfg.strategy, cfg.processes_per_node, cfg.nodes, job,
-                             gradient_checkpointing=cfg.gradient_checkpointing, cpu=cpu)
+    env = dict(os.environ)
+    if cfg.strategy == "single":
+        cmd = [sys.executable, "-m", "tpt.training.worker", str(job)]
+        env.update(one_gpu(os.environ))
+    else:
+        if cpu and cfg.strategy == "fsdp":
+            log.warning("train.strategy=fsdp on a CPU: accelerate shards only on accelerators, so these %d processes "
+                        "train as DDP (a full copy each); tests/test_fsdp_cpu.py checks FSDP2 itself on CPU",
+                        cfg.processes_per_node * cfg.nodes)
+        cmd = accelerate_command(cfg.strategy, cfg.processes_per_node, cfg.nodes, job,
+                                 gradient_checkpointing=cfg.gradient_checkpointing, cpu=cpu,
+                                 offload_params=cfg.get("offload_params", False))
     log.info("train: %s", shlex.join(cmd))
-    done = subprocess.run(cmd)  # output goes straight to this job's log
+    done = subprocess.run(cmd, env=env)  # output goes straight to this job's log
     if done.returncode != 0:
-        raise LaunchError(f"distributed training failed (exit code {done.returncode}); see the log above. "
+        raise LaunchError(f"training failed (exit code {done.returncode}); see the log above. "
                           f"Command: {shlex.join(cmd)}")
     result = read_json(Path(read_json(job)["result"]))
     if not result:
-        raise LaunchError("distributed training ended without writing its result")
+        raise LaunchError("training ended without writing its result")
     return result

@@ -1,7 +1,8 @@
 """Supervised fine-tuning with TRL's SFTTrainer on conversational prompt/completion pairs (the loss
 falls on the completion only): 1 epoch of AdamW, linear decay after 10% warmup by default; bf16
-mixed precision where the device computes bf16 (`uses_bf16`), fp32 elsewhere. `train.strategy=single` trains in this process; `ddp` / `fsdp`
-go through `accelerate launch` (tpt/training/distributed.py).
+mixed precision where the device computes bf16 (`uses_bf16`), fp32 elsewhere. Training runs in processes of
+its own (tpt/training/distributed.py): `single` one spawned process on one GPU, `ddp` / `fsdp` through
+`accelerate launch`; each runs `train_and_save` here.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tpt.models import (ModelRef, cast_checkpoint, config_dtype, cpu_has_native_
                         load_tokenizer)
 from tpt.prompt import CHAT_TEMPLATE_KWARGS, Message
 from tpt.training import batch_shape, optimizer_steps, world_size
-from tpt.training.distributed import sft_with_accelerate
+from tpt.training.distributed import train_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,7 @@ def sft(base: ModelRef, examples: List[dict], out_dir: Path, cfg) -> Dict:
              "strategy %s, %s", len(examples), optimizer_steps(len(examples), cfg), cfg.global_batch_size,
              world_size(cfg), micro, accum, cfg.lr, cfg.strategy,
              "bf16 mixed precision" if uses_bf16(cfg) else "fp32")
-    if cfg.strategy == "single":
-        return train_and_save(base.path, examples, out_dir, cfg, base.revision)
-    return sft_with_accelerate(base, examples, out_dir, cfg)
+    return train_in_processes(base, examples, out_dir, cfg)
 
 
 def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg,
