@@ -45,8 +45,12 @@ def test_a_worker_trains_the_job_it_is_given(tiny_model_dir, tmp_path):
 def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path, slurm_cluster):
     env = {**slurm_cluster, "SLURM_JOB_NODELIST": "gpu[07-08]"}  # scontrol expands the list
     cmd = accelerate_command("fsdp", 8, 2, tmp_path / "job.json", gradient_checkpointing=False, cpu=False, env=env)
-    assert cmd[:5] == ["srun", "--nodes=2", "--ntasks-per-node=1", "bash", "-c"]
-    per_node = cmd[5]
+    env["SLURM_CPUS_PER_TASK"] = "64"
+    cmd = accelerate_command("fsdp", 8, 2, tmp_path / "job.json", gradient_checkpointing=False, cpu=False, env=env)
+    assert cmd[:8] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--overlap", "--gpus-per-node=8",
+                       "--kill-on-bad-exit=1", "--cpus-per-task=64", "bash"] and cmd[8] == "-c"
+    per_node = cmd[9]
+    assert per_node.startswith("trap '' USR2; exec ")  # the timeout warning is the cell's, not training's
     assert "--num_processes 16 --num_machines 2" in per_node
     assert "--main_process_ip gpu07" in per_node and "--rdzv_backend static" in per_node
     assert "--machine_rank $SLURM_NODEID" in per_node  # expanded by each node's shell
@@ -71,7 +75,8 @@ def test_model_presets_carry_the_paper_settings(preset, strategy, procs, nodes, 
     assert (cfg.model.tensor_parallel_size, cfg.model.lr, cfg.model.system_role) == (tp, lr, system_role)
     params = submitit_parameters(cfg.cluster, None)
     assert params["nodes"] == nodes and params["gpus_per_node"] == procs
-    assert params.get("slurm_use_srun", True) == (nodes == 1)  # multi-node: the cell starts its own srun
+    # multi-node: the cell is one task (a job step, so the timeout warning reaches it) and starts its own srun
+    assert params.get("slurm_srun_args") == (["--nodes=1", "--ntasks=1"] if nodes > 1 else None)
 
 
 def test_impossible_training_layouts_are_rejected():

@@ -62,9 +62,16 @@ def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: 
         return launch + worker
     launch += ["--main_process_ip", head_node(env), "--main_process_port", str(RENDEZVOUS_PORT),
                "--rdzv_backend", "static"]
-    # $SLURM_NODEID differs per node, so srun's shell expands it there.
-    per_node = shlex.join(launch) + " --machine_rank $SLURM_NODEID " + shlex.join(worker)
-    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "bash", "-c", per_node]
+    # $SLURM_NODEID differs per node, so srun's shell expands it there. The timeout warning (USR2) is the
+    # cell's to act on: training ignores it (SIG_IGN is inherited through exec and by every process).
+    per_node = "trap '' USR2; exec " + shlex.join(launch) + " --machine_rank $SLURM_NODEID " + shlex.join(worker)
+    srun = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1",
+            "--overlap",  # beside the cell's own job step, which holds the first node's resources
+            f"--gpus-per-node={processes_per_node}",
+            "--kill-on-bad-exit=1"]  # one node failing ends the others now, not at the NCCL timeout
+    if env.get("SLURM_CPUS_PER_TASK"):  # srun no longer inherits it (SLURM 22.05+)
+        srun.append(f"--cpus-per-task={env['SLURM_CPUS_PER_TASK']}")
+    return srun + ["bash", "-c", per_node]
 
 
 def write_job(base, examples: List[dict], out_dir: Path, cfg) -> Path:
