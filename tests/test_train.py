@@ -72,3 +72,22 @@ def test_single_trains_in_a_process_of_its_own_and_leaves_no_memory_behind(tmp_p
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert result["steps"] == 1 and grew < 300_000 and child > 1_200_000, (grew, child)
     assert load_causal_lm(str(tmp_path / "model"), dtype="float32") is not None
+
+
+def test_training_loads_the_model_where_it_is_for_the_trainer_or_fsdp_to_place(tiny_model_dir, monkeypatch, train_cfg,
+                                                                                tmp_path):
+    """On a GPU, moving the whole fp32 model onto every FSDP rank's device before sharding needs the whole
+    model on each GPU (or fails on ranks that load on the meta device): training leaves placement to the
+    Trainer and accelerate."""
+    import tpt.models as models
+
+    from transformers import PreTrainedModel
+
+    moved = []
+    monkeypatch.setattr(models, "device", lambda: "cuda")  # as on a GPU machine
+    monkeypatch.setattr(models, "torch_dtype", lambda name, on: torch.float32)
+    monkeypatch.setattr(PreTrainedModel, "to", lambda self, *a, **k: moved.append(a) or self)
+    models.load_causal_lm(str(tiny_model_dir), dtype="float32", place=False)
+    assert ("cuda",) not in moved
+    models.load_causal_lm(str(tiny_model_dir), dtype="float32")  # generation (backend=hf) places it
+    assert ("cuda",) in moved

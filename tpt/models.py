@@ -211,11 +211,16 @@ def attention_for(config, on: str) -> str | None:
     return "eager"
 
 
-def load_causal_lm(path: str, dtype: str = "auto", revision: str | None = None):
+def load_causal_lm(path: str, dtype: str = "auto", revision: str | None = None, place: bool = True):
+    """The model in `dtype`, on this machine's device when `place`. Training passes place=False: the
+    Trainer places a single process's model itself, and under FSDP accelerate shards the model from
+    CPU (rank 0 loads the weights, the other ranks get them on the meta device and receive their
+    shards: fsdp.yaml's cpu_ram_efficient_loading), where moving the whole model onto each rank's GPU
+    first would need the whole model in every GPU's memory."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     dev = device()
     attention = attention_for(AutoConfig.from_pretrained(path, revision=revision), dev)
     extra = {"attn_implementation": attention} if attention else {}
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype, dev), revision=revision, **extra)
-    return model.to(dev)
+    return model.to(dev) if place else model

@@ -103,8 +103,9 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, rev
         report_to=[],
         dataloader_num_workers=0,
     )
-    # Weights in fp32; bf16=True above adds mixed precision.
-    model = load_causal_lm(base_model, dtype="float32", revision=revision)
+    # fp32 master weights on purpose (bf16=True above adds mixed precision; checkpoints are saved in the
+    # base's dtype); left where they load, for the Trainer or FSDP to place (load_causal_lm).
+    model = load_causal_lm(base_model, dtype="float32", revision=revision, place=False)
     tokenizer = load_tokenizer(base_model, revision)
     return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                       processing_class=tokenizer)
