@@ -91,3 +91,27 @@ def test_training_loads_the_model_where_it_is_for_the_trainer_or_fsdp_to_place(t
     assert ("cuda",) not in moved
     models.load_causal_lm(str(tiny_model_dir), dtype="float32")  # generation (backend=hf) places it
     assert ("cuda",) in moved
+
+
+def test_fsdp_reduces_gradients_in_fp32_like_the_other_strategies(monkeypatch):
+    """One mixed-precision policy for all strategies: under accelerate's FSDP (its environment, as
+    `accelerate launch` with fsdp.yaml sets it) gradients are reduced in fp32, not accelerate's bf16."""
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    import tpt.training.sft as sft_module
+    from tests.conftest import compose
+    from tpt.training.sft import fsdp_plugin_args
+
+    cfg = compose(["train.bf16=true", "model.train_strategy=fsdp", "model.gpus=2"]).train
+    monkeypatch.setattr(sft_module.torch.cuda, "is_available", lambda: True)  # bf16 as on GPUs
+    assert fsdp_plugin_args(cfg) is None  # not under accelerate's FSDP: nothing to set
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    plugin = FullyShardedDataParallelPlugin(**fsdp_plugin_args(cfg))
+    policy = plugin.mixed_precision_policy
+    assert (policy.param_dtype, policy.reduce_dtype) == (torch.bfloat16, torch.float32)
+    plugin.set_mixed_precision("bf16")  # what accelerate's state does with `mixed_precision: bf16`
+    assert plugin.mixed_precision_policy.reduce_dtype == torch.float32
+    default = FullyShardedDataParallelPlugin(fsdp_version=2)
+    default.set_mixed_precision("bf16")
+    assert default.mixed_precision_policy.reduce_dtype == torch.bfloat16  # accelerate's own: what tpt replaces

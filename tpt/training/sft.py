@@ -7,6 +7,7 @@ its own (tpt/training/distributed.py): `single` one spawned process on one GPU, 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -69,6 +70,17 @@ def uses_bf16(cfg) -> bool:
     return cfg.bf16 if cfg.bf16 is not None else cpu_has_native_bf16()
 
 
+def fsdp_plugin_args(cfg) -> Optional[Dict]:
+    """Under FSDP with bf16 (accelerate launch with fsdp.yaml), the one mixed-precision policy every
+    strategy uses: bf16 compute, fp32 master weights, gradients reduced in fp32. accelerate's FSDP2
+    default reduces them in bf16, where `single` and ddp keep them fp32 under autocast. The other FSDP
+    settings still come from fsdp.yaml (the plugin reads them from accelerate's environment)."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() != "true" or not uses_bf16(cfg):
+        return None
+    return {"fsdp_version": 2, "mixed_precision_policy": {
+        "param_dtype": torch.bfloat16, "reduce_dtype": torch.float32, "output_dtype": torch.bfloat16}}
+
+
 def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, revision: Optional[str] = None):
     """An SFTTrainer for `examples` (conversational prompt/completion records) on `base_model`
     (at `revision`, for a hub model). Under `accelerate launch` the Trainer picks up the distributed
@@ -103,6 +115,7 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, rev
         report_to=[],
         dataloader_num_workers=0,
     )
+    args.fsdp_plugin_args = fsdp_plugin_args(cfg) or args.fsdp_plugin_args
     # fp32 master weights on purpose (bf16=True above adds mixed precision; checkpoints are saved in the
     # base's dtype); left where they load, for the Trainer or FSDP to place (load_causal_lm).
     model = load_causal_lm(base_model, dtype="float32", revision=revision, place=False)
