@@ -75,8 +75,9 @@ def test_model_presets_carry_the_paper_settings(preset, strategy, procs, nodes, 
     assert (cfg.model.tensor_parallel_size, cfg.model.lr, cfg.model.system_role) == (tp, lr, system_role)
     params = submitit_parameters(cfg.cluster, None)
     assert params["nodes"] == nodes and params["gpus_per_node"] == procs
-    # multi-node: the cell is one task (a job step, so the timeout warning reaches it) and starts its own srun
-    assert params.get("slurm_srun_args") == (["--nodes=1", "--ntasks=1"] if nodes > 1 else None)
+    # one node or many: the cell is one task, a job step, so the timeout warning reaches it
+    # (tests/test_slurm.py); on several nodes it starts its own srun for training
+    assert params["slurm_srun_args"] == ["--nodes=1", "--ntasks=1"] and "slurm_use_srun" not in params
 
 
 def test_impossible_training_layouts_are_rejected():

@@ -93,36 +93,71 @@ def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_mod
     proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, *slower))
     wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish", poll=0.01)
     [job] = job_ids(sweep)
-    # Freeze the job where it is (its next stages take seconds), so the requeue finds it unfinished.
-    listing = slurm(slurm_cluster, "scontrol", "listpids", job).splitlines()[1:]  # PID JOBID STEPID ...
-    pids = [int(line.split()[0]) for line in listing if line.split() and line.split()[0].isdigit()]
-    assert pids, "scontrol listpids found none of the job's processes"
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
+    pids = signal_job(slurm_cluster, job, signal.SIGSTOP)  # frozen where it is: its next stages take seconds
     assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before it could be requeued"
     slurm(slurm_cluster, "scontrol", "requeue", job)
+    assert pids
+    restarted_job_resumes(slurm_cluster, job, proc, sweep, reference)
+
+
+def signal_job(env, job, sig):
+    """Send `sig` to every process of the job's steps (as SLURM's own signals reach them); their pids."""
+    listing = slurm(env, "scontrol", "listpids", job).splitlines()[1:]  # PID JOBID STEPID ...
+    pids = [int(line.split()[0]) for line in listing if line.split() and line.split()[0].isdigit()]
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def restarted_job_resumes(env, job, proc, sweep, reference):
+    """The job was requeued mid-run: it starts again, skips its finished stages, restarts the one it was
+    in, and ends with the metrics of an undisturbed local run."""
     # SLURM holds a requeued job back for two minutes; let it start again at once.
-    wait_for(lambda: "PENDING" in slurm(slurm_cluster, "squeue", "-h", "-j", job, "-o", "%T"), what="requeue")
-    slurm(slurm_cluster, "scontrol", "update", f"jobid={job}", "StartTime=now")
+    wait_for(lambda: "PENDING" in slurm(env, "squeue", "-h", "-j", job, "-o", "%T"), what="requeue")
+    slurm(env, "scontrol", "update", f"jobid={job}", "StartTime=now")
     code, log = finish(proc)
     assert code == 0, log[-4000:]
     # The driver returns once the restarted job wrote its result: wait for it to leave the queue too.
     def gone():  # squeue lists it while pending or running, and errors once SLURM forgets it
-        q = subprocess.run(["squeue", "-h", "-j", job], env=slurm_cluster, capture_output=True, text=True)
+        q = subprocess.run(["squeue", "-h", "-j", job], env=env, capture_output=True, text=True)
         return q.returncode != 0 or not q.stdout.strip()
     wait_for(gone, what="the job to leave the queue")
     [cell] = cells(sweep)
     assert metrics(cell) == metrics(reference)
-    assert "Restarts=1" in slurm(slurm_cluster, "scontrol", "show", "job", job)
+    assert "Restarts=1" in slurm(env, "scontrol", "show", "job", job)
     run_log = (cell / "launch.log").read_text()  # both runs of the job write to it
     assert run_log.count("round 0 eval: starting") == 1 and "round 0 eval: finished earlier, skipping" in run_log
     assert "round 1 think: finished earlier, skipping" in run_log
     # The stage the requeue interrupted started again (a run that had ended first would only skip).
     restarted = [s for s in ("prune", "train", "eval") if run_log.count(f"round 1 {s}: starting") == 2]
     assert len(restarted) == 1, run_log[-3000:]
+
+
+def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluster, tiny_model_dir, tmp_path):
+    """SLURM's timeout warning (submitit's --signal=USR2@90, no B:) goes to job steps, not the batch shell.
+    Every cell, multi-node ones included (tests/test_distributed.py), runs as a one-task job step, so
+    the warning reaches submitit in the cell, which requeues the job; it resumes from its finished stages.
+    `scancel --signal=USR2` sends it the way SLURM does, to the steps."""
+    slower = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
+              "data.size=6", "train.epochs=20", "task.eval_questions=12"]
+    reference = tmp_path / "reference"
+    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *slower,
+                          f"hydra.run.dir={reference}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, *slower))
+    wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish", poll=0.01)
+    [job] = job_ids(sweep)
+    (script,) = [p.read_text() for p in (sweep / ".submitit").glob("*/*_submission.sh")]
+    assert "--nodes=1 --ntasks=1" in script and "--signal=USR2@90" in script
+    signal_job(slurm_cluster, job, signal.SIGSTOP)  # so the warning lands mid-run, not after the end
+    assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before the warning"
+    slurm(slurm_cluster, "scancel", "--signal=USR2", job)
+    signal_job(slurm_cluster, job, signal.SIGCONT)
+    restarted_job_resumes(slurm_cluster, job, proc, sweep, reference)
 
 
 def test_jobs_run_from_the_snapshot_taken_at_submit_time(slurm_cluster, tiny_model_dir, tmp_path):

@@ -104,12 +104,11 @@ def submitit_parameters(cluster, code_dir: Path | None) -> Dict[str, Any]:
         "slurm_setup": list(cluster.setup) or None, "slurm_additional_parameters": extra, "tasks_per_node": 1,
         "nodes": cluster.nodes,
     }
-    if cluster.nodes > 1:
-        # The cell runs once, as a one-task job step on the first node, and starts its training on every
-        # node itself (srun in tpt/training/distributed.py). A job step, not the batch shell: SLURM sends
-        # the timeout warning (submitit's --signal=USR2@90, without B:) to job steps, so it reaches the
-        # cell, which requeues; the training step ignores it.
-        params["slurm_srun_args"] = ["--nodes=1", "--ntasks=1"]
+    # A cell runs once, as a one-task job step on the first node (on several nodes it starts its training
+    # on every node itself: srun in tpt/training/distributed.py). A job step, not the batch shell: SLURM
+    # sends the timeout warning (submitit's --signal=USR2@90, without B:) to job steps, so it reaches the
+    # cell, which requeues; the training step ignores it. One node or many, the same path.
+    params["slurm_srun_args"] = ["--nodes=1", "--ntasks=1"]
     return {k: v for k, v in params.items() if v is not None}
 
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, open_dict, read_write
 
 from tpt import miniature
 from tpt.config import ConfigError
@@ -85,7 +85,9 @@ class SlurmSweepLauncher(SlurmLauncher):
 
         Singleton.set_state(singleton_state)
         setup_globals()
-        with open_dict(sweep_config.hydra.job) as job:
+        # read_write: a job requeued by submitit after the timeout warning runs again from the config its
+        # first run checkpointed, which Hydra had made read-only
+        with read_write(sweep_config.hydra.job), open_dict(sweep_config.hydra.job) as job:
             job.id = submitit.JobEnvironment().job_id
             job.num = job_num
         return run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
