@@ -80,24 +80,37 @@ def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny
         assert f"#SBATCH --chdir={sweep}/.code/" in s  # jobs run from the code snapshot
 
 
-def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_model_dir, tmp_path):
-    # Long enough after round 1 think (train + eval, ~15 s) that the requeue lands while the job runs.
-    slower = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
-              "data.size=6", "train.epochs=20", "task.eval_questions=12"]
-    reference = tmp_path / "reference"
-    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *slower,
+# Long enough after round 1 think (train + eval, ~15 s) that a requeue lands while the job runs.
+SLOWER = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
+          "data.size=6", "train.epochs=20", "task.eval_questions=12"]
+
+
+@pytest.fixture(scope="module")
+def slower_reference(tiny_model_dir, tmp_path_factory):
+    """The SLOWER cell run locally, undisturbed: what a requeued job must end with."""
+    reference = tmp_path_factory.mktemp("reference")
+    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *SLOWER,
                           f"hydra.run.dir={reference}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-3000:]
+    return reference
 
-    sweep = tmp_path / "sweep"
-    proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, *slower))
+
+def submitted_past_think(env, tiny_model_dir, sweep):
+    """The SLOWER cell submitted, once its round 1 think is done: (launcher process, job id)."""
+    proc = launch(env, *sweep_args(tiny_model_dir, sweep, *SLOWER))
     wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish", poll=0.01)
     [job] = job_ids(sweep)
+    return proc, job
+
+
+def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_model_dir, slower_reference, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc, job = submitted_past_think(slurm_cluster, tiny_model_dir, sweep)
     pids = signal_job(slurm_cluster, job, signal.SIGSTOP)  # frozen where it is: its next stages take seconds
     assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before it could be requeued"
     slurm(slurm_cluster, "scontrol", "requeue", job)
     assert pids
-    restarted_job_resumes(slurm_cluster, job, proc, sweep, reference)
+    restarted_job_resumes(slurm_cluster, job, proc, sweep, slower_reference)
 
 
 def signal_job(env, job, sig):
@@ -136,28 +149,21 @@ def restarted_job_resumes(env, job, proc, sweep, reference):
     assert len(restarted) == 1, run_log[-3000:]
 
 
-def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluster, tiny_model_dir, tmp_path):
+def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluster, tiny_model_dir, slower_reference,
+                                                                   tmp_path):
     """SLURM's timeout warning (submitit's --signal=USR2@90, no B:) goes to job steps, not the batch shell.
     Every cell, multi-node ones included (tests/test_distributed.py), runs as a one-task job step, so
     the warning reaches submitit in the cell, which requeues the job; it resumes from its finished stages.
     `scancel --signal=USR2` sends it the way SLURM does, to the steps."""
-    slower = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
-              "data.size=6", "train.epochs=20", "task.eval_questions=12"]
-    reference = tmp_path / "reference"
-    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *slower,
-                          f"hydra.run.dir={reference}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert ref.returncode == 0, ref.stderr[-3000:]
     sweep = tmp_path / "sweep"
-    proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, *slower))
-    wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish", poll=0.01)
-    [job] = job_ids(sweep)
+    proc, job = submitted_past_think(slurm_cluster, tiny_model_dir, sweep)
     (script,) = [p.read_text() for p in (sweep / ".submitit").glob("*/*_submission.sh")]
     assert "--nodes=1 --ntasks=1" in script and "--signal=USR2@90" in script
     signal_job(slurm_cluster, job, signal.SIGSTOP)  # so the warning lands mid-run, not after the end
     assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before the warning"
     slurm(slurm_cluster, "scancel", "--signal=USR2", job)
     signal_job(slurm_cluster, job, signal.SIGCONT)
-    restarted_job_resumes(slurm_cluster, job, proc, sweep, reference)
+    restarted_job_resumes(slurm_cluster, job, proc, sweep, slower_reference)
 
 
 def test_jobs_run_from_the_snapshot_taken_at_submit_time(slurm_cluster, tiny_model_dir, tmp_path):
