@@ -9,6 +9,7 @@ FSDP2 path would drive them (tests/fsdp_cpu_step.py).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -81,6 +82,55 @@ def test_fsdp_shards_over_two_cpu_processes_and_matches_one(vllm_tiny_dir, fsdp_
     # The gathered checkpoint is a plain one: transformers loads it...
     loaded = AutoModelForCausalLM.from_pretrained(out)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in saved.items())
+
+
+def accelerate_fsdp_env(processes: int) -> dict:
+    """The variables `accelerate launch` sets from tpt's fsdp.yaml, computed by accelerate's launcher itself."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    from tpt.training.distributed import ACCELERATE_CONFIGS
+
+    args = launch_command_parser().parse_args(["--config_file", str(ACCELERATE_CONFIGS / "fsdp.yaml"),
+                                               "--num_processes", str(processes), "-m", "tpt.training.worker", "job"])
+    return {k: v for k, v in prepare_multi_gpu_env(_validate_launch_command(args)[0]).items()
+            if k.startswith(("FSDP_", "ACCELERATE_USE_FSDP"))}
+
+
+def test_fsdp_ranks_hold_half_the_model_after_loading(tmp_path):
+    """Loading for FSDP as tpt does (load_causal_lm under fsdp.yaml's rank-0 loading, then accelerate's
+    FSDP2 preparation): the second rank never holds a copy of the model (transformers' own path for it
+    fills one with zeros: 8 x 280 GB of host RAM for the 70B), and after sharding each rank holds about
+    half of it, with the weights rank 0 read (the same loss as the unsharded model)."""
+    from tests.tiny_model import build
+    from transformers import AutoModelForCausalLM
+
+    model_dir = build(tmp_path / "model", hidden=768, heads=12, layers=8)  # ~80M parameters: 0.3 GB in fp32
+    env = {**os.environ, **accelerate_fsdp_env(2)}
+    assert env["FSDP_CPU_RAM_EFFICIENT_LOADING"] == "true"
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29612",
+                          str(ROOT / "tests" / "fsdp_cpu_load.py"), str(model_dir), str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+
+    unsharded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    full = sum(p.numel() * p.element_size() for p in unsharded.parameters())
+    batch = torch.arange(64).reshape(2, 32) % 1000  # as tests/fsdp_cpu_load.py
+    with torch.no_grad():
+        reference_loss = unsharded(input_ids=batch, labels=batch).loss.item()
+    mb = 1 / 2**20
+    for r, info in enumerate(ranks):
+        grew = (info["rss_sharded_kb"] - info["rss_before_kb"]) * 1024
+        print(f"rank {r}: model {full * mb:.0f} MB; loaded {info['loaded_bytes'] * mb:.0f} MB, "
+              f"peak while loading +{(info['peak_loading_kb'] - info['rss_before_kb']) / 1024:.0f} MB; "
+              f"sharded {info['sharded_bytes'] * mb:.0f} MB, resident +{grew * mb:.0f} MB; loss {info['loss']:.6f}")
+        assert info["sharded_bytes"] <= 0.55 * full  # its half of the parameters (norms are small and whole)
+        assert 0.3 * full < grew < 0.75 * full  # resident: about half, not the whole
+        assert abs(info["loss"] - reference_loss) < 1e-4  # rank 0's weights, not zeros or random ones
+    assert ranks[0]["loaded_bytes"] == full
+    assert ranks[1]["loaded_bytes"] == 0  # parameters on the meta device
+    assert (ranks[1]["peak_loading_kb"] - ranks[1]["rss_before_kb"]) * 1024 < 0.1 * full
 
 
 def test_vllm_serves_the_fsdp_checkpoint(real_vllm, vllm_tiny_dir, fsdp_step):

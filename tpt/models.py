@@ -214,13 +214,35 @@ def attention_for(config, on: str) -> str | None:
 def load_causal_lm(path: str, dtype: str = "auto", revision: str | None = None, place: bool = True):
     """The model in `dtype`, on this machine's device when `place`. Training passes place=False: the
     Trainer places a single process's model itself, and under FSDP accelerate shards the model from
-    CPU (rank 0 loads the weights, the other ranks get them on the meta device and receive their
-    shards: fsdp.yaml's cpu_ram_efficient_loading), where moving the whole model onto each rank's GPU
-    first would need the whole model in every GPU's memory."""
+    CPU, where moving the whole model onto each rank's GPU first would need the whole model in every
+    GPU's memory. Under FSDP's rank-0 loading only rank 0 reads the weights (fsdp_receives_weights)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     dev = device()
-    attention = attention_for(AutoConfig.from_pretrained(path, revision=revision), dev)
+    config = AutoConfig.from_pretrained(path, revision=revision)
+    attention = attention_for(config, dev)
     extra = {"attn_implementation": attention} if attention else {}
+    # On a CPU accelerate trains FSDP's processes as DDP, which copies rank 0's weights into full ones.
+    if not place and dev != "cpu" and fsdp_receives_weights(os.environ):
+        from accelerate import init_empty_weights
+
+        # Parameters on the meta device, no storage: transformers' own path for these ranks fills a full
+        # CPU copy with zeros (8 ranks x 280 GB for the 70B in fp32). Buffers stay real (rotary
+        # frequencies are not in the checkpoint, so nothing would broadcast them).
+        with init_empty_weights(include_buffers=False):
+            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype(dtype, dev), **extra)
+        model.tie_weights()  # as from_pretrained does: FSDP must group the same parameters on every rank
+        return model
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype, dev), revision=revision, **extra)
     return model.to(dev) if place else model
+
+
+def fsdp_receives_weights(env) -> bool:
+    """This process is an FSDP rank other than the first, launched with rank-0 loading (fsdp.yaml's
+    cpu_ram_efficient_loading, which accelerate passes on as these variables): accelerate broadcasts
+    rank 0's weights to it shard by shard (fsdp2_load_full_state_dict), so it never needs its own."""
+    from accelerate.utils import str_to_bool
+
+    return (str_to_bool(env.get("ACCELERATE_USE_FSDP", "false")) == 1
+            and str_to_bool(env.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false")) == 1
+            and int(env.get("RANK", "0")) != 0)

@@ -22,6 +22,13 @@ def main(job_path: str) -> None:
                             OmegaConf.create(job["train"]), job["revision"])
     if result is not None:  # rank 0
         write_json(Path(job["result"]), result)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # The other ranks wait here while rank 0 writes the model, then all leave the group together:
+        # a rank that exits with the group still up can abort in gloo's teardown (SIGABRT seen in CI).
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
