@@ -16,9 +16,9 @@ from tests.conftest import ROOT, tiny_overrides
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]  # ten runs of launch.py
 
 # Where to pull the plug, in the order a run reaches them: the moment the path appears under the run
-# directory. `{k}` inside a stage: once its k-th chunk is written, k drawn from a seeded stream (think
-# has 4 chunks, eval 3; never the last, after which the stage publishes at once). TPT_KILL_SEED=<n>
-# replays another draw.
+# directory (a stage's partial folder is `.<stage>.partial-<host>-<pid>`). `{k}` inside a stage: once
+# its k-th chunk is written, k drawn from a seeded stream (think has 4 chunks, eval 3; never the last,
+# after which the stage publishes at once). TPT_KILL_SEED=<n> replays another draw.
 KILL_POINTS = ["round_0/.eval.partial", "round_0/.eval.chunks/{k}", "round_1/.think.chunks/{k}",
                "round_1/think/DONE.json", "round_1/.train.partial", "round_1/train/DONE.json",
                "round_1/.eval.partial", "round_1/.eval.chunks/{k}"]
@@ -41,7 +41,7 @@ def kill_when(model_dir, run_dir, point):
     """Start a run and SIGKILL it as soon as `point` exists; whether it was still running then."""
     proc = subprocess.Popen(command(model_dir, run_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while proc.poll() is None and not (run_dir / point).exists() and time.time() < deadline:
+    while proc.poll() is None and not any(run_dir.glob(point + "*")) and time.time() < deadline:
         time.sleep(0.005)
     killed = proc.poll() is None
     if killed:
@@ -71,7 +71,7 @@ def test_sigkill_at_any_point_then_rerun_gives_the_same_metrics(tiny_model_dir, 
             resumed_chunks.append((stage, len(list((run_dir / folder).glob("*.json"))), CHUNKS[folder]))
     subprocess.run(command(tiny_model_dir, run_dir), cwd=ROOT, check=True, capture_output=True)
     assert metrics(run_dir) == expected
-    leftovers = [p for p in run_dir.rglob("*") if p.name.endswith((".partial", ".tmp", ".chunks"))]
+    leftovers = [p for p in run_dir.rglob("*") if ".partial" in p.name or p.name.endswith((".tmp", ".chunks"))]
     assert not leftovers, leftovers
     log = (run_dir / "launch.log").read_text()  # every run of the cell appends to it
     for stage, finished, total in resumed_chunks:

@@ -1,7 +1,12 @@
-"""Content-addressed caches shared by every cell and sweep on a machine (docs/design.md, "The
-caches"): a keyed store of JSON values (generations: tpt/backends/cache.py; code verdicts, keyed by
-the programs, tests and limits: tpt/verify/code.py), model identities, and trained checkpoints, keyed
-by their lineage."""
+"""Content-addressed caches shared by every cell and sweep on a machine or a cluster (docs/design.md,
+"The caches"): a keyed store of JSON values (generations: tpt/backends/cache.py; code verdicts, keyed
+by the programs, tests and limits: tpt/verify/code.py), model identities, and trained checkpoints,
+keyed by their lineage.
+
+Many jobs on many nodes may ask for one entry at once (docs/guarantees.md): an entry is published by
+the first complete writer (tpt.io.write_text_once, publish_dir_once) and carries checksums of what it
+holds; a damaged entry is named in the log, dropped and computed again. File locks only save
+duplicate work, and nobody waits on one for longer than `lock_wait_s`."""
 from __future__ import annotations
 
 import errno
@@ -13,9 +18,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from filelock import FileLock
-
-from tpt.io import read_json, write_json, write_text_atomic
+from tpt.config import CacheConfig
+from tpt.io import (Damaged, advisory_lock, damage, manifest, publish_dir_once, read_json, sha256_of,
+                    unique_suffix, write_json, write_text_once)
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +31,6 @@ _EDGE = 4 << 20  # bytes hashed at each end of a weight file
 
 def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _weights_fingerprint(path: Path) -> str:
@@ -56,7 +53,7 @@ def model_fingerprint(model_id: str, resolved: str, revision: Optional[str]) -> 
     parts = {}
     for f in sorted(folder.iterdir()):
         if f.suffix in _SMALL_FILES:
-            parts[f.name] = file_digest(f)
+            parts[f.name] = sha256_of(f)
         elif f.suffix in _WEIGHT_FILES:
             parts[f.name] = _weights_fingerprint(f)
     return digest({"files": parts})
@@ -68,26 +65,56 @@ def lineage(parent: str, examples: Sequence[dict], train_cfg: dict) -> str:
     return digest({"parent": parent, "examples": list(examples), "train": train_cfg})
 
 
-class KeyedStore:
-    """JSON values by content key, one file each, published by one rename. A file lock per key lets
-    concurrent cells share an entry: the second asker waits for the first, then reads its value."""
+LOCK_WAIT_S = CacheConfig.lock_wait_s
 
-    def __init__(self, root: Path, what: str):
+
+class KeyedStore:
+    """JSON values by content key, one file each with the sha256 of its value. Concurrent askers of one
+    key: a lock (where it works) lets the second wait for the first and reuse its value; without one
+    both compute, the first to finish publishes, and both return the published value."""
+
+    def __init__(self, root: Path, what: str, lock_wait_s: float = LOCK_WAIT_S):
         self.root, self.what = Path(root), what  # `what`: the values, for the log ("generations")
+        self.lock_wait_s = lock_wait_s
         self.root.mkdir(parents=True, exist_ok=True)
 
     def get_or_compute(self, key: str, compute: Callable[[], Any], desc: str = "",
                        keep: Callable[[Any], bool] = lambda value: True) -> Any:
         """The stored value, or `compute()`'s, stored unless `keep(value)` is false."""
         path = self.root / f"{key}.json"
-        with FileLock(str(path) + ".lock"):
-            if path.is_file():
-                log.info("%s: reusing cached %s %s", desc, self.what, key[:12])
-                return json.loads(path.read_text())
+        found = self._read(path, desc)
+        if found is not None:
+            return found[0]
+        with advisory_lock(self.root / f"{key}.json.lock", self.lock_wait_s):
+            found = self._read(path, desc)
+            if found is not None:
+                return found[0]
             value = compute()
-            if keep(value):
-                write_text_atomic(path, json.dumps(value))
-            return value
+            if not keep(value):
+                return value
+            if write_text_once(path, json.dumps({"sha256": digest(value), "value": value})):
+                return value
+            found = self._read(path, desc)  # another process published first: everyone uses its value
+            return found[0] if found is not None else value
+
+    def _read(self, path: Path, desc: str) -> Optional[tuple]:
+        """(value,) of a whole entry; None if there is none. A damaged one is logged and removed."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            entry = json.loads(text)
+            if not (isinstance(entry, dict) and entry.keys() == {"sha256", "value"}):
+                raise ValueError("not an entry of this tpt version (value and its sha256)")
+            if digest(entry["value"]) != entry["sha256"]:
+                raise ValueError("its value does not match its sha256")
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            log.warning("%s: cached %s entry %s is damaged (%s); computing it again", desc, self.what, path, e)
+            path.unlink(missing_ok=True)
+            return None
+        log.info("%s: reusing cached %s %s", desc, self.what, path.stem[:12])
+        return (entry["value"],)
 
 
 class CheckpointCache:
@@ -106,10 +133,21 @@ class CheckpointCache:
         self.copy = copy
 
     def fetch(self, identity: str, model_dir: Path, desc: str) -> Optional[dict]:
-        """The cached checkpoint put at `model_dir` and its training result, or None if not cached (or
-        if it cannot be put there: the stage then trains)."""
+        """The cached checkpoint put at `model_dir` and its training result, or None if not cached, if it
+        is damaged (then it is dropped), or if it cannot be put there: the stage then trains."""
         entry = self.root / identity
         if not (entry / "result.json").is_file():
+            return None
+        try:
+            stored = read_json(entry / "result.json")
+            if not isinstance(stored, dict) or "files" not in stored:
+                raise Damaged(f"{entry / 'result.json'} has no checksums (written by an older tpt)")
+            problems = damage(entry / "model", stored["files"])
+            if problems:
+                raise Damaged("; ".join(problems))
+        except Damaged as e:
+            log.warning("%s: the cached checkpoint %s is damaged (%s); dropping it and training", desc, entry, e)
+            self._drop(entry)
             return None
         log.info("%s: reusing the checkpoint trained earlier with the same parent, data and settings %s "
                  "(cache.trained=false trains again)", desc, identity[:12])
@@ -119,27 +157,33 @@ class CheckpointCache:
             log.warning("%s: could not put the cached checkpoint at %s (%s); training instead", desc, model_dir, e)
             shutil.rmtree(model_dir, ignore_errors=True)
             return None
-        return read_json(entry / "result.json")
+        return stored["result"]
 
     def store(self, identity: str, model_dir: Path, result: dict) -> None:
         entry = self.root / identity
         if entry.exists():
             return
-        tmp = self.root / f".{identity}.{os.getpid()}.tmp"
+        tmp = self.root / f".{identity}.{unique_suffix()}.tmp"
         try:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(model_dir, tmp / "model", copy_function=_link_or_copy if self.copy else os.link)
-            write_json(tmp / "result.json", result)
-            try:
-                tmp.rename(entry)
-            except OSError:  # another cell stored the same checkpoint first
-                shutil.rmtree(tmp, ignore_errors=True)
+            write_json(tmp / "result.json", {"result": result, "files": manifest(tmp / "model")})
+            publish_dir_once(tmp, entry)  # another cell stored the same checkpoint first: keep that one
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             cross = getattr(e, "errno", None) == errno.EXDEV or "Invalid cross-device link" in str(e)
             log.warning("checkpoint cache: %s not stored (%s)%s", identity[:12], e,
                         "; the cache is on another filesystem than the run: set cache.copy_checkpoints=true to "
                         "copy, or cache.dir beside the outputs to link" if cross else "")
+
+    def _drop(self, entry: Path) -> None:
+        """Remove an entry: renamed out of the way first, so no reader finds it half deleted."""
+        trash = entry.with_name(f".{entry.name}.{unique_suffix()}.drop")
+        try:
+            entry.rename(trash)
+        except OSError:
+            return  # another process dropped it first
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _link_or_copy(src: str, dst: str) -> None:

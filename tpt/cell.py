@@ -47,10 +47,11 @@ class Cell:
         prompt = PromptBuilder(cfg.task, data.few_shot, cfg.model.system_role)
         root = Path(cfg.cache.dir) if cfg.cache.dir else models.cache_dir()
         on = cfg.cache.enabled
-        verdicts = KeyedStore(root / "verdicts", "verdicts") if on and cfg.cache.verdicts else None
+        wait = cfg.cache.lock_wait_s
+        verdicts = KeyedStore(root / "verdicts", "verdicts", wait) if on and cfg.cache.verdicts else None
         return cls(cfg, rundir, data, kind, source, prompt, make_verifier(kind, cfg.task, verdicts),
                    Lineage(rundir, base, OmegaConf.to_container(cfg.train, resolve=True), prompt), teacher,
-                   GenerationCache(root / "generations") if on else None,
+                   GenerationCache(root / "generations", wait) if on else None,
                    CheckpointCache(root / "trained", cfg.cache.copy_checkpoints) if on and cfg.cache.trained else None)
 
     def memo(self, name: str, compute: Callable[[], Any]) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from typing import Any, Dict, List
 
 from hydra.core.utils import filter_overrides
 from omegaconf import OmegaConf
+
+from tpt.io import publish_dir_once, unique_suffix
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,12 @@ def snapshot_code(root: Path, into: Path) -> Path:
     target = into / digest.hexdigest()[:16]
     if target.is_dir():
         return target
-    partial = into / f".{target.name}.partial-{os.getpid()}"
+    partial = into / f".{target.name}.partial-{unique_suffix()}"
     shutil.rmtree(partial, ignore_errors=True)
     for f in files:
         (partial / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / f, partial / f)
-    os.replace(partial, target)
+    publish_dir_once(partial, target)  # two sweeps snapshotting the same code: the same files either way
     return target
 
 

@@ -297,6 +297,9 @@ class CacheConfig:
     # Checkpoints enter the cache as hard links to the run's files; across filesystems, copy them (disk, quota)?
     copy_checkpoints: bool = False
     verdicts: bool = True  # reuse code verdicts of the same programs on the same tests and limits
+    # The longest a job waits for another computing the same cache entry before computing it too (a lock
+    # held by a dead node on some cluster filesystems would otherwise hold it forever).
+    lock_wait_s: float = 3600.0
 
 
 @dataclass

@@ -1,26 +1,125 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never half of it."""
+"""Durable files (docs/guarantees.md): atomic writes, a reader sees the old file or the complete new one,
+never half of it; publishing where the first complete writer wins, so many jobs on many nodes may race
+for one name without locks; checksums that tell a damaged file from a whole one; a full disk named as
+such."""
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
+import logging
 import os
+import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Dict, Iterable, Iterator, List, Optional
+
+log = logging.getLogger(__name__)
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class Damaged(RuntimeError):
+    """A file that is not what was written: truncated, altered, or not parseable."""
+
+
+class DiskFull(OSError):
+    """A write that found no space (a full disk or an exceeded quota)."""
+
+
+def disk_full(path: Path, code: int = errno.ENOSPC, needed: Optional[int] = None) -> DiskFull:
+    """The error to raise when writing `path` found no space (`code`: ENOSPC, or EDQUOT for a quota):
+    names the path, what the write needed (when known) and what is free there."""
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    wanted = f"{needed / 2**20:.1f} MiB to write, " if needed is not None else ""
+    why = "quota exceeded" if code == errno.EDQUOT else "no space left on the device"
+    return DiskFull(code, f"{why} writing {path} ({wanted}{free / 2**20:.1f} MiB free there). Finished stages "
+                          f"and cache entries are intact: free space (or raise the quota) and run the same "
+                          f"command again to resume")
+
+
+def unique_suffix() -> str:
+    """Unique to this process on this machine: temporary names never collide across the nodes of a cluster."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def left_by_dead_process(path: Path) -> bool:
+    """Whether a temporary file or folder named with unique_suffix() was left by a process of this machine
+    that is gone. One of another machine may be in use there (on a filesystem whose locks do not reach
+    across nodes), so it is never judged dead."""
+    found = re.search(re.escape(socket.gethostname()) + r"-(\d+)", Path(path).name)
+    if not found or int(found.group(1)) == os.getpid():
+        return False
+    try:
+        os.kill(int(found.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{unique_suffix()}.", suffix=".tmp")
+    data = text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            raise disk_full(path, e.errno, len(data)) from e
         raise
+
+
+def write_text_once(path: Path, text: str) -> bool:
+    """Publish `text` at `path` unless a file is there already: the first complete writer wins, even
+    among processes on several nodes of a network filesystem (a hard link is created atomically or
+    fails, where POSIX locks may be node-local). True if this call published it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{unique_suffix()}.tmp")
+    data = text.encode("utf-8")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise disk_full(path, e.errno, len(data)) from e
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def publish_dir_once(tmp: Path, path: Path) -> bool:
+    """Rename the finished folder `tmp` to `path` unless a folder with files is there: the first complete
+    writer wins (a rename onto a non-empty folder fails). The loser's `tmp` is removed. True if published."""
+    try:
+        os.rename(tmp, path)
+        return True
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
 
 
 def write_json(path: Path, obj) -> None:
@@ -32,9 +131,75 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Damaged(f"{path} is damaged: not JSON ({e})") from None
 
 
 def read_jsonl(path: Path) -> list:
+    rows = []
     with Path(path).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise Damaged(f"{path}:{n} is damaged: not a JSON line ({e})") from None
+    return rows
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest(folder: Path, skip: Iterable[str] = ()) -> Dict[str, dict]:
+    """Size and sha256 of every file under `folder` (paths relative to it), but those named in `skip`."""
+    folder = Path(folder)
+    skip = set(skip)
+    return {str(f.relative_to(folder)): {"bytes": f.stat().st_size, "sha256": sha256_of(f)}
+            for f in sorted(folder.rglob("*")) if f.is_file() and str(f.relative_to(folder)) not in skip}
+
+
+def damage(folder: Path, files: Dict[str, dict]) -> List[str]:
+    """What differs between the files under `folder` and their `manifest`: one line per damaged file."""
+    found = []
+    for name, want in sorted(files.items()):
+        f = Path(folder) / name
+        if not f.is_file():
+            found.append(f"{f}: missing")
+        elif f.stat().st_size != want["bytes"]:
+            found.append(f"{f}: {f.stat().st_size} bytes, {want['bytes']} written")
+        elif sha256_of(f) != want["sha256"]:
+            found.append(f"{f}: altered (sha256 differs from the one written)")
+    return found
+
+
+@contextlib.contextmanager
+def advisory_lock(path: Path, wait_s: float) -> Iterator[bool]:
+    """Hold the file lock at `path` while the body runs, to save duplicate work only: never needed for
+    correctness (writes publish with write_text_once / publish_dir_once). Yields whether it is held:
+    False where the filesystem refuses locks, or after `wait_s` seconds of waiting (a holder on a dead
+    node of a filesystem that keeps its lock), so nobody waits forever."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path), timeout=wait_s)
+    try:
+        lock.acquire()
+    except Timeout:
+        log.warning("waited %.0f s for the lock %s; going on without it (at worst the work is done twice)",
+                    wait_s, path)
+        yield False
+        return
+    except OSError as e:  # ENOLCK, ENOSYS, EOPNOTSUPP: a filesystem without working locks
+        log.warning("file locks do not work at %s (%s); going on without (at worst work is done twice)", path, e)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-from filelock import FileLock
+
+from tpt.config import CacheConfig
+from tpt.io import advisory_lock, publish_dir_once, unique_suffix
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def materialize_embedded(name: str) -> Path:
         return target
     folder, filename = _embedded_gguf(name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with advisory_lock(Path(str(target) + ".lock"), CacheConfig.lock_wait_s):  # saves a second conversion where locks work
         if (target / "config.json").is_file():  # another process converted it meanwhile
             return target
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -86,11 +88,11 @@ def materialize_embedded(name: str) -> Path:
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        partial = target.with_name(target.name + f".partial-{os.getpid()}")
+        partial = target.with_name(f".{target.name}.partial-{unique_suffix()}")
         shutil.rmtree(partial, ignore_errors=True)
         model.save_pretrained(partial)
         tok.save_pretrained(partial)
-        os.replace(partial, target)
+        publish_dir_once(partial, target)  # first complete conversion wins; the same files either way
     return target
 
 

@@ -1,8 +1,11 @@
 """A cell's run directory: one process at a time, bound to one config, stages published atomically.
 
-A stage writes into `round_<i>/.<stage>.partial/`, ends with a DONE marker, and the folder is renamed
-to `round_<i>/<stage>/` in one step: a folder named `<stage>` always holds a finished stage, and a
-leftover `.partial` folder is an interrupted one, started over on the next run.
+A stage writes into `round_<i>/.<stage>.partial-<host>-<pid>/`, ends with a DONE marker that lists the
+size and sha256 of every file it wrote, and the folder is renamed to `round_<i>/<stage>/` in one step,
+unless another process published the stage first (first complete writer wins: docs/guarantees.md). A
+folder named `<stage>` always holds a finished stage; a leftover `.partial-*` folder is an interrupted
+one, removed when the stage starts again. A finished stage is checked against its marker whenever a
+run skips it; a damaged one is refused, naming the file and the command that redoes it.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from tpt.config import ConfigError
-from tpt.io import write_json, write_text_atomic
+from tpt.io import (Damaged, damage, left_by_dead_process, manifest, publish_dir_once, read_json, unique_suffix,
+                    write_json, write_text_atomic)
 from tpt.naming import pinned
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,7 @@ class Stage:
         self.round = round_idx
         self.name = name
         self.dir = Path(run_dir) / f"round_{round_idx}" / name
-        self.partial = self.dir.with_name(f".{name}.partial")
+        self.partial = self.dir.with_name(f".{name}.partial-{unique_suffix()}")  # this process's
         self.chunks = self.dir.with_name(f".{name}.chunks")  # finished chunks of an unfinished stage
 
     @property
@@ -45,18 +49,32 @@ class Stage:
         """A file of the finished stage: `run.stage(1, "prune") / "train.jsonl"`."""
         return self.dir / filename
 
+    def damage(self) -> List[str]:
+        """What differs between the finished stage's files and its DONE marker (nothing if whole)."""
+        try:
+            marker = read_json(self.dir / DONE)
+        except Damaged as e:
+            return [str(e)]
+        if "files" not in marker:  # published by a tpt before checksums: nothing to check against
+            return []
+        return damage(self.dir, marker["files"])
+
     @contextlib.contextmanager
     def writing(self):
         """Yields the partial folder to write into; publishes it only if the body succeeds."""
+        for old in self.dir.parent.glob(f".{self.name}.partial*"):
+            if old.name == f".{self.name}.partial" or left_by_dead_process(old):  # an older tpt's, or a killed run's
+                shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir(parents=True)
         started = time.time()
         yield self.partial
         write_json(self.partial / DONE, {"stage": self.name, "round": self.round,
-                                         "seconds": round(time.time() - started, 2)})
-        if self.dir.exists():  # a finished stage is never overwritten: only a stale, unmarked one
+                                         "seconds": round(time.time() - started, 2), "files": manifest(self.partial)})
+        if self.dir.exists() and not self.done:  # a finished stage is never overwritten: only a stale, unmarked one
             shutil.rmtree(self.dir)
-        self.partial.rename(self.dir)
+        if not publish_dir_once(self.partial, self.dir):
+            log.warning("%s: another process published this stage first; keeping its files", self)
 
     def __repr__(self) -> str:
         return f"round {self.round} {self.name}"
@@ -73,6 +91,11 @@ class RunDir:
         """Run `body(folder)` as a stage unless it finished earlier; it writes the stage's files."""
         stage = self.stage(round_idx, name)
         if stage.done:
+            problems = stage.damage()
+            if problems:
+                raise Damaged(f"{stage} finished earlier but its files are damaged: {'; '.join(problems)}. tpt will "
+                              f"not use them; to redo it and every stage after it, run\n"
+                              f"  {self.redo_command(stage)}\nthen the same command again.")
             log.info("%s: finished earlier, skipping", stage)
         else:
             log.info("%s: starting", stage)
@@ -81,6 +104,12 @@ class RunDir:
         # Published: its chunks are in its files now (also cleared when a kill came between the two).
         shutil.rmtree(stage.chunks, ignore_errors=True)
         return stage
+
+    def redo_command(self, stage: Stage) -> str:
+        """The shell command that removes `stage` and every stage finished after it."""
+        done_at = (stage.dir / DONE).stat().st_mtime
+        later = [p.parent for p in self.path.glob(f"round_*/*/{DONE}") if p.stat().st_mtime >= done_at]
+        return "rm -rf " + " ".join(sorted({str(p) for p in later + [stage.dir]}))
 
     @contextlib.contextmanager
     def claimed(self, cfg: DictConfig):
@@ -95,7 +124,8 @@ class RunDir:
                              f"or stop it") from None
         try:
             for stale in self.path.glob(".*.tmp"):  # an atomic write cut short by a kill: never a finished file
-                stale.unlink(missing_ok=True)
+                if left_by_dead_process(stale):
+                    stale.unlink(missing_ok=True)
             self._pin(cfg)
             yield self
         finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, List, Sequence
 
 from tpt.backends.base import Completion, Sampling
-from tpt.cache import KeyedStore, digest
+from tpt.cache import LOCK_WAIT_S, KeyedStore, digest
 
 # 4: the sampling names the math answer rule (`answer`, was `strict`). 3: keyed by the rendered
 # prompt's token ids and each question's random stream (1: by the chat messages, which missed
@@ -25,8 +25,8 @@ def generation_key(model_identity: str, prompts: Sequence[Sequence[int]], keys: 
 
 
 class GenerationCache:
-    def __init__(self, root: Path):
-        self.store = KeyedStore(root, "generations")
+    def __init__(self, root: Path, lock_wait_s: float = LOCK_WAIT_S):
+        self.store = KeyedStore(root, "generations", lock_wait_s)
 
     def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
                        desc: str = "generate") -> List[List[Completion]]:

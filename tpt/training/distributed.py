@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,13 @@ from typing import Dict, List, Mapping
 
 from omegaconf import OmegaConf
 
-from tpt.io import read_json, write_json, write_jsonl
+from tpt.io import disk_full, read_json, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 ACCELERATE_CONFIGS = Path(__file__).with_name("accelerate")
 RENDEZVOUS_PORT = 29500
+LOW_SPACE = 64 << 20  # bytes free below which a failed training is taken for a full disk
 
 
 class LaunchError(RuntimeError):
@@ -118,6 +120,8 @@ def train_in_processes(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
                                  offload_params=cfg.get("offload_params", False))
     log.info("train: %s", shlex.join(cmd))
     done = subprocess.run(cmd, env=env)  # output goes straight to this job's log
+    if done.returncode != 0 and shutil.disk_usage(out_dir.parent).free < LOW_SPACE:
+        raise disk_full(out_dir)  # saving the model found no space (safetensors does not say so by exit code)
     if done.returncode != 0:
         raise LaunchError(f"training failed (exit code {done.returncode}); see the log above. "
                           f"Command: {shlex.join(cmd)}")

@@ -1,0 +1,183 @@
+"""What survives what (docs/guarantees.md): many processes writing one cache entry at once, with file
+locks that work, that fail, or that do not reach across nodes; damaged cache entries and finished
+stages; a disk that fills in the middle of a stage."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, compose, tiny_overrides
+from tpt import loop
+from tpt.cache import CheckpointCache, KeyedStore
+from tpt.io import Damaged, DiskFull, write_text_atomic
+
+WRITERS = 8
+
+
+def ask_at_once(kind: str, locks: str, root: Path, writers: int = WRITERS) -> list:
+    """`writers` real processes ask the cache for the same entry at once; what each got back."""
+    gates = root / f"gates-{kind}-{locks}"
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.cache_writer", kind, locks, str(root), str(gates),
+                               str(writers), str(i)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(writers)]
+    answers = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)  # nobody waits forever
+        assert p.returncode == 0, err[-3000:]
+        answers.append(json.loads(out.strip().splitlines()[-1]))
+    return answers
+
+
+def leftovers(root: Path) -> list:
+    return [p for p in root.rglob("*") if p.name.endswith((".tmp", ".drop")) or ".partial" in p.name]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("locks", ["working", "refused", "node-local"])
+@pytest.mark.parametrize("kind", ["generation", "verdict"])
+def test_many_writers_of_one_keyed_entry_agree_on_one_whole_value(tmp_path, kind, locks):
+    answers = ask_at_once(kind, locks, tmp_path)
+    computed = sum(a["computed"] for a in answers)
+    # With a lock one computes and the rest wait for it; without, all compute (the gate makes sure).
+    assert computed == (1 if locks == "working" else WRITERS), answers
+    values = [json.dumps(a["value"], sort_keys=True) for a in answers]
+    assert len(set(values)) == 1, values  # each wrote its own index: everyone returns the first published
+    [entry] = (tmp_path / ("generations" if kind == "generation" else "verdicts")).glob("*.json")
+    stored = json.loads(entry.read_text())["value"]
+    assert json.dumps(stored if kind == "verdict" else [[c["text"] for c in cs] for cs in stored],
+                      sort_keys=True) == values[0]
+    assert not leftovers(tmp_path)
+
+
+@pytest.mark.e2e
+def test_many_writers_of_one_checkpoint_publish_one_whole_entry(tmp_path):
+    answers = ask_at_once("checkpoint", "node-local", tmp_path)
+    [winner] = {a["value"]["result"]["writer"] for a in answers}  # every fetch gets the one published
+    assert {a["value"]["weights"] for a in answers} == {bytes([winner]).hex()}  # its bytes, not a mix
+    [entry] = [p for p in (tmp_path / "trained").iterdir()]
+    assert CheckpointCache(tmp_path / "trained").fetch(entry.name, tmp_path / "again", "test") == {"writer": winner}
+    assert not leftovers(tmp_path)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("locks", ["working", "node-local"])
+def test_many_processes_converting_the_embedded_model_publish_one_copy(tmp_path, locks):
+    answers = ask_at_once("conversion", locks, tmp_path)
+    if locks == "working":
+        assert sum(a["computed"] for a in answers) == 1
+    assert len({json.dumps(a["value"], sort_keys=True) for a in answers}) == 1
+    assert (tmp_path / "models" / "smollm2-135m-instruct" / "model.safetensors").is_file()
+    assert not leftovers(tmp_path)
+
+
+# --- damage ---------------------------------------------------------------------------------------------
+def test_a_damaged_keyed_entry_is_named_dropped_and_computed_again(tmp_path, caplog):
+    store = KeyedStore(tmp_path, "verdicts")
+    assert store.get_or_compute("a" * 64, lambda: [1, 2, 3]) == [1, 2, 3]
+    entry = tmp_path / f"{'a' * 64}.json"
+    for damage in (lambda t: t[: len(t) // 2], lambda t: t.replace("[1, 2, 3]", "[1, 2, 4]"), lambda t: "[1, 2, 3]"):
+        entry.write_text(damage(entry.read_text()))  # truncated; altered; an older tpt's bare value
+        caplog.clear()
+        assert store.get_or_compute("a" * 64, lambda: [1, 2, 3]) == [1, 2, 3]
+        assert f"cached verdicts entry {entry} is damaged" in caplog.text
+        assert store.get_or_compute("a" * 64, lambda: pytest.fail("recomputed a whole entry")) == [1, 2, 3]
+
+
+def test_a_damaged_cached_checkpoint_is_dropped_and_trained_again(tmp_path, caplog):
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"w" * 4096)
+    cache = CheckpointCache(tmp_path / "trained")
+    cache.store("i" * 64, model, {"steps": 3})
+    assert cache.fetch("i" * 64, tmp_path / "fetched", "test") == {"steps": 3}
+    # The entry's files are hard links to the run's: damage it through a copy, as a bad disk block would.
+    weights = tmp_path / "trained" / ("i" * 64) / "model" / "model.safetensors"
+    weights.unlink()
+    weights.write_bytes(b"w" * 2048 + b"x" + b"w" * 2047)
+    assert cache.fetch("i" * 64, tmp_path / "fetched2", "test") is None
+    assert f"{weights}: altered" in caplog.text and "dropping it and training" in caplog.text
+    assert not (tmp_path / "trained" / ("i" * 64)).exists() and not (tmp_path / "fetched2").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("damaged, how", [("round_1/think/samples.jsonl", "truncate"),
+                                          ("round_1/train/model/model.safetensors", "flip"),
+                                          ("round_1/prune/DONE.json", "truncate")])
+def test_a_damaged_finished_stage_is_refused_with_the_command_that_redoes_it(tiny_model_dir, tmp_path, damaged, how):
+    cfg = compose(tiny_overrides(tiny_model_dir) + ["pruning=none"])
+    rows = loop.run_cell(cfg, tmp_path)
+    f = tmp_path / damaged
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2] if how == "truncate" else data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(Damaged) as refused:
+        loop.run_cell(cfg, tmp_path)
+    message = str(refused.value)
+    assert str(f) in message and "rm -rf" in message, message
+    command = message.split("\n")[1].strip()
+    redo = [Path(p) for p in command.split()[2:]]
+    stage = f.relative_to(tmp_path).parts[:2]
+    assert tmp_path.joinpath(*stage) in redo and tmp_path / "round_1" / "eval" in redo  # it and what came after
+    assert tmp_path / "round_0" / "eval" not in redo  # but not what came before
+    subprocess.run(command, shell=True, check=True)
+    assert loop.run_cell(cfg, tmp_path) == rows  # redone: the same results
+
+
+def test_stages_published_by_an_older_tpt_without_checksums_are_still_used(tmp_path):
+    from tpt.rundir import RunDir
+
+    stage = RunDir(tmp_path).stage(0, "eval")
+    stage.dir.mkdir(parents=True)
+    (stage.dir / "metrics.json").write_text("{}")
+    (stage.dir / "DONE.json").write_text(json.dumps({"stage": "eval", "round": 0, "seconds": 1.0}))
+    assert stage.damage() == []
+
+
+# --- a full disk ----------------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 128 MiB tmpfs: a real filesystem that fills (root only; CI runs as root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but a tmpfs cannot be mounted here: {done.stderr}")
+        pytest.skip(f"cannot mount a tmpfs (needs root): {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_write_that_finds_no_space_names_the_path_and_keeps_the_old_file(small_disk):
+    target = small_disk / "metrics.json"
+    write_text_atomic(target, "old")
+    with pytest.raises(DiskFull) as full:
+        write_text_atomic(target, "x" * (129 << 20))
+    assert str(target) in str(full.value) and "MiB free there" in str(full.value) and "run the same command" in str(full.value)
+    assert target.read_text() == "old"  # the finished file is intact
+    assert [p.name for p in small_disk.iterdir()] == ["metrics.json"]  # and no torn temporary is left
+
+
+@pytest.mark.e2e
+def test_a_run_that_fills_the_disk_resumes_to_the_same_results_once_space_is_freed(tiny_model_dir, tmp_path, small_disk):
+    """The tiny cell's round 1 checkpoint does not fit beside what a filler leaves free: training stops
+    with a clear message; deleting the filler and running again ends with the undisturbed run's results."""
+    cfg = compose(tiny_overrides(tiny_model_dir) + ["pruning=none"])
+    expected = loop.run_cell(cfg, tmp_path / "undisturbed")
+    model_bytes = sum(f.stat().st_size for f in (tmp_path / "undisturbed" / "round_1" / "train" / "model").rglob("*"))
+    run_dir = small_disk / "run"
+    filler = small_disk / "filler"
+    free = shutil.disk_usage(small_disk).free
+    filler.write_bytes(b"\0" * max(0, free - model_bytes // 2 - 256 * 1024))  # round 0 fits; the model does not
+    with pytest.raises(OSError) as full:
+        loop.run_cell(cfg, run_dir)
+    assert "no space left" in str(full.value) or "No space left" in str(full.value), full.value
+    assert (run_dir / "round_0" / "eval" / "DONE.json").is_file()  # finished before the disk filled: kept
+    filler.unlink()
+    assert loop.run_cell(cfg, run_dir) == expected
+    assert not leftovers(run_dir)
