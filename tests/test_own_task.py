@@ -254,8 +254,9 @@ def test_a_chat_model_by_path_gets_its_system_role_from_its_template(tokenizer_d
 
 # --- the whole loop, as CPU miniatures ------------------------------------------------------------------
 
+# data.shortfall=warn: a short round trains on what it has instead of thinking again (seconds, not minutes)
 SMALL = ["cache=off", "rounds=1", "task.eval_questions=4", "task.train_questions=8", "think.n=4", "eval.n=2",
-         "eval.k=[1,2]", "backend=hf", "data.scale=0.003"]  # 2k examples -> 6 of the 8 questions
+         "eval.k=[1,2]", "backend=hf", "data.scale=0.003", "data.shortfall=warn"]  # 2k examples -> 6 of the 8 questions
 
 
 def run_miniature(*overrides, sweep: Path):

@@ -27,6 +27,7 @@ from tpt.naming import pinned
 log = logging.getLogger(__name__)
 
 DONE = "DONE.json"
+ROUND_STAGES = ("think", "prune", "train", "eval")  # a round's stages in the order tpt.loop runs them
 
 
 class RunDirBusy(RuntimeError):
@@ -106,9 +107,12 @@ class RunDir:
         return stage
 
     def redo_command(self, stage: Stage) -> str:
-        """The shell command that removes `stage` and every stage finished after it."""
-        done_at = (stage.dir / DONE).stat().st_mtime
-        later = [p.parent for p in self.path.glob(f"round_*/*/{DONE}") if p.stat().st_mtime >= done_at]
+        """The shell command that removes `stage` and every published stage after it."""
+        def position(folder: Path):
+            name = folder.name
+            return int(folder.parent.name.split("_")[1]), ROUND_STAGES.index(name) if name in ROUND_STAGES else 0
+
+        later = [p.parent for p in self.path.glob(f"round_*/*/{DONE}") if position(p.parent) >= position(stage.dir)]
         return "rm -rf " + " ".join(sorted({str(p) for p in later + [stage.dir]}))
 
     @contextlib.contextmanager
