@@ -172,6 +172,20 @@ def test_a_write_that_finds_no_space_names_the_path_and_keeps_the_old_file(small
     assert [p.name for p in small_disk.iterdir()] == ["metrics.json"]  # and no torn temporary is left
 
 
+def test_a_full_cache_never_fails_the_work_and_fills_again_once_space_is_freed(small_disk, caplog):
+    store = KeyedStore(small_disk / "generations", "generations")
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * shutil.disk_usage(small_disk).free)
+    value = ["sample " * 200] * 50
+    assert store.get_or_compute("g" * 64, lambda: value, "round 1 think") == value  # computed, used, not kept
+    assert "round 1 think: generations not cached: [Errno 28] no space left" in caplog.text
+    assert not list((small_disk / "generations").glob("*.json*.tmp"))  # nothing torn left behind
+    assert not (small_disk / "generations" / f"{'g' * 64}.json").exists()
+    filler.unlink()
+    assert store.get_or_compute("g" * 64, lambda: value) == value
+    assert store.get_or_compute("g" * 64, lambda: pytest.fail("not stored once space was freed")) == value
+
+
 @pytest.mark.e2e
 def test_a_run_that_fills_the_disk_resumes_to_the_same_results_once_space_is_freed(finished_run, small_disk):
     """The tiny cell's round 1 checkpoint does not fit beside what a filler leaves free: training stops

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from tpt.config import CacheConfig
-from tpt.io import (Damaged, advisory_lock, damage, manifest, publish_dir_once, read_json, sha256_of,
+from tpt.io import (Damaged, DiskFull, advisory_lock, damage, manifest, publish_dir_once, read_json, sha256_of,
                     unique_suffix, write_json, write_text_once)
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,11 @@ class KeyedStore:
             value = compute()
             if not keep(value):
                 return value
-            if write_text_once(path, json.dumps({"sha256": digest(value), "value": value})):
+            try:
+                if write_text_once(path, json.dumps({"sha256": digest(value), "value": value})):
+                    return value
+            except DiskFull as e:  # a full cache never fails the work that computed the value
+                log.warning("%s: %s not cached: %s", desc, self.what, e)
                 return value
             found = self._read(path, desc)  # another process published first: everyone uses its value
             return found[0] if found is not None else value
