@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def test_a_damaged_finished_stage_is_refused_with_the_command_that_redoes_it(fin
     message = str(refused.value)
     assert str(f) in message and "rm -rf" in message, message
     command = message.split("\n")[1].strip()
-    redo = [Path(p) for p in command.split()[2:]]
+    redo = [Path(p) for p in shlex.split(command)[2:]]
     stage = f.relative_to(run_dir).parts[:2]
     assert run_dir.joinpath(*stage) in redo and run_dir / "round_1" / "eval" in redo  # it and what came after
     assert run_dir / "round_0" / "eval" not in redo  # but not what came before

@@ -160,10 +160,11 @@ def test_keep_last_leaves_only_the_last_checkpoint(tiny_model_dir, tmp_path):
     from tpt import loop
 
     cfg = compose(tiny_overrides(tiny_model_dir) + ["pruning=none", "rounds=2", "train.keep=last", "data.size=2"])
-    loop.run_cell(cfg, tmp_path)
+    rows = loop.run_cell(cfg, tmp_path)
     assert not (tmp_path / "round_1" / "train" / "model").exists()
     assert (tmp_path / "round_1" / "train" / "result.json").is_file()
     assert (tmp_path / "round_2" / "train" / "model" / "model.safetensors").is_file()
+    assert loop.run_cell(cfg, tmp_path) == rows  # the same command again: the stage without its weights is whole
 
 
 def test_the_paper_report_says_where_the_paper_disagrees_with_itself(tmp_path):

@@ -3,7 +3,6 @@ caches): the base model's files, then each round's training examples (as the tra
 prompt included) and settings."""
 from __future__ import annotations
 
-import shutil
 from typing import Callable, Dict, Optional
 
 from tpt.cache import lineage, model_fingerprint
@@ -38,7 +37,7 @@ class Lineage:
         keep = self.trained_round(i)
         for j in range(1, i + 1):
             if j != keep:
-                shutil.rmtree(self.rundir.stage(j, "train") / "model", ignore_errors=True)
+                self.rundir.stage(j, "train").drop("model")
 
     def model(self, i: int) -> ModelRef:
         """M_i."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -59,6 +60,16 @@ class Stage:
         if "files" not in marker:  # published by a tpt before checksums: nothing to check against
             return []
         return damage(self.dir, marker["files"])
+
+    def drop(self, name: str) -> None:
+        """Delete the folder `name` of the finished stage (train.keep=last's superseded weights), first
+        from its marker's checksums, so the stage stays whole without it."""
+        marker = read_json(self.dir / DONE)
+        if "files" in marker:
+            marker["files"] = {k: v for k, v in marker["files"].items() if not k.startswith(name + "/")}
+            marker["dropped"] = sorted(set(marker.get("dropped", [])) | {name})
+            write_json(self.dir / DONE, marker)
+        shutil.rmtree(self.dir / name, ignore_errors=True)
 
     @contextlib.contextmanager
     def writing(self):
@@ -113,7 +124,7 @@ class RunDir:
             return int(folder.parent.name.split("_")[1]), ROUND_STAGES.index(name) if name in ROUND_STAGES else 0
 
         later = [p.parent for p in self.path.glob(f"round_*/*/{DONE}") if position(p.parent) >= position(stage.dir)]
-        return "rm -rf " + " ".join(sorted({str(p) for p in later + [stage.dir]}))
+        return "rm -rf " + " ".join(shlex.quote(str(p)) for p in sorted(set(later + [stage.dir])))
 
     @contextlib.contextmanager
     def claimed(self, cfg: DictConfig):
