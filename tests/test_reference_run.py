@@ -82,6 +82,28 @@ def test_metrics_are_what_the_samples_say(miniature_sweep):
             assert row[f"correct@{k}"] == pytest.approx(mean * len(per_question))
 
 
+def test_the_second_judge_is_what_math_verify_says_of_each_sample(miniature_sweep, capsys):
+    """Every eval sample judged again by math-verify itself (its own parse and verify, not tpt's
+    worker), the round's agreement figures recomputed from them, and `--disagreements` on the run."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    sweep, cell = miniature_sweep
+    config = [LatexExtractionConfig(), ExprExtractionConfig()]
+    for row in metrics(cell):
+        samples = [json.loads(line) for line in (cell / f"round_{row['round']}" / "eval" / "samples.jsonl").open()]
+        for s in samples:
+            assert s["second_correct"] == verify(parse(s["answer"], config), parse(s["completion"], config)), s
+        agree = sum(bool(s["correct"]) == bool(s["second_correct"]) for s in samples) / len(samples)
+        assert row["judge_agreement"] == pytest.approx(agree)
+        assert row["judge_rule_only"] == sum(s["correct"] and not s["second_correct"] for s in samples)
+        assert row["judge_second_only"] == sum(s["second_correct"] and not s["correct"] for s in samples)
+    report_main([str(sweep), "--disagreements", "2"])
+    out = capsys.readouterr().out
+    for row in metrics(cell):
+        assert (f"round {row['round']}: 8 samples, {row['judge_rule_only']} where the rule says right, math-verify "
+                f"wrong, {row['judge_second_only']} where math-verify says right") in out
+
+
 def test_the_report_reads_the_run(miniature_sweep, capsys):
     sweep, cell = miniature_sweep
     report_main([str(sweep)])

@@ -79,3 +79,22 @@ def test_report_marks_paired_changes_beyond_two_standard_errors(tmp_path, capsys
     assert rows[("a", "1")]["d_sig"] == "*" and abs(mean / se) > 2
     out = capsys.readouterr().out
     assert f"{mean:+.3f} ± {se:.3f} *" in out and "| 8 |" in out
+
+
+def test_disagreements_prints_each_kind_with_examples(tmp_path, capsys):
+    make_cell(tmp_path, "a", "gt", 1000, 1, {0: (0.5, 0.5)})
+    rows = [{"qid": "q1", "sample": 0, "answer": "42", "pred": "42", "correct": True, "second_correct": False,
+             "completion": "#### 42\nSo the total is 41."},
+            {"qid": "q2", "sample": 1, "answer": "42", "pred": None, "correct": False, "second_correct": True,
+             "completion": "The answer is 42 dollars"},
+            {"qid": "q3", "sample": 0, "answer": "7", "pred": "7", "correct": True, "second_correct": True,
+             "completion": "#### 7"}]
+    eval_dir = tmp_path / "a" / "round_0" / "eval"
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main([str(tmp_path), "--disagreements"])
+    out = capsys.readouterr().out
+    assert ("a, round 0: 3 samples, 1 where the rule says right, math-verify wrong, 1 where math-verify says right, "
+            "the rule wrong") in out
+    assert "q1 sample 0, gold '42', rule read '42'" in out and "So the total is 41." in out
+    assert "q2 sample 1, gold '42', rule read None" in out and "q3" not in out

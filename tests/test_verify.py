@@ -89,3 +89,37 @@ def test_every_gsm8k_gold_answer_parses(gsm8k_dir):
             assert gold is not None, answer
             assert check(f"work\n#### {raw}", gold)["correct"]  # the gold text as written is correct
     assert with_commas == {"train": 79, "test": 14}  # thousands separators the normalisation must handle
+
+
+# --- the second judge: math-verify on the whole completion, beside the answer rule --------------------------
+SECOND_JUDGE_CASES = [
+    # (completion, gold, the rule's verdict (lm-eval strict `#### N`), math-verify's)
+    ("6*7 = 42.\n#### 42", "42", True, True),  # both right
+    ("She has 40 apples.\n#### 40", "42", False, False),  # both wrong
+    ("#### 1,000", "1000", True, True),  # both read the thousands separator
+    ("#### 42\nSo the total is 41.", "42", True, False),  # the rule takes the first `####`, math-verify the last number
+    ("The answer is $\\frac{84}{2}$.", "42", False, True),  # no `####`: math-verify evaluates the LaTeX
+    ("The answer is 42 dollars", "42", False, True),  # no `####`: math-verify takes the last number
+]
+
+
+@pytest.mark.parametrize("completion, gold, rule, second", SECOND_JUDGE_CASES)
+def test_the_second_judge_agrees_where_it_must_and_differs_where_it_is_known_to(completion, gold, rule, second):
+    from types import SimpleNamespace
+
+    from tpt.verify import MathVerifier
+
+    [verdict] = MathVerifier("lm_eval").verify([(SimpleNamespace(answer=gold), completion)])
+    assert (verdict["correct"], verdict["second_correct"]) == (rule, second)
+
+
+def test_eval_metrics_count_each_kind_of_disagreement():
+    from tpt.stages.eval import metrics
+
+    rows = [{"qid": f"q{i // 2}", "correct": c, "second_correct": s, "lenient_correct": c, "pred": "1", "n_tokens": 5,
+             "completion": f"x{i}", "answer": "1"}
+            for i, (c, s) in enumerate([(True, True), (True, False), (False, True), (False, None)])]
+    m = metrics(rows, [1, 2], "math", 48)
+    assert m["judge_agreement"] == 0.5  # the first and the last (a timeout counts as wrong, as the rule judged it)
+    assert (m["judge_rule_only"], m["judge_second_only"], m["judge_timeouts"]) == (1, 1, 1)
+    assert m["second_pass@1"] == pytest.approx((0.5 + 0.5) / 2) and m["pass@1"] == pytest.approx((1.0 + 0.0) / 2)

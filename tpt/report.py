@@ -18,6 +18,11 @@ and pass_by_data_size.png into the folder.
 
 `--paper <table>` prints that table of the paper with our number, its standard error and ours - paper
 beside each of its rows, and writes paper_<table>.md, .csv and (Tables 3, 5, 6) .png instead.
+
+    python -m tpt.report outputs/my_sweep --disagreements 5
+
+prints, per cell and round, how often the task's answer rule and the second judge (math-verify on the
+whole completion) disagree, with 5 eval samples of each kind.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tpt.io import write_text_atomic
+from tpt.io import read_jsonl, write_text_atomic
 from tpt.metrics import paired_difference
 from tpt.paper import TABLES
 from tpt.paper_report import paper_report
@@ -188,6 +193,28 @@ def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
     return written
 
 
+def disagreements(root: Path, per_kind: int = 3) -> str:
+    """Where the task's answer rule and the second judge (math-verify) disagree: for every cell and
+    round, the counts and up to `per_kind` eval samples of each kind."""
+    lines = []
+    for cell in load_cells(Path(root)):
+        for r in sorted(cell.metrics):
+            path = cell.path / f"round_{r}" / "eval" / "samples.jsonl"
+            rows = [s for s in read_jsonl(path) if "second_correct" in s] if path.is_file() else []
+            if not rows:
+                continue
+            kinds = {"the rule says right, math-verify wrong": [s for s in rows if s["correct"] and not s["second_correct"]],
+                     "math-verify says right, the rule wrong": [s for s in rows if s["second_correct"] and not s["correct"]]}
+            lines.append(f"## {cell.name}, round {r}: {len(rows)} samples, "
+                         + ", ".join(f"{len(v)} where {k}" for k, v in kinds.items()))
+            for kind, found in kinds.items():
+                for s in found[:per_kind]:
+                    tail = s["completion"][-300:].replace("\n", "\n    ")
+                    lines.append(f"- {kind}: {s['qid']} sample {s['sample']}, gold {s['answer']!r}, rule read "
+                                 f"{s.get('pred')!r}; completion ends:\n    {tail}")
+    return "\n".join(lines) if lines else f"no eval samples judged by both judges under {root}"
+
+
 def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     root = Path(root)
     cells = load_cells(root)
@@ -212,8 +239,12 @@ def main(argv=None) -> None:
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two cells (or <cell>@<round>) to compare")
     ap.add_argument("--paper", choices=sorted(TABLES), help="instead: that table of the paper beside ours "
                     "(cells matched by `paper_row` in run_config.yaml; see tpt/paper_report.py)")
+    ap.add_argument("--disagreements", nargs="?", type=int, const=3, metavar="N",
+                    help="instead: where the answer rule and math-verify disagree, N examples of each kind (3)")
     args = ap.parse_args(argv)
-    if args.paper:
+    if args.disagreements is not None:
+        print(disagreements(args.root, args.disagreements))
+    elif args.paper:
         paper_report(args.root, args.paper)
     else:
         report(args.root, args.compare)

@@ -19,7 +19,8 @@ from tpt.stages.sampling import sample
 def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str, max_new_tokens: int) -> Dict:
     """metrics.json: pass@k / correct@k per k with standard errors (`<name>_se`, tpt.metrics),
     lenient_pass@1, format_rate, cut_rate (share of samples stopped at the token limit), mean_tokens,
-    distinct_answers, text_diversity and, for code, verdict/<name> shares."""
+    distinct_answers, text_diversity; for math the second judge's figures (judge_agreement), for
+    code verdict/<name> shares."""
     by_q: Dict[str, List[SampleRow]] = {}
     for r in rows:
         by_q.setdefault(r["qid"], []).append(r)
@@ -30,9 +31,29 @@ def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str, max_new_tok
     out["cut_rate"] = cut_count(rows, max_new_tokens) / len(rows)
     out["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
     out.update(diversity(list(by_q.values())))
+    if kind == "math":
+        out.update(judge_agreement(list(by_q.values())))
     if kind == "code":  # why programs failed: share of samples per verdict
         for verdict, count in sorted(Counter(r["verdict"] for r in rows).items()):
             out[f"verdict/{verdict}"] = count / len(rows)
+    return out
+
+
+def judge_agreement(by_question: Sequence[Sequence[SampleRow]]) -> Dict:
+    """The second judge (math-verify on the whole completion, tpt.verify.MathVerifier) beside the task's
+    answer rule: its Pass@1 with standard error, the share of samples both judge alike, and the counts
+    of each disagreement (`judge_rule_only`: the rule says right, math-verify wrong; `judge_second_only`:
+    the reverse) and of math-verify's timeouts (counted as wrong)."""
+    rows = [r for g in by_question for r in g]
+    if not rows or "second_correct" not in rows[0]:  # samples judged before the second judge existed
+        return {}
+    out = {}
+    out["second_pass@1"], out["second_pass@1_se"] = mean_and_se(
+        [sum(bool(r["second_correct"]) for r in g) / len(g) for g in by_question])
+    out["judge_agreement"] = sum(bool(r["correct"]) == bool(r["second_correct"]) for r in rows) / len(rows)
+    out["judge_rule_only"] = sum(bool(r["correct"]) and not r["second_correct"] for r in rows)
+    out["judge_second_only"] = sum(bool(r["second_correct"]) and not r["correct"] for r in rows)
+    out["judge_timeouts"] = sum(r["second_correct"] is None for r in rows)
     return out
 
 

@@ -50,6 +50,7 @@ class SampleRow(TypedDict, total=False):
     correct: bool
     lenient_pred: str | None
     lenient_correct: bool
+    second_correct: bool | None  # math: math-verify's verdict on the whole completion (None: timed out)
 
 
 def cut_count(rows: Sequence[SampleRow], max_new_tokens: int) -> int:

@@ -40,12 +40,20 @@ def answer_of(task_cfg) -> str:
 
 
 class MathVerifier:
+    """Judges by the task's answer rule, and every sample a second time by math-verify on the whole
+    completion (`second_correct`: reported beside the rule's verdict, never instead of it; None where
+    math-verify did not finish in time)."""
+
     def __init__(self, answer: str = "lm_eval"):
         self.answer = answer
         self.symbolic = SymbolicJudge() if answer == "math" else None
+        self.second = SymbolicJudge()
 
     def verify(self, pairs: Sequence[tuple], desc: str = "verify") -> List[dict]:
-        return [math.check_rule(text, p.answer, self.answer, self.symbolic) for p, text in pairs]
+        verdicts = [math.check_rule(text, p.answer, self.answer, self.symbolic) for p, text in pairs]
+        for verdict, (p, text) in zip(verdicts, pairs):
+            verdict["second_correct"] = self.second(str(p.answer), text, whole=True)
+        return verdicts
 
 
 def make_verifier(kind: str, task_cfg, cache=None):

@@ -39,11 +39,14 @@ class SymbolicJudge:
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
-    def __call__(self, gold: str, answer: str) -> Optional[bool]:
+    def __call__(self, gold: str, answer: str, whole: bool = False) -> Optional[bool]:
+        """`whole`: `answer` is a whole completion, from which math-verify extracts the answer itself
+        (its LaTeX and expression extraction, as its README judges model output); else both are
+        answers, each read as the content of a `\\boxed{}`."""
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self.proc = self._start()
-            self.proc.stdin.write(json.dumps({"gold": gold, "answer": answer}) + "\n")
+            self.proc.stdin.write(json.dumps({"gold": gold, "answer": answer, "whole": whole}) + "\n")
             self.proc.stdin.flush()
             # A worker that has not answered yet is still importing sympy: its first call gets longer.
             deadline = time.monotonic() + 3 * self.timeout_s + 1 + (0 if self.started else 30)
@@ -83,13 +86,19 @@ class SymbolicJudge:
             pass
 
 
-def equal(gold: str, answer: str, timeout_s: int) -> bool:
-    """math-verify's verdict on two LaTeX answers (each read as the content of a `\\boxed{}`)."""
-    from math_verify import LatexExtractionConfig, parse, verify
+def equal(gold: str, answer: str, timeout_s: int, whole: bool = False) -> bool:
+    """math-verify's verdict on two LaTeX answers (each read as the content of a `\\boxed{}`), or with
+    `whole` on a gold answer and a whole completion (math-verify extracts both itself)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    config = [LatexExtractionConfig()]
-    parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=timeout_s)
-    parsed_answer = parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=timeout_s)
+    if whole:
+        config = [LatexExtractionConfig(), ExprExtractionConfig()]
+        parsed_gold = parse(gold, extraction_config=config, parsing_timeout=timeout_s)
+        parsed_answer = parse(answer, extraction_config=config, parsing_timeout=timeout_s)
+    else:
+        config = [LatexExtractionConfig()]
+        parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=timeout_s)
+        parsed_answer = parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=timeout_s)
     return bool(verify(parsed_gold, parsed_answer, timeout_seconds=timeout_s))
 
 
@@ -101,7 +110,7 @@ def serve(timeout_s: int) -> None:
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            result = equal(request["gold"], request["answer"], timeout_s)
+            result = equal(request["gold"], request["answer"], timeout_s, request.get("whole", False))
         except Exception:  # math-verify's own timeout or a parser error: not equal
             result = False
         sys.stdout.write(json.dumps({"equal": result}) + "\n")
