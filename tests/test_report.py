@@ -56,7 +56,8 @@ def write_samples(cell_dir, round_idx, verdicts):
     """eval/samples.jsonl for made-up per-question verdicts {qid: [bool, ...]}."""
     d = cell_dir / f"round_{round_idx}" / "eval"
     d.mkdir(parents=True, exist_ok=True)
-    d.joinpath("samples.jsonl").write_text("".join(json.dumps({"qid": q, "sample": j, "correct": ok}) + "\n"
+    d.joinpath("samples.jsonl").write_text("".join(json.dumps({"qid": q, "sample": j, "correct": ok, "n_tokens": 10 + j})
+                                                   + "\n"
                                                    for q, v in verdicts.items() for j, ok in enumerate(v)))
 
 
@@ -98,3 +99,24 @@ def test_disagreements_prints_each_kind_with_examples(tmp_path, capsys):
             "the rule wrong") in out
     assert "q1 sample 0, gold '42', rule read '42'" in out and "So the total is 41." in out
     assert "q2 sample 1, gold '42', rule read None" in out and "q3" not in out
+
+
+def test_reasoning_plots_and_the_pass_at_k_curve(tmp_path):
+    """pass_at_k.png and completion_lengths.png from a cell's eval samples; the curve is the unbiased
+    Pass@k for every k, checked by enumerating the k-subsets."""
+    import itertools
+
+    from tpt.report import load_cells, pass_curve, plot_reasoning
+
+    make_cell(tmp_path, "a", "gt", 1000, 1, {0: (0.25, 0.5), 1: (0.5, 0.75)})
+    verdicts = {0: {"q0": [True, False, False, False], "q1": [False, False, False, False], "q2": [True, True, False, True]},
+                1: {"q0": [True, True, False, False], "q1": [False, True, False, False], "q2": [True, True, True, True]}}
+    for r, per_q in verdicts.items():
+        write_samples(tmp_path / "a", r, per_q)
+        samples = [json.loads(line) for line in (tmp_path / "a" / f"round_{r}" / "eval" / "samples.jsonl").open()]
+        brute = [sum(sum(any(c) for c in itertools.combinations(v, k)) / len(list(itertools.combinations(v, k)))
+                     for v in per_q.values()) / len(per_q) for k in range(1, 5)]
+        assert pass_curve(samples) == pytest.approx(brute)
+    written = plot_reasoning(load_cells(tmp_path), tmp_path)
+    assert [p.name for p in written] == ["pass_at_k.png", "completion_lengths.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)

@@ -123,3 +123,23 @@ def test_eval_metrics_count_each_kind_of_disagreement():
     assert m["judge_agreement"] == 0.5  # the first and the last (a timeout counts as wrong, as the rule judged it)
     assert (m["judge_rule_only"], m["judge_second_only"], m["judge_timeouts"]) == (1, 1, 1)
     assert m["second_pass@1"] == pytest.approx((0.5 + 0.5) / 2) and m["pass@1"] == pytest.approx((1.0 + 0.0) / 2)
+
+
+def test_eval_metrics_give_pass_at_k_for_every_k_and_the_length_spread():
+    from tpt.stages.eval import metrics
+
+    rows = [{"qid": f"q{i // 4}", "correct": i in (0, 5, 6), "lenient_correct": False, "pred": None, "n_tokens": 10 * i,
+             "completion": f"x{i}", "answer": "1", "second_correct": False} for i in range(8)]
+    m = metrics(rows, [1], "math", 100)
+    # q0: 1 of 4 correct, q1: 2 of 4: Pass@k = 1 - C(n-c, k)/C(n, k), averaged
+    assert m["pass_curve"] == pytest.approx([(1 / 4 + 2 / 4) / 2, (1 / 2 + 5 / 6) / 2, (3 / 4 + 1) / 2, 1.0])
+    assert (m["tokens_p10"], m["tokens_p50"], m["tokens_p90"]) == pytest.approx((7.0, 35.0, 63.0))
+
+
+def test_prune_counts_distinct_correct_solutions_per_solved_question():
+    from tpt.stages.prune import prune
+
+    samples = [{"qid": "a", "completion": t, "correct": ok} for t, ok in [("x", True), (" x ", True), ("y", True), ("z", False)]]
+    samples += [{"qid": "b", "completion": "w", "correct": False}]
+    _, stats = prune(samples, "gt", 1, seed=0)
+    assert stats["unique_correct"] == 2.0  # "x" (written twice) and "y"; b has none and does not count

@@ -88,3 +88,8 @@ def diversity(per_question_samples: Sequence[Sequence[dict]]) -> dict:
     for name, values in (("distinct_answers", answers), ("text_diversity", texts)):
         out[name], out[f"{name}_se"] = mean_and_se(values)
     return out
+
+
+def length_quantiles(lengths: Sequence[int], name: str) -> dict:
+    """`<name>_p10`, `_p50`, `_p90`: the spread of completion lengths in tokens."""
+    return {f"{name}_p{q}": float(np.percentile(lengths, q)) for q in (10, 50, 90)} if len(lengths) else {}

@@ -11,8 +11,9 @@ eval samples with an answer (`format`) and that stopped at the token limit (`cut
 kept (`2000 → 412` where fewer were reached than asked for), and the
 change of Pass@1 since round 0 with a paired standard error on the same questions (`*`: larger than
 two standard errors). `--compare A B` sets two cells (or two rounds, `<cell>@<round>`, default the
-last) side by side on the questions both answered. Writes report.md, report.csv, pass_by_round.png
-and pass_by_data_size.png into the folder.
+last) side by side on the questions both answered. Writes report.md, report.csv, pass_by_round.png,
+pass_by_data_size.png, and per cell (the first 12) pass_at_k.png (Pass@k against k, a curve per
+round) and completion_lengths.png (eval completion lengths per round) into the folder.
 
     python -m tpt.report outputs/ --paper table3   # the paper's Table 3 beside ours (tpt/paper_report.py)
 
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from tpt.io import read_jsonl, write_text_atomic
-from tpt.metrics import paired_difference
+from tpt.metrics import paired_difference, per_question_pass
 from tpt.paper import TABLES
 from tpt.paper_report import paper_report
 from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
@@ -215,6 +216,80 @@ def disagreements(root: Path, per_kind: int = 3) -> str:
     return "\n".join(lines) if lines else f"no eval samples judged by both judges under {root}"
 
 
+MAX_PANELS = 12  # cells drawn in the per-cell figures (the first ones, in the table's order)
+
+
+def eval_samples(cell: CellResult) -> Dict[int, List[dict]]:
+    """Each finished round's eval samples."""
+    found = {}
+    for r in sorted(cell.metrics):
+        path = cell.path / f"round_{r}" / "eval" / "samples.jsonl"
+        if path.is_file():
+            found[r] = read_jsonl(path)
+    return found
+
+
+def pass_curve(samples: List[dict]) -> List[float]:
+    """Unbiased Pass@k for every k from 1 to the samples per question (the fewest any question has)."""
+    by_q: Dict[str, List[bool]] = {}
+    for s in samples:
+        by_q.setdefault(s["qid"], []).append(bool(s["correct"]))
+    n = min(len(v) for v in by_q.values())
+    return [sum(per_question_pass(list(by_q.values()), k)) / len(by_q) for k in range(1, n + 1)]
+
+
+def plot_reasoning(cells: List[CellResult], out_dir: Path) -> List[Path]:
+    """How the reasoning changed, per cell: Pass@k against k with one curve per round (the paper's
+    "Pass@1 rises, Pass@k does not" at a glance: pass_at_k.png) and the eval completions' lengths
+    in tokens per round (completion_lengths.png), from the samples themselves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    drawn = [(c, eval_samples(c)) for c in cells]
+    drawn = [(c, s) for c, s in drawn if s][:MAX_PANELS]
+    if not drawn:
+        return []
+    cols = min(3, len(drawn))
+    rows = -(-len(drawn) // cols)
+    written = []
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
+    for ax, (cell, by_round) in zip(axes.flat, drawn):
+        for r, samples in by_round.items():
+            curve = pass_curve(samples)
+            ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=f"round {r}")
+        ax.set_title(cell.name, fontsize=7)
+        ax.set_xlabel("k (samples per question)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("Pass@k")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(drawn):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    written.append(save_figure(fig, out_dir / "pass_at_k.png"))
+    plt.close(fig)
+
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
+    for ax, (cell, by_round) in zip(axes.flat, drawn):
+        rounds = list(by_round)
+        ax.boxplot([[s["n_tokens"] for s in by_round[r]] for r in rounds], showfliers=False)
+        ax.set_xticks(range(1, len(rounds) + 1), [str(r) for r in rounds])
+        ax.set_title(cell.name, fontsize=7)
+        ax.set_xlabel("round")
+        ax.set_ylabel("eval completion length (tokens)")  # box: quartiles; whiskers: 1.5 IQR
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(drawn):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    written.append(save_figure(fig, out_dir / "completion_lengths.png"))
+    plt.close(fig)
+    return written
+
+
 def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     root = Path(root)
     cells = load_cells(root)
@@ -222,7 +297,7 @@ def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     markdown = to_markdown(rows)
     write_text_atomic(root / "report.md", markdown + "\n")
     write_text_atomic(root / "report.csv", to_csv(rows, COLUMNS))
-    plots = plot(rows, root)
+    plots = plot(rows, root) + plot_reasoning(cells, root)
     missing = sum(r["status"] == "missing" for r in rows)
     print(markdown)
     print(f"\n{len(cells)} cell(s), {len(rows)} row(s), {missing} missing; wrote report.md, report.csv, "

@@ -19,6 +19,9 @@ def round_row(run: RunDir, i: int) -> Dict:
                     "data_requested": stats["requested_size"] + (stats.get("accumulated_size", stats["size"]) - stats["size"]),
                     "think_correct": stats["correct_samples"], "think_samples": stats["samples"],
                     "think_cut": stats.get("cut_samples", 0), "train_too_long": train.get("too_long", 0),
+                    "think_solve_rate": stats["questions_with_correct"] / max(stats["questions"], 1),
+                    "think_unique_correct": stats.get("unique_correct"),
+                    **{k: v for k, v in stats.items() if k.startswith("think_tokens_")},
                     "train_loss": train.get("train_loss")})
     return row
 

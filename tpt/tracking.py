@@ -39,6 +39,7 @@ class Tracker:
             import wandb
 
             logged = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            logged.update({f"pass_curve/pass@{k}": v for k, v in enumerate(row.get("pass_curve", []), 1)})
             if samples is not None:
                 logged["samples"] = wandb.Table(columns=SAMPLE_COLUMNS, data=sample_table(samples, row["round"]))
             self.wandb_run.log(logged, step=row["round"])

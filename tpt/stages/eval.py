@@ -11,15 +11,15 @@ from typing import Dict, List, Sequence
 
 from tpt.cell import Cell
 from tpt.io import write_json, write_jsonl
-from tpt.metrics import diversity, mean_and_se, summarize
+from tpt.metrics import diversity, length_quantiles, mean_and_se, summarize
 from tpt.stages.generation import Job, SampleRow, cut_count
 from tpt.stages.sampling import sample
 
 
 def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str, max_new_tokens: int) -> Dict:
     """metrics.json: pass@k / correct@k per k with standard errors (`<name>_se`, tpt.metrics),
-    lenient_pass@1, format_rate, cut_rate (share of samples stopped at the token limit), mean_tokens,
-    distinct_answers, text_diversity; for math the second judge's figures (judge_agreement), for
+    lenient_pass@1, format_rate, cut_rate (share of samples stopped at the token limit), mean_tokens and
+    tokens_p10/p50/p90, pass_curve (Pass@k for k = 1..n), distinct_answers, text_diversity; for math the second judge's figures (judge_agreement), for
     code verdict/<name> shares."""
     by_q: Dict[str, List[SampleRow]] = {}
     for r in rows:
@@ -30,6 +30,10 @@ def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str, max_new_tok
     out["format_rate"] = sum(r["pred"] is not None for r in rows) / len(rows)
     out["cut_rate"] = cut_count(rows, max_new_tokens) / len(rows)
     out["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
+    out.update(length_quantiles([r["n_tokens"] for r in rows], "tokens"))
+    n = min(len(g) for g in by_q.values())  # how the reasoning changed: Pass@k for every k the samples allow
+    out["pass_curve"] = [summarize([[r["correct"] for r in g] for g in by_q.values()], [k])[f"pass@{k}"]
+                         for k in range(1, n + 1)]
     out.update(diversity(list(by_q.values())))
     if kind == "math":
         out.update(judge_agreement(list(by_q.values())))

@@ -15,6 +15,7 @@ from typing import List, Sequence, Tuple, TypedDict
 from tpt.cell import Cell
 from tpt.config import ConfigError
 from tpt.io import read_jsonl, write_json, write_jsonl
+from tpt.metrics import length_quantiles
 from tpt.pruning import STRATEGIES
 from tpt.stages.generation import cut_count, human_samples
 
@@ -40,6 +41,7 @@ class PruneStats(TypedDict, total=False):
     questions: int
     questions_with_correct: int
     cut_samples: int  # think samples that stopped at think.max_new_tokens
+    unique_correct: float  # distinct correct completions per question with a correct one
     kept_samples: int  # samples the strategy keeps
     available: int  # questions with a kept sample: at most one example each
     requested_size: int  # data.size
@@ -47,6 +49,14 @@ class PruneStats(TypedDict, total=False):
     human_size: int  # source=mixed: of which human solutions
     self_size: int
     accumulated_size: int  # data.accumulate: examples of this and earlier rounds
+
+
+def mean_unique_correct(groups) -> float:
+    """Distinct correct completions (by text) per question that has a correct one: how varied the
+    solutions the next round may train on are."""
+    counts = [len({s["completion"].strip() for s in g if s["correct"]}) for g in groups]
+    solved = [c for c in counts if c]
+    return sum(solved) / len(solved) if solved else 0.0
 
 
 def prune(samples: Sequence[dict], strategy: str, size: int, seed: int,
@@ -78,6 +88,7 @@ def prune(samples: Sequence[dict], strategy: str, size: int, seed: int,
         correct_samples=sum(bool(s["correct"]) for s in samples),
         questions=len(by_question),
         questions_with_correct=sum(any(s["correct"] for s in g) for g in by_question.values()),
+        unique_correct=mean_unique_correct(by_question.values()),
         kept_samples=sum(keeps(s) for s in samples),
         available=available,
         requested_size=size,
@@ -99,6 +110,8 @@ def run(cell: Cell, i: int, out: Path) -> None:
             "data.shortfall=resample draws more samples for the questions without one; data.per_question=2 keeps "
             "more than one per question; data.shortfall=warn trains on what there is.")
     stats["cut_samples"] = cut_count(samples, cfg.think.max_new_tokens) if cell.source.thinker else 0
+    if cell.source.thinker:
+        stats.update(length_quantiles([s["n_tokens"] for s in samples], "think_tokens"))
     if human_size:  # human solutions on questions the think samples did not take
         taken = {s["qid"] for s in kept}
         human, human_stats = prune([r for r in human_samples(cell) if r["qid"] not in taken], "gt", human_size, seed)
