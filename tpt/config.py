@@ -100,6 +100,11 @@ class TaskConfig:
     eval_seed: int = 0
     train_questions: Optional[int] = None  # cap on the train questions used per round; null = all
     few_shot: int = 0  # worked examples from the train split shown in the prompt
+    # Train questions sharing a word n-gram of this length with an eval question are reported in the run
+    # directory's contamination.json (tpt/contamination.py: 8, open-r1's default; GPT-3 used 13), and
+    # dropped before thinking with decontaminate=true.
+    contamination_ngram: int = 8
+    decontaminate: bool = False
     # What the prompt asks before the problem; null: the answer rule's (tpt.verify.math.INSTRUCTIONS)
     instruction: Optional[str] = None
     system_prompt: Optional[str] = None  # null keeps the model's own default

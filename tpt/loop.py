@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from tpt.backends import release_all
 from tpt.cell import Cell
-from tpt.io import write_text_atomic
+from tpt.io import write_json, write_text_atomic
 from tpt.preflight import prepare
 from tpt.rundir import RunDir
 from tpt.stages import eval as eval_stage, prune, think, train
@@ -31,6 +31,7 @@ def run_cell(cfg: DictConfig, out_dir: Path) -> List[Dict]:
     """Run (or resume) one cell in `out_dir`; returns one metrics row per round."""
     data, base, teacher = prepare(cfg)
     with RunDir(out_dir).claimed(cfg) as rundir:
+        write_json(rundir.path / "contamination.json", data.contamination)
         cell = Cell.open(cfg, rundir, data, base, teacher)
         log.info("cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
                  rundir.path, cfg.model.name, cfg.task.name, len(data.train), len(data.eval),

@@ -2,11 +2,13 @@
 the backend that runs here, the config's values, the task's data and the models."""
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from typing import Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from tpt import miniature, models
+from tpt import contamination, miniature, models
 from tpt.backends import BackendUnavailable, check_backend, resolve_backend
 from tpt.config import Config, ConfigError
 from tpt.prompt import system_turn_accepted
@@ -14,6 +16,8 @@ from tpt.rundir import RunDirBusy
 from tpt.sources import source_of
 from tpt.tasks import TASKS, DataError, TaskData, load_task
 from tpt.validate import validate
+
+log = logging.getLogger(__name__)
 
 # Errors caused by the user's input (config, data files, model ids), reported without a traceback.
 USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy, BackendUnavailable)
@@ -41,6 +45,24 @@ def check_reachable(cfg: DictConfig, questions: int) -> None:
             f"task.train_questions or data.per_question.")
 
 
+def decontaminated(cfg: DictConfig, data: TaskData) -> TaskData:
+    """The data with its contamination check (what the cell trains on against its eval questions); with
+    task.decontaminate=true, without the train questions that overlap."""
+    source = source_of(cfg)
+    report = contamination.check(data.train, data.eval, cfg.task.contamination_ngram,
+                                 with_solutions=source.thinker is None or source.human_share)
+    if report["overlapping_train"]:
+        log.warning("contamination: %d of %d train questions share a %d-gram with %d of the %d eval questions%s",
+                    report["overlapping_train"], report["train_questions"], report["ngram"],
+                    report["overlapping_eval"], report["eval_questions"],
+                    "; dropped (task.decontaminate=true)" if cfg.task.decontaminate else
+                    " (contamination.json names them; task.decontaminate=true drops them)")
+    if cfg.task.decontaminate and report["overlapping_train"]:
+        data = replace(data, train=[p for p in data.train if p.id not in report["pairs"]])
+        report["dropped_train"] = report["overlapping_train"]
+    return replace(data, contamination=report)
+
+
 def prepare(cfg: DictConfig) -> Tuple[TaskData, str, Optional[str]]:
     """Check the config, the backend, the task's data and the models, before any compute: the task
     data, and the base model's and the teacher's paths."""
@@ -49,7 +71,7 @@ def prepare(cfg: DictConfig) -> Tuple[TaskData, str, Optional[str]]:
     cfg.backend.name = resolve_backend(cfg.backend.name)  # pinned as the backend that really runs
     validate(cfg)
     check_backend(cfg.backend.name)
-    data = load_task(cfg.task)
+    data = decontaminated(cfg, load_task(cfg.task))
     check_reachable(cfg, len(data.train))
     base = models.check_loadable(cfg.model.id, cfg.model.revision)
     if cfg.model.system_role is None:  # model=hf: found out from the template, pinned in run_config.yaml

@@ -49,6 +49,7 @@ class TaskData:
     train: List[Problem]  # questions the model thinks about each round
     eval: List[Problem]  # the fixed held-out subset
     few_shot: List[Problem]  # worked examples shown in the prompt (removed from train)
+    contamination: Optional[dict] = None  # train/eval n-gram overlap (tpt.contamination.check), once checked
 
 
 _CALCULATOR = re.compile(r"<<[^>]*>>")

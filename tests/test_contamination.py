@@ -1,0 +1,81 @@
+"""Train/eval overlap by word n-grams (tpt/contamination.py): the normalisation, the overlaps against a
+brute-force pairwise check on the real GSM8K, a cell's contamination.json, and task.decontaminate."""
+import json
+import os
+
+import pytest
+
+from tests.conftest import compose
+from tpt.contamination import check, ngrams, overlaps, words
+from tpt.preflight import decontaminated
+from tpt.tasks import load_task
+from tpt.tasks.base import Problem
+
+
+def test_text_is_normalised_as_open_r1_does():
+    assert words("Natalia sold clips to 48 of her friends in April, and then she sold half as many") == \
+        "natalia sold clips to 48 of her friends in april and then she sold half as many".split()
+    assert words("It's $1,200.50!") == ["it", "s", "1", "200", "50"]
+    assert ngrams("a b c", 2) == {("a", "b"), ("b", "c")} and ngrams("a b", 3) == set()
+
+
+def test_overlaps_name_every_eval_question_sharing_an_ngram():
+    evals = [("e1", "Tom has five red apples and three green pears in a basket"),
+             ("e2", "How many legs do nine spiders have altogether")]
+    train = [("t1", "TOM HAS FIVE RED APPLES, and three green pears in a BASKET!"),  # e1 again, other case and marks
+             ("t2", "Sara counts how many legs do nine spiders have altogether today"),  # e2's 8 words inside
+             ("t3", "Tom has five red apples and two")]  # 5 words in common: less than 8
+    assert overlaps(train, evals, 8) == {"t1": ["e1"], "t2": ["e2"]}
+    assert overlaps(train, evals, 5) == {"t1": ["e1"], "t2": ["e2"], "t3": ["e1"]}
+
+
+def test_on_the_real_gsm8k_the_overlaps_are_what_a_pairwise_check_finds(gsm8k_dir):
+    rows = {split: [json.loads(l) for l in (gsm8k_dir / f"{split}.jsonl").open()] for split in ("train", "test")}
+    train = [Problem(f"train-{i}", r["question"], r["answer"]) for i, r in enumerate(rows["train"])]
+    test = [Problem(f"test-{i}", r["question"], "") for i, r in enumerate(rows["test"])]
+    report = check(train, test, 8, with_solutions=False)
+    # Brute force on the first 500 train questions: every pair's n-gram sets intersected.
+    grams = {p.id: ngrams(p.question, 8) for p in test}
+    for p in train[:500]:
+        mine = ngrams(p.question, 8)
+        assert report["pairs"].get(p.id, []) == sorted(e for e, g in grams.items() if mine & g), p.id
+    print(f"GSM8K train vs test, 8-grams: {report['overlapping_train']} of {report['train_questions']} train "
+          f"questions overlap {report['overlapping_eval']} of {report['eval_questions']} test questions")
+
+
+def jsonl_cell(tmp_path, *extra):
+    rows = [{"q": f"Question number {i}: what is {i} plus {i} when counted by a careful child", "a": 2 * i}
+            for i in range(12)]
+    rows[3]["q"] = rows[10]["q"]  # a train question that is also a test question
+    folder = tmp_path / "data"
+    folder.mkdir(parents=True)
+    for name, part in (("train", rows[:8]), ("test", rows[8:])):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    return compose(["task=jsonl", f"task.path={folder}", "task.fields.question=q", "task.fields.answer=a",
+                    "task.eval_questions=4", *extra])
+
+
+def test_a_cell_reports_its_overlap_and_decontaminate_drops_it(tmp_path):
+    cfg = jsonl_cell(tmp_path)
+    data = decontaminated(cfg, load_task(cfg.task))
+    report = data.contamination
+    assert (report["ngram"], report["overlapping_train"], report["overlapping_eval"]) == (8, 1, 1)
+    [(train_id, eval_ids)] = report["pairs"].items()
+    assert len(data.train) == 8 and train_id in {p.id for p in data.train}
+    assert [p.question for p in data.eval if p.id in eval_ids] == [p.question for p in data.train if p.id == train_id]
+
+    cfg = jsonl_cell(tmp_path / "again", "task.decontaminate=true")
+    data = decontaminated(cfg, load_task(cfg.task))
+    assert len(data.train) == 7 and train_id not in {p.id for p in data.train}
+    assert data.contamination["dropped_train"] == 1
+
+
+@pytest.mark.e2e
+def test_a_run_writes_contamination_json(tiny_model_dir, tmp_path):
+    from tests.conftest import tiny_overrides
+    from tpt import loop
+
+    loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), tmp_path)
+    report = json.loads((tmp_path / "contamination.json").read_text())
+    assert report["ngram"] == 8 and report["compared"] == "train questions" and "overlapping_eval_ids" in report
+    assert os.path.getsize(tmp_path / "contamination.json") > 0
