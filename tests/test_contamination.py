@@ -1,9 +1,7 @@
 """Train/eval overlap by word n-grams (tpt/contamination.py): the normalisation, the overlaps against a
 brute-force pairwise check on the real GSM8K, a cell's contamination.json, and task.decontaminate."""
 import json
-import os
 
-import pytest
 
 from tests.conftest import compose
 from tpt.contamination import check, ngrams, overlaps, words
@@ -68,14 +66,3 @@ def test_a_cell_reports_its_overlap_and_decontaminate_drops_it(tmp_path):
     data = decontaminated(cfg, load_task(cfg.task))
     assert len(data.train) == 7 and train_id not in {p.id for p in data.train}
     assert data.contamination["dropped_train"] == 1
-
-
-@pytest.mark.e2e
-def test_a_run_writes_contamination_json(tiny_model_dir, tmp_path):
-    from tests.conftest import tiny_overrides
-    from tpt import loop
-
-    loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), tmp_path)
-    report = json.loads((tmp_path / "contamination.json").read_text())
-    assert report["ngram"] == 8 and report["compared"] == "train questions" and "overlapping_eval_ids" in report
-    assert os.path.getsize(tmp_path / "contamination.json") > 0

@@ -120,3 +120,48 @@ def test_reasoning_plots_and_the_pass_at_k_curve(tmp_path):
     written = plot_reasoning(load_cells(tmp_path), tmp_path)
     assert [p.name for p in written] == ["pass_at_k.png", "completion_lengths.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+
+
+def test_cost_totals_each_cell_and_the_sweep(tmp_path, capsys):
+    make_cell(tmp_path, "a", "gt", 1000, 1, {0: (0.2, 0.4), 1: (0.3, 0.5)})
+    make_cell(tmp_path, "b", "none", 1000, 1, {0: (0.2, 0.4), 1: (0.3, 0.5)})
+    for name, hours in (("a", (0.5, 1.5)), ("b", (1.0, 2.0))):
+        path = tmp_path / name / "metrics.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for row, h in zip(rows, hours):
+            row.update({"cost/device": "gpu", "cost/device_hours": h, "cost/eval_s": 1800.0,
+                        "cost/generated_tokens": 1000, "cost/trained_tokens": 500 * row["round"],
+                        "cost/checkpoint_from_cache": name == "b" and row["round"] == 1})
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main([str(tmp_path), "--cost", "--gpu-hour-price", "2"])
+    out = capsys.readouterr().out
+    assert "a | gpu | 1.000 | 2.000 | 2,000 | 500 | 0" in out and "b | gpu | 1.000 | 3.000 | 2,000 | 500 | 1" in out
+    assert "**total** | | 2.000 | 5.000 gpu | 4,000 | 1,000 | 1" in out
+    assert "5.00 GPU-hours at 2 per GPU-hour: 10.00" in out and (tmp_path / "cost.md").is_file()
+
+
+@pytest.mark.e2e
+def test_a_run_records_what_it_cost_and_its_contamination(tiny_model_dir, tmp_path, capsys):
+    """Each round's cost as its stages' markers and samples say it, summed by `--cost`; and the run's
+    contamination.json."""
+    from tests.conftest import compose, tiny_overrides
+    from tpt import loop
+
+    run_dir = tmp_path / "cell"
+    rows = loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), run_dir)
+    for row in rows:
+        r = row["round"]
+        stages = ["eval"] if r == 0 else ["think", "prune", "train", "eval"]
+        markers = {s: json.loads((run_dir / f"round_{r}" / s / "DONE.json").read_text()) for s in stages}
+        assert all(row[f"cost/{s}_s"] == markers[s]["seconds"] for s in stages)
+        assert row["cost/device_hours"] == pytest.approx(sum(m["device_seconds"] for m in markers.values()) / 3600)
+        assert row["cost/device"] == "cpu" and markers["eval"]["devices"] >= 1
+        tokens = sum(json.loads(line)["n_tokens"] for s in ("think", "eval") if s in stages
+                     for line in (run_dir / f"round_{r}" / s / "samples.jsonl").open())
+        assert row["cost/generated_tokens"] == tokens > 0
+        if r:
+            assert row["cost/trained_tokens"] > 0 and row["cost/checkpoint_from_cache"] is False
+    report = json.loads((run_dir / "contamination.json").read_text())
+    assert report["ngram"] == 8 and report["compared"] == "train questions" and "overlapping_eval_ids" in report
+    main([str(tmp_path), "--cost"])
+    assert "cell | cpu |" in capsys.readouterr().out

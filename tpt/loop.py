@@ -10,8 +10,9 @@ interrupted run stopped. Everything that can be checked without compute is check
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from omegaconf import DictConfig
 
@@ -30,13 +31,23 @@ log = logging.getLogger(__name__)
 def run_cell(cfg: DictConfig, out_dir: Path) -> List[Dict]:
     """Run (or resume) one cell in `out_dir`; returns one metrics row per round."""
     data, base, teacher = prepare(cfg)
-    with RunDir(out_dir).claimed(cfg) as rundir:
+    with RunDir(out_dir, devices_of(cfg)).claimed(cfg) as rundir:
         write_json(rundir.path / "contamination.json", data.contamination)
         cell = Cell.open(cfg, rundir, data, base, teacher)
         log.info("cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
                  rundir.path, cfg.model.name, cfg.task.name, len(data.train), len(data.eval),
                  len(data.few_shot), cfg.rounds)
         return run_rounds(cell)
+
+
+def devices_of(cfg: DictConfig) -> Tuple[str, int]:
+    """What the cell's device-seconds count: its GPUs (cluster.gpus x cluster.nodes) where it has them,
+    else the CPU cores this process may use."""
+    import torch
+
+    if torch.cuda.is_available() and cfg.cluster.gpus > 0:
+        return "gpu", cfg.cluster.gpus * cfg.cluster.nodes
+    return "cpu", len(os.sched_getaffinity(0))
 
 
 def run_rounds(cell: Cell) -> List[Dict]:

@@ -24,6 +24,11 @@ beside each of its rows, and writes paper_<table>.md, .csv and (Tables 3, 5, 6) 
 
 prints, per cell and round, how often the task's answer rule and the second judge (math-verify on the
 whole completion) disagree, with 5 eval samples of each kind.
+
+    python -m tpt.report outputs/my_sweep --cost --gpu-hour-price 2.5
+
+prints (and writes cost.md) what each cell and the sweep cost: wall hours, device-hours, tokens
+generated and trained, checkpoints taken from the cache, and the GPU-hours' price.
 """
 from __future__ import annotations
 
@@ -290,6 +295,38 @@ def plot_reasoning(cells: List[CellResult], out_dir: Path) -> List[Path]:
     return written
 
 
+def cost(cells: List[CellResult], gpu_hour_price: Optional[float] = None) -> str:
+    """What each cell cost over its finished rounds, and the sweep in total: wall hours, device-hours
+    (GPU-hours on GPUs, core-hours on CPUs), tokens generated and trained, checkpoints taken from the
+    cache; with a price per GPU-hour, what the GPU-hours cost."""
+    lines = ["cell | device | wall h | device h | generated tokens | trained tokens | cached checkpoints",
+             "--- | --- | --- | --- | --- | --- | ---"]
+    totals: Dict[str, float] = {}
+    for cell in cells:
+        rows = [cell.metrics[r] for r in sorted(cell.metrics) if "cost/device_hours" in cell.metrics[r]]
+        if not rows:
+            continue
+        device = rows[-1].get("cost/device", "cpu")
+        wall = sum(v for row in rows for k, v in row.items() if k.startswith("cost/") and k.endswith("_s")) / 3600
+        figures = {"wall": wall, device: sum(row["cost/device_hours"] for row in rows),
+                   "generated": sum(row.get("cost/generated_tokens", 0) for row in rows),
+                   "trained": sum(row.get("cost/trained_tokens", 0) for row in rows),
+                   "cached": sum(bool(row.get("cost/checkpoint_from_cache")) for row in rows)}
+        for k, v in figures.items():
+            totals[k] = totals.get(k, 0) + v
+        lines.append(f"{cell.name} | {device} | {wall:.3f} | {figures[device]:.3f} | {figures['generated']:,.0f} | "
+                     f"{figures['trained']:,.0f} | {figures['cached']}")
+    if len(lines) == 2:
+        return "no cost recorded (runs from a tpt before cost accounting)"
+    lines.append(f"**total** | | {totals['wall']:.3f} | " + ", ".join(f"{totals[d]:.3f} {d}" for d in ("gpu", "cpu")
+                                                                  if d in totals)
+                 + f" | {totals['generated']:,.0f} | {totals['trained']:,.0f} | {totals['cached']:.0f}")
+    if gpu_hour_price is not None:
+        lines.append(f"\n{totals.get('gpu', 0.0):.2f} GPU-hours at {gpu_hour_price:g} per GPU-hour: "
+                     f"{totals.get('gpu', 0.0) * gpu_hour_price:,.2f}" + (" (CPU core-hours not priced)" if "cpu" in totals else ""))
+    return "\n".join(lines)
+
+
 def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     root = Path(root)
     cells = load_cells(root)
@@ -307,6 +344,12 @@ def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     return rows
 
 
+def report_cost(root: Path, gpu_hour_price: Optional[float]) -> str:
+    text = cost(load_cells(Path(root)), gpu_hour_price)
+    write_text_atomic(Path(root) / "cost.md", text + "\n")
+    return text
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m tpt.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -316,8 +359,12 @@ def main(argv=None) -> None:
                     "(cells matched by `paper_row` in run_config.yaml; see tpt/paper_report.py)")
     ap.add_argument("--disagreements", nargs="?", type=int, const=3, metavar="N",
                     help="instead: where the answer rule and math-verify disagree, N examples of each kind (3)")
+    ap.add_argument("--cost", action="store_true", help="instead: what each cell and the sweep cost (cost.md)")
+    ap.add_argument("--gpu-hour-price", type=float, help="with --cost: a price per GPU-hour to total")
     args = ap.parse_args(argv)
-    if args.disagreements is not None:
+    if args.cost:
+        print(report_cost(args.root, args.gpu_hour_price))
+    elif args.disagreements is not None:
         print(disagreements(args.root, args.disagreements))
     elif args.paper:
         paper_report(args.root, args.paper)

@@ -15,7 +15,7 @@ import shlex
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
@@ -72,8 +72,9 @@ class Stage:
         shutil.rmtree(self.dir / name, ignore_errors=True)
 
     @contextlib.contextmanager
-    def writing(self):
-        """Yields the partial folder to write into; publishes it only if the body succeeds."""
+    def writing(self, devices: Tuple[str, int] = ("cpu", 1)):
+        """Yields the partial folder to write into; publishes it only if the body succeeds. The marker
+        records the stage's wall seconds and its device-seconds on `devices` (kind, count)."""
         for old in self.dir.parent.glob(f".{self.name}.partial*"):
             if old.name == f".{self.name}.partial" or left_by_dead_process(old):  # an older tpt's, or a killed run's
                 shutil.rmtree(old, ignore_errors=True)
@@ -81,8 +82,11 @@ class Stage:
         self.partial.mkdir(parents=True)
         started = time.time()
         yield self.partial
-        write_json(self.partial / DONE, {"stage": self.name, "round": self.round,
-                                         "seconds": round(time.time() - started, 2), "files": manifest(self.partial)})
+        seconds = round(time.time() - started, 2)
+        write_json(self.partial / DONE, {"stage": self.name, "round": self.round, "seconds": seconds,
+                                         "device": devices[0], "devices": devices[1],
+                                         "device_seconds": round(seconds * devices[1], 2),
+                                         "files": manifest(self.partial)})
         if self.dir.exists() and not self.done:  # a finished stage is never overwritten: only a stale, unmarked one
             shutil.rmtree(self.dir)
         if not publish_dir_once(self.partial, self.dir):
@@ -93,8 +97,9 @@ class Stage:
 
 
 class RunDir:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, devices: Tuple[str, int] = ("cpu", 1)):
         self.path = Path(path)
+        self.devices = devices  # what the cell's stages run on (kind, count): their device-seconds
 
     def stage(self, round_idx: int, name: str) -> Stage:
         return Stage(self.path, round_idx, name)
@@ -111,7 +116,7 @@ class RunDir:
             log.info("%s: finished earlier, skipping", stage)
         else:
             log.info("%s: starting", stage)
-            with stage.writing() as out:
+            with stage.writing(self.devices) as out:
                 body(out)
         # Published: its chunks are in its files now (also cleared when a kill came between the two).
         shutil.rmtree(stage.chunks, ignore_errors=True)

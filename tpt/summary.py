@@ -3,13 +3,38 @@ from __future__ import annotations
 
 from typing import Dict, Sequence
 
-from tpt.io import read_json
-from tpt.rundir import RunDir
+from tpt.io import read_json, read_jsonl
+from tpt.rundir import DONE, ROUND_STAGES, RunDir
+
+
+def round_cost(run: RunDir, i: int) -> Dict:
+    """What round i cost: the wall seconds of each of its stages (cost/<stage>_s, as the run that made
+    the stage measured them), its device-hours (GPUs, or CPU cores, times seconds), the tokens generated
+    (think and eval samples, counted by the engine) and trained, and whether the checkpoint came from
+    the cache."""
+    cost: Dict = {}
+    device_seconds = 0.0
+    for name in ROUND_STAGES:
+        marker = run.stage(i, name) / DONE
+        if marker.is_file():
+            done = read_json(marker)
+            cost[f"cost/{name}_s"] = done["seconds"]
+            device_seconds += done.get("device_seconds", done["seconds"])
+            cost["cost/device"] = done.get("device", "cpu")
+    cost["cost/device_hours"] = device_seconds / 3600
+    cost["cost/generated_tokens"] = sum(s["n_tokens"] for name in ("think", "eval")
+                                        if (run.stage(i, name) / "samples.jsonl").is_file()
+                                        for s in read_jsonl(run.stage(i, name) / "samples.jsonl"))
+    if i > 0:
+        train = read_json(run.stage(i, "train") / "result.json")
+        cost["cost/trained_tokens"] = train.get("tokens") or 0
+        cost["cost/checkpoint_from_cache"] = bool(train.get("from_cache"))
+    return cost
 
 
 def round_row(run: RunDir, i: int) -> Dict:
-    """Round i's eval metrics, plus what its prune and train stages did."""
-    row = {"round": i, **read_json(run.stage(i, "eval") / "metrics.json")}
+    """Round i's eval metrics, what its prune and train stages did, and what it cost."""
+    row = {"round": i, **read_json(run.stage(i, "eval") / "metrics.json"), **round_cost(run, i)}
     if i > 0:
         stats = read_json(run.stage(i, "prune") / "stats.json")
         train = read_json(run.stage(i, "train") / "result.json")

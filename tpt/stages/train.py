@@ -30,6 +30,7 @@ class TrainResult(TypedDict, total=False):
     last_loss: float
     lr: float
     seconds: float  # of the training that made the checkpoint
+    tokens: float  # tokens the trainer saw (TRL's count, prompts included)
     too_long: int  # examples dropped whole: longer than train.max_length (never cut)
     max_length: int  # the limit trained with (train.max_length, or the longest example when null)
     from_cache: str  # the checkpoint was reused from the cache (this lineage identity), not trained here

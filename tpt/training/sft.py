@@ -157,4 +157,6 @@ def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg,
         "last_loss": losses[-1] if losses else None,
         "lr": cfg.lr,
         "seconds": result.metrics.get("train_runtime"),
+        "tokens": next((float(h["num_tokens"]) for h in reversed(trainer.state.log_history) if "num_tokens" in h),
+                       None),  # tokens the trainer saw (TRL's count, prompts included)
     }
