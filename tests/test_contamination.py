@@ -2,7 +2,6 @@
 brute-force pairwise check on the real GSM8K, a cell's contamination.json, and task.decontaminate."""
 import json
 
-
 from tests.conftest import compose
 from tpt.contamination import check, ngrams, overlaps, words
 from tpt.preflight import decontaminated
