@@ -92,7 +92,8 @@ def test_the_second_judge_is_what_math_verify_says_of_each_sample(miniature_swee
     for row in metrics(cell):
         samples = [json.loads(line) for line in (cell / f"round_{row['round']}" / "eval" / "samples.jsonl").open()]
         for s in samples:
-            assert s["second_correct"] == verify(parse(s["answer"], config), parse(s["completion"], config)), s
+            gold = parse(f"\\boxed{{{s['answer']}}}", [LatexExtractionConfig()])
+            assert s["second_correct"] == verify(gold, parse(s["completion"], config)), s
         agree = sum(bool(s["correct"]) == bool(s["second_correct"]) for s in samples) / len(samples)
         assert row["judge_agreement"] == pytest.approx(agree)
         assert row["judge_rule_only"] == sum(s["correct"] and not s["second_correct"] for s in samples)

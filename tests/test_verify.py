@@ -100,6 +100,7 @@ SECOND_JUDGE_CASES = [
     ("#### 42\nSo the total is 41.", "42", True, False),  # the rule takes the first `####`, math-verify the last number
     ("The answer is $\\frac{84}{2}$.", "42", False, True),  # no `####`: math-verify evaluates the LaTeX
     ("The answer is 42 dollars", "42", False, True),  # no `####`: math-verify takes the last number
+    ("So $x = \\boxed{\\frac{2}{4}}$.", "\\frac{1}{2}", False, True),  # a LaTeX gold (MATH's): equal symbolically
 ]
 
 

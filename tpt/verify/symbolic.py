@@ -91,13 +91,12 @@ def equal(gold: str, answer: str, timeout_s: int, whole: bool = False) -> bool:
     `whole` on a gold answer and a whole completion (math-verify extracts both itself)."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    if whole:
-        config = [LatexExtractionConfig(), ExprExtractionConfig()]
-        parsed_gold = parse(gold, extraction_config=config, parsing_timeout=timeout_s)
-        parsed_answer = parse(answer, extraction_config=config, parsing_timeout=timeout_s)
+    config = [LatexExtractionConfig()]
+    parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=timeout_s)
+    if whole:  # math-verify finds the answer in the completion itself: LaTeX or a plain expression
+        parsed_answer = parse(answer, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
+                              parsing_timeout=timeout_s)
     else:
-        config = [LatexExtractionConfig()]
-        parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=timeout_s)
         parsed_answer = parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=timeout_s)
     return bool(verify(parsed_gold, parsed_answer, timeout_seconds=timeout_s))
 
