@@ -100,6 +100,12 @@ def tiny_overrides(model_dir, run_name="t", cache_dir=None) -> list:
             "think.batch_size=4", "eval.batch_size=4", "train.batch_size=2", "train.global_batch_size=2", "data.shortfall=warn", f"name={run_name}"]
 
 
+def outcome(rows):
+    """What a run computed, round by round: its metrics rows without what they cost (`cost/` keys: wall
+    seconds differ between a run and its resumed or repeated twin)."""
+    return [{k: v for k, v in row.items() if not k.startswith("cost/")} for row in rows]
+
+
 @pytest.fixture
 def train_cfg():
     return compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-3"]).train
