@@ -65,21 +65,29 @@ def left_by_dead_process(path: Path) -> bool:
     return False
 
 
+def _write_synced(tmp: Path, path: Path, data: bytes, fd: Optional[int] = None) -> None:
+    """Write `data` to `tmp` (the open descriptor `fd`, if given) and fsync it; a full disk is named
+    as writing `path`. The caller publishes `tmp` and removes it."""
+    try:
+        with (os.fdopen(fd, "wb") if fd is not None else open(tmp, "wb")) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise disk_full(path, e.errno, len(data)) from e
+        raise
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{unique_suffix()}.", suffix=".tmp")
-    data = text.encode("utf-8")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(Path(tmp), path, text.encode("utf-8"), fd)
         os.replace(tmp, path)
-    except BaseException as e:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in NO_SPACE:
-            raise disk_full(path, e.errno, len(data)) from e
         raise
 
 
@@ -90,21 +98,13 @@ def write_text_once(path: Path, text: str) -> bool:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{unique_suffix()}.tmp")
-    data = text.encode("utf-8")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(tmp, path, text.encode("utf-8"))
         try:
             os.link(tmp, path)
             return True
         except FileExistsError:
             return False
-    except OSError as e:
-        if e.errno in NO_SPACE:
-            raise disk_full(path, e.errno, len(data)) from e
-        raise
     finally:
         tmp.unlink(missing_ok=True)
 
