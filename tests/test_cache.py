@@ -31,6 +31,26 @@ def test_second_ask_is_a_hit(tmp_path):
     assert calls == [1] and first == again == [[Completion("a", 1), Completion("b", 2)]]
 
 
+def test_a_hit_says_how_long_computing_it_took(tmp_path):
+    """What a cached value saves: the seconds its computing took where it was computed; an entry of a
+    tpt before cost accounting (no seconds) still serves, saving an unknown 0."""
+    from tpt.cache import KeyedStore
+
+    store = KeyedStore(tmp_path, "values")
+
+    def slow():
+        time.sleep(0.2)
+        return {"v": 1}
+
+    assert store.fetch_or_compute("k" * 64, slow) == ({"v": 1}, None)  # computed here
+    value, saved = store.fetch_or_compute("k" * 64, slow)
+    assert value == {"v": 1} and 0.2 <= saved < 5
+    entry = json.loads((tmp_path / f"{'k' * 64}.json").read_text())
+    del entry["seconds"]
+    (tmp_path / f"{'k' * 64}.json").write_text(json.dumps(entry))
+    assert store.fetch_or_compute("k" * 64, slow) == ({"v": 1}, 0.0)
+
+
 def test_key_changes_with_everything_that_decides_the_samples():
     ids, qids = [[1, 2, 3]], ["q1"]
     base = generation_key("m", ids, qids, S, {"backend": "hf"})

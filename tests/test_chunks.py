@@ -120,7 +120,7 @@ def test_replicas_share_a_stage_and_sample_alike(real_vllm, vllm_tiny_dir, tmp_p
                                                "think.n=3", f"backend.replicas={replicas}"])
         cell = Cell.open(cfg, RunDir(tmp_path / f"run{replicas}"), *prepare(cfg))
         with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
-            samples[replicas], _ = sample(cell, think.job(cell, 1))
+            samples[replicas], _, _ = sample(cell, think.job(cell, 1))
         release_all()
     assert caplog.text.count("VLLM_CPU_OMP_THREADS_BIND") == 2  # two engines, one core each
     assert samples[1] == samples[2] and len(samples[1]) == 8 * 3

@@ -154,9 +154,11 @@ def test_verdicts_are_cached_by_program_tests_and_limits(task, tmp_path, monkeyp
     p = task[1]["add-two"]
     pairs = [(p, p.solution), (p, fenced("print(0)"))]
     code_cfg = task[0].task.code
-    first = CodeVerifier(code_cfg, store).verify(pairs)
-    assert len(runs) == 2 and [v["verdict"] for v in first] == ["passed", "wrong_answer"]
-    assert CodeVerifier(code_cfg, store).verify(pairs) == first and len(runs) == 2  # from the store
+    reused = []
+    first = CodeVerifier(code_cfg, store).verify(pairs, reused=reused)
+    assert len(runs) == 2 and [v["verdict"] for v in first] == ["passed", "wrong_answer"] and reused == []
+    assert CodeVerifier(code_cfg, store).verify(pairs, reused=reused) == first and len(runs) == 2  # from the store
+    assert len(reused) == 1 and reused[0] > 0  # what the reuse saved: the seconds the first judging took
 
     # The same program against another expected output is judged again, and differently.
     changed = dataclasses.replace(p, tests=(dataclasses.replace(p.tests[0], output="-1"),) + p.tests[1:])

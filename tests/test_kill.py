@@ -77,3 +77,7 @@ def test_sigkill_at_any_point_then_rerun_gives_the_same_metrics(tiny_model_dir, 
     for stage, finished, total in resumed_chunks:
         # The run after the kill took every chunk written before it; only the one in flight was lost.
         assert f"{stage}: {finished} of {total} chunks finished earlier" in log, (stage, finished, SEED)
+        _, r, name = stage.split()  # and its cost.json counts them as reused, not generated again
+        cost = json.loads((run_dir / f"round_{r}" / name / "cost.json").read_text())
+        assert (cost["chunks"], cost["chunks_resumed"]) == (total, finished), (stage, cost, SEED)
+        assert cost["chunks_resumed_saved_s"] > 0

@@ -34,6 +34,19 @@ def test_table3_gemma_2b_row_by_hand():
     assert f["train_memory_gb"] == round((states + 26 * layer + logits) / 1e9 + 3, 1) == 68.0
     assert f["expected_available"] == int(7473 * 0.76)  # the paper's Pass@20 of the 2B baseline: 76.0%
     assert not any("likely not reached" in w for w in p.warnings)
+    # One GPU on one node for 12 h (conf/model/gemma2_2b_it.yaml); keep=last would keep one checkpoint
+    assert (f["gpus"], f["nodes"], f["hours"]) == (1, 1, 12.0)
+    assert (f["checkpoint_disk_gb_all"], f["checkpoint_disk_gb_last"]) == (20.9, 5.2)
+    # vLLM: bf16 weights on one rank + KV cache of 256 sequences of 200 + 512 tokens (26 layers, 4 KV
+    # heads of 256, K and V, 2 bytes)
+    kv = 2 * 26 * 4 * 256 * 2 * 712 * 256
+    assert f["vllm_memory_gb"] == round((2 * 2.61e9 + kv) / 1e9 + 3, 1) == 27.6
+    # GPU-hours: 6 x params FLOPs per trained token at 35% of 312 TFLOP/s; 2 x params per generated
+    # token and per prompt token (200, once per question: 7,473 x 5 think batches x 4 rounds, 500 x 5
+    # evals), at 30%
+    train_s = 6 * 2.61e9 * (2000 * 712 * 4) / (0.35 * 312e12)
+    generate_s = 2 * 2.61e9 * (790_835_200 + 200 * (7473 * 5 * 4 + 500 * 5)) / (0.3 * 312e12)
+    assert f["gpu_hours"] == round((train_s + generate_s) / 3600, 2) == 12.95
 
 
 def test_table7_gemma_2b_6k_row_by_hand():
@@ -43,6 +56,17 @@ def test_table7_gemma_2b_6k_row_by_hand():
     assert f["expected_available"] == int(13328 * 0.057) == 759  # Pass@50 of the 2B baseline: 5.70%
     assert any("data size 6000 likely not reached: about 759 questions" in w for w in p.warnings)
     assert p.figures["micro_batch"] == 2 and p.figures["train_memory_gb"] < 80  # code rows: micro-batches of 2
+
+
+def test_a_vllm_engine_too_big_for_its_gpus_is_warned():
+    """Gemma-2-9B's KV cache for 256 sequences of 200 + 1024 tokens (42 layers, 8 KV heads of 256)
+    and its weights on one 24 GB GPU: more than vLLM's 0.9 share."""
+    [p] = plan(["model=gemma2_9b_it", "task=gsm8k", "think.max_new_tokens=1024", "cluster.gpu_memory_gb=24"], runs=None)
+    kv = 2 * 42 * 8 * 256 * 2 * (200 + 1024) * 256
+    assert p.figures["vllm_memory_gb"] == round((2 * 9.24e9 + kv) / 1e9 + 3, 1)
+    assert any(f"vLLM wants ~{p.figures['vllm_memory_gb']} GB per GPU" in w and "> 0.9 x 24" in w for w in p.warnings)
+    [fits] = plan(["model=gemma2_9b_it", "task=gsm8k", "cluster.gpu_memory_gb=141"], runs=None)
+    assert not any("vLLM wants" in w for w in fits.warnings)
 
 
 def test_different_global_batches_in_one_sweep_are_flagged():

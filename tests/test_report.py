@@ -129,26 +129,35 @@ def test_cost_totals_each_cell_and_the_sweep(tmp_path, capsys):
         path = tmp_path / name / "metrics.jsonl"
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         for row, h in zip(rows, hours):
-            row.update({"cost/device": "gpu", "cost/device_hours": h, "cost/eval_s": 1800.0,
+            reused = name == "b" and row["round"] == 1
+            row.update({"cost/device": "gpu", "cost/device_hours": h, "cost/eval_s": 1800.0, "cost/prompt_tokens": 300,
                         "cost/generated_tokens": 1000, "cost/trained_tokens": 500 * row["round"],
-                        "cost/checkpoint_from_cache": name == "b" and row["round"] == 1})
+                        "cost/checkpoint_from_cache": reused, "cost/generations_reused": 2 if reused else 0,
+                        "cost/saved_s": 3600.0 if reused else 0.0})
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     main([str(tmp_path), "--cost", "--gpu-hour-price", "2"])
     out = capsys.readouterr().out
-    assert "a | gpu | 1.000 | 2.000 | 2,000 | 500 | 0" in out and "b | gpu | 1.000 | 3.000 | 2,000 | 500 | 1" in out
-    assert "**total** | | 2.000 | 5.000 gpu | 4,000 | 1,000 | 1" in out
+    assert "a | gpu | 1 | 1.000 | 2.000 | 600 | 2,000 | 500 | - | 0.000" in out
+    assert "b | gpu | 1 | 1.000 | 3.000 | 600 | 2,000 | 500 | 2 gen, 1 ckpt | 1.000" in out
+    assert "**total** | | | 2.000 | 5.000 gpu | 1,200 | 4,000 | 1,000 | 2 gen, 1 ckpt | 1.000" in out
     assert "5.00 GPU-hours at 2 per GPU-hour: 10.00" in out and (tmp_path / "cost.md").is_file()
 
 
 @pytest.mark.e2e
 def test_a_run_records_what_it_cost_and_its_contamination(tiny_model_dir, tmp_path, capsys):
-    """Each round's cost as its stages' markers and samples say it, summed by `--cost`; and the run's
-    contamination.json."""
+    """Each round's cost as its stages' markers, prompts and samples say it; the same cell run again
+    on the same caches reuses every generation and the checkpoint, and says what that saved; `--cost`
+    sums it and sets it beside the plan's bounds; and the run's contamination.json."""
     from tests.conftest import compose, tiny_overrides
     from tpt import loop
+    from tpt.models import load_tokenizer
+    from tpt.prompt import encode
 
-    run_dir = tmp_path / "cell"
-    rows = loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), run_dir)
+    overrides = tiny_overrides(tiny_model_dir, cache_dir=tmp_path / "cache") + ["pruning=none"]
+    run_dir = tmp_path / "runs" / "cell"
+    rows = loop.run_cell(compose(overrides), run_dir)
+    tokenizer = load_tokenizer(str(tiny_model_dir), None)
+    first_generation_s = 0.0
     for row in rows:
         r = row["round"]
         stages = ["eval"] if r == 0 else ["think", "prune", "train", "eval"]
@@ -156,12 +165,34 @@ def test_a_run_records_what_it_cost_and_its_contamination(tiny_model_dir, tmp_pa
         assert all(row[f"cost/{s}_s"] == markers[s]["seconds"] for s in stages)
         assert row["cost/device_hours"] == pytest.approx(sum(m["device_seconds"] for m in markers.values()) / 3600)
         assert row["cost/device"] == "cpu" and markers["eval"]["devices"] >= 1
-        tokens = sum(json.loads(line)["n_tokens"] for s in ("think", "eval") if s in stages
+        generating = [s for s in ("think", "eval") if s in stages]
+        tokens = sum(json.loads(line)["n_tokens"] for s in generating
                      for line in (run_dir / f"round_{r}" / s / "samples.jsonl").open())
         assert row["cost/generated_tokens"] == tokens > 0
+        prompts = [json.loads(line)["prompt"] for s in generating
+                   for line in (run_dir / f"round_{r}" / s / "prompts.jsonl").open()]
+        assert row["cost/prompt_tokens"] == sum(len(ids) for ids in encode(tokenizer, prompts)) > 0  # once per question
+        assert row["cost/generations_reused"] == row["cost/chunks_resumed"] == 0 and row["cost/saved_s"] == 0
+        first_generation_s += sum(json.loads((run_dir / f"round_{r}" / s / "cost.json").read_text())["chunk_seconds"]
+                                  for s in generating)
         if r:
             assert row["cost/trained_tokens"] > 0 and row["cost/checkpoint_from_cache"] is False
+            assert row["cost/trained_examples"] == json.loads((run_dir / "round_1/train/result.json").read_text())["examples"]
+    assert "What it cost:" in (run_dir / "summary.md").read_text()
+
+    again = loop.run_cell(compose(overrides), tmp_path / "runs" / "again")  # same caches, another run directory
+    trained_s = json.loads((run_dir / "round_1/train/result.json").read_text())["seconds"]
+    assert [r["cost/generations_reused"] for r in again] == [1, 2]  # a chunk each of round 0 eval, round 1 think and eval
+    assert again[1]["cost/checkpoint_from_cache"] is True
+    saved = sum(r["cost/saved_s"] for r in again)
+    assert trained_s < saved <= first_generation_s + trained_s + 0.01  # generation saved: less than its chunks took
+    assert [r["cost/generated_tokens"] for r in again] == [r["cost/generated_tokens"] for r in rows]
+
     report = json.loads((run_dir / "contamination.json").read_text())
     assert report["ngram"] == 8 and report["compared"] == "train questions" and "overlapping_eval_ids" in report
-    main([str(tmp_path), "--cost"])
-    assert "cell | cpu |" in capsys.readouterr().out
+    main([str(tmp_path / "runs"), "--cost"])
+    out = capsys.readouterr().out
+    assert "cell | cpu | 1 |" in out and "| 3 gen, 1 ckpt |" in out.split("again | cpu | 1 |")[1].splitlines()[0]
+    plan_line = next(line for line in out.splitlines() if line.startswith("cell | 1/1 |"))
+    measured, bound = [int(x.replace(",", "")) for x in plan_line.split(" | ")[2].split(" (")[0].split(" / ")]
+    assert measured == sum(r["cost/generated_tokens"] for r in rows) and measured <= bound

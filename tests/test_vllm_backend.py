@@ -142,15 +142,28 @@ def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(rea
 
 @pytest.mark.engine
 def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained(real_vllm, vllm_tiny_dir, tmp_path, caplog):
-    """Eval 0 and think 1 on M_0 share one engine; eval 1 loads M_1 as the train stage saved it."""
+    """Eval 0 and think 1 on M_0 share one engine; eval 1 loads M_1 as the train stage saved it: in
+    bf16, the dtype of its base (as Gemma-2 and Llama-3 are published)."""
     import logging
+    import shutil
 
+    import torch
+    from safetensors.torch import load_file
+
+    from tpt.models import cast_checkpoint
+
+    base = tmp_path / "bf16-base"
+    shutil.copytree(vllm_tiny_dir, base)
+    cast_checkpoint(base, torch.bfloat16)
+    run = tmp_path / "run"
     with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
-        rows = loop.run_cell(compose(tiny_overrides(vllm_tiny_dir) + ["backend=vllm", "pruning=none"]), tmp_path)
+        rows = loop.run_cell(compose(tiny_overrides(base) + ["backend=vllm", "pruning=none"]), run)
+    assert {t.dtype for t in load_file(run / "round_1" / "train" / "model" / "model.safetensors").values()} \
+        == {torch.bfloat16}
     assert caplog.text.count("vLLM engine ready") == 2  # M_0 (eval 0 and think 1), then M_1
-    think = [json.loads(l) for l in (tmp_path / "round_1" / "think" / "samples.jsonl").open()]
+    think = [json.loads(l) for l in (run / "round_1" / "think" / "samples.jsonl").open()]
     assert len(think) == 4 * 2 and rows[1]["data_size"] == 3 and rows[1]["samples"] == 6
-    assert "name: vllm" in (tmp_path / "run_config.yaml").read_text()
+    assert "name: vllm" in (run / "run_config.yaml").read_text()
     assert engine_processes() == []  # released at the end of the cell
 
 

@@ -50,6 +50,10 @@ def test_a_multirun_logs_one_offline_run_per_cell_and_a_rerun_resumes_it(tiny_mo
         assert table["columns"] == SAMPLE_COLUMNS and {r[0] for r in table["data"]} == {1}
         assert run["summary"]["final/pass@1"] == metrics[-1]["pass@1"]
         assert run["summary"]["final/round"] == 1
+        # What the cell cost, over its rounds.
+        for key in ("device_hours", "prompt_tokens", "generated_tokens", "trained_tokens"):
+            assert run["summary"][f"cost_total/{key}"] == pytest.approx(sum(m.get(f"cost/{key}", 0) for m in metrics))
+        assert run["summary"]["cost_total/generated_tokens"] > 0 and h["cost/prompt_tokens"] > 0
         # Progress as the stages ran: the last figures of each chunked stage, all chunks done.
         for stage in ("round_0/eval", "round_1/think", "round_1/eval"):
             assert run["summary"][f"progress/{stage}/chunks_done"] == run["summary"][f"progress/{stage}/chunks"] >= 1

@@ -15,8 +15,9 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from tpt.config import CacheConfig
 from tpt.io import (Damaged, DiskFull, advisory_lock, damage, manifest, publish_dir_once, read_json, sha256_of,
@@ -68,10 +69,14 @@ def lineage(parent: str, examples: Sequence[dict], train_cfg: dict) -> str:
 LOCK_WAIT_S = CacheConfig.lock_wait_s
 
 
+ENTRY_KEYS = {"sha256", "value", "seconds"}  # seconds: since cost accounting; older entries lack it
+
+
 class KeyedStore:
-    """JSON values by content key, one file each with the sha256 of its value. Concurrent askers of one
-    key: a lock (where it works) lets the second wait for the first and reuse its value; without one
-    both compute, the first to finish publishes, and both return the published value."""
+    """JSON values by content key, one file each with the sha256 of its value and the seconds its
+    computing took (what reusing it saves). Concurrent askers of one key: a lock (where it works) lets
+    the second wait for the first and reuse its value; without one both compute, the first to finish
+    publishes, and both return the published value."""
 
     def __init__(self, root: Path, what: str, lock_wait_s: float = LOCK_WAIT_S):
         self.root, self.what = Path(root), what  # `what`: the values, for the log ("generations")
@@ -81,35 +86,44 @@ class KeyedStore:
     def get_or_compute(self, key: str, compute: Callable[[], Any], desc: str = "",
                        keep: Callable[[Any], bool] = lambda value: True) -> Any:
         """The stored value, or `compute()`'s, stored unless `keep(value)` is false."""
+        return self.fetch_or_compute(key, compute, desc, keep)[0]
+
+    def fetch_or_compute(self, key: str, compute: Callable[[], Any], desc: str = "",
+                         keep: Callable[[Any], bool] = lambda value: True) -> Tuple[Any, Optional[float]]:
+        """(value, saved): `saved` is None when the value was computed here, else the seconds its
+        computing took where it was computed (0.0 for an entry of a tpt that did not record them)."""
         path = self.root / f"{key}.json"
         found = self._read(path, desc)
         if found is not None:
-            return found[0]
+            return found
         with advisory_lock(self.root / f"{key}.json.lock", self.lock_wait_s):
             found = self._read(path, desc)
             if found is not None:
-                return found[0]
+                return found
+            start = time.perf_counter()
             value = compute()
+            seconds = round(time.perf_counter() - start, 3)
             if not keep(value):
-                return value
+                return value, None
             try:
-                if write_text_once(path, json.dumps({"sha256": digest(value), "value": value})):
-                    return value
+                if write_text_once(path, json.dumps({"sha256": digest(value), "value": value, "seconds": seconds})):
+                    return value, None
             except DiskFull as e:  # a full cache never fails the work that computed the value
                 log.warning("%s: %s not cached: %s", desc, self.what, e)
-                return value
+                return value, None
             found = self._read(path, desc)  # another process published first: everyone uses its value
-            return found[0] if found is not None else value
+            return (found[0], None) if found is not None else (value, None)
 
-    def _read(self, path: Path, desc: str) -> Optional[tuple]:
-        """(value,) of a whole entry; None if there is none. A damaged one is logged and removed."""
+    def _read(self, path: Path, desc: str) -> Optional[Tuple[Any, float]]:
+        """(value, seconds its computing took) of a whole entry; None if there is none. A damaged one
+        is logged and removed."""
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         try:
             entry = json.loads(text)
-            if not (isinstance(entry, dict) and entry.keys() == {"sha256", "value"}):
+            if not (isinstance(entry, dict) and {"sha256", "value"} <= entry.keys() <= ENTRY_KEYS):
                 raise ValueError("not an entry of this tpt version (value and its sha256)")
             if digest(entry["value"]) != entry["sha256"]:
                 raise ValueError("its value does not match its sha256")
@@ -118,7 +132,7 @@ class KeyedStore:
             path.unlink(missing_ok=True)
             return None
         log.info("%s: reusing cached %s %s", desc, self.what, path.stem[:12])
-        return (entry["value"],)
+        return entry["value"], float(entry.get("seconds", 0.0))
 
 
 class CheckpointCache:

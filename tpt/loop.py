@@ -22,7 +22,7 @@ from tpt.io import write_json, write_text_atomic
 from tpt.preflight import prepare
 from tpt.rundir import RunDir
 from tpt.stages import eval as eval_stage, prune, think, train
-from tpt.summary import format_summary, round_row
+from tpt.summary import format_cost, format_summary, round_row
 from tpt.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def run_rounds(cell: Cell) -> List[Dict]:
         release_all()
     tracker.finish()
     summary = format_summary(tracker.rows, cfg.eval.k)
-    write_text_atomic(rundir.path / "summary.md", summary + "\n")
-    print(f"\n{cfg.model.name} on {cfg.task.name}, pruning={cfg.pruning.strategy} ({rundir.path})\n{summary}\n",
-          flush=True)
+    cost = format_cost(tracker.rows)
+    write_text_atomic(rundir.path / "summary.md", summary + "\n" + (f"\nWhat it cost:\n\n{cost}\n" if cost else ""))
+    print(f"\n{cfg.model.name} on {cfg.task.name}, pruning={cfg.pruning.strategy} ({rundir.path})\n{summary}\n"
+          + (f"\nWhat it cost (python -m tpt.report {rundir.path.parent} --cost):\n{cost}\n" if cost else ""), flush=True)
     return tracker.rows

@@ -188,7 +188,16 @@ def gb(n_bytes: float) -> float:
 
 
 def plan_cell(overrides: List[str], assume: Dict[str, float], runs: Optional[Path]) -> CellPlan:
-    cfg = composed(overrides)
+    return plan_config(composed(overrides), overrides, assume, runs)
+
+
+def predicted(config: DictConfig, assume: Optional[Dict[str, float]] = None) -> Dict[str, object]:
+    """What the plan predicts for a cell that ran, from the config its run directory pinned (typed
+    under the schema): `tpt.report --cost` sets it beside what the cell measured."""
+    return plan_config(config, [], {**ASSUMPTIONS, **(assume or {})}, None).figures
+
+
+def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float], runs: Optional[Path]) -> CellPlan:
     out = CellPlan(overrides, cfg)
     try:
         validate(cfg)
@@ -246,9 +255,11 @@ def plan_cell(overrides: List[str], assume: Dict[str, float], runs: Optional[Pat
         w.append(f"model {cfg.model.id}: shape unknown (not a preset, no local config.json): no memory, disk or "
                  "GPU-hour estimate")
         return out
-    checkpoint = shape.params * shape.dtype_bytes
-    kept = rounds if tr.keep == "all" else 1
-    f["checkpoint_disk_gb"] = round(gb(checkpoint * kept), 1)
+    checkpoint = shape.params * shape.dtype_bytes  # saved in the base model's dtype
+    # train.keep=all keeps every round's checkpoint, last only the newest (the cache's entries are
+    # hard links to them: no more disk); both are stated, so a sweep's disk is known either way
+    f.update(checkpoint_disk_gb_all=round(gb(checkpoint * rounds), 1), checkpoint_disk_gb_last=round(gb(checkpoint), 1))
+    f["checkpoint_disk_gb"] = f["checkpoint_disk_gb_all" if tr.keep == "all" else "checkpoint_disk_gb_last"]
     gpu_gb = cfg.cluster.gpu_memory_gb or assume["gpu_memory_gb"]
     f.update(train_memory_gb=round(training_memory_gb(shape, cfg, example, micro, assume), 1),
              vllm_memory_gb=round(vllm_memory_gb(shape, cfg, prompt, assume), 1), gpu_memory_gb=gpu_gb)
@@ -264,8 +275,8 @@ def plan_cell(overrides: List[str], assume: Dict[str, float], runs: Optional[Pat
     # GPU-hours
     peak = assume["gpu_peak_tflops"] * 1e12
     train_s = 6 * shape.params * trained / (assume["train_mfu"] * peak)
-    generate_s = 2 * shape.params * (generated + prompt * (think_samples + resampled + eval_samples) / max(think.n, 1)) \
-        / (assume["generate_utilization"] * peak)
+    prompts = (think_samples + resampled) / max(think.n, 1) + eval_samples / max(ev.n, 1)  # each prefilled once for its n
+    generate_s = 2 * shape.params * (generated + prompt * prompts) / (assume["generate_utilization"] * peak)
     f["gpu_hours"] = round((train_s + generate_s) / 3600, 2) if on_gpu else 0.0
     if on_gpu and f["gpu_hours"] / max(gpus * nodes, 1) > cfg.cluster.timeout_min / 60 * (cfg.cluster.max_requeues + 1):
         w.append(f"~{f['gpu_hours'] / (gpus * nodes):.1f} h of wall time exceeds cluster.timeout_min x "
@@ -313,7 +324,7 @@ def plan(overrides: Sequence[str], assume: Optional[Dict[str, float]] = None,
     return plans
 
 
-COLUMNS = [("model", "model"), ("gpus", "GPUs"), ("hours", "SLURM h"), ("train_questions", "train q"),
+COLUMNS = [("model", "model"), ("gpus", "GPUs"), ("nodes", "nodes"), ("hours", "SLURM h"), ("train_questions", "train q"),
            ("data_size", "size"), ("expected_available", "expect"), ("think_samples", "think samples"),
            ("eval_samples", "eval samples"), ("generated_tokens_at_most", "gen tok ≤"),
            ("trained_tokens_at_most", "train tok ≤"), ("global_batch", "batch"), ("steps_per_round", "steps/round"),
@@ -346,7 +357,8 @@ def to_markdown(plans: List[CellPlan], assume: Dict[str, float]) -> str:
             lines += [f"- {_cell_name(p.overrides)}: {w}" for w in p.warnings]
     total = lambda key: sum(p.figures.get(key) or 0 for p in plans)  # noqa: E731
     lines += ["", f"Sweep: {len(plans)} cell(s), ~{total('gpu_hours'):,.1f} GPU-hours, checkpoints "
-                  f"~{total('checkpoint_disk_gb'):,.0f} GB, at most {total('generated_tokens_at_most'):.2e} tokens "
+                  f"~{total('checkpoint_disk_gb'):,.0f} GB (train.keep=all: ~{total('checkpoint_disk_gb_all'):,.0f} GB, "
+                  f"last: ~{total('checkpoint_disk_gb_last'):,.0f} GB), at most {total('generated_tokens_at_most'):.2e} tokens "
                   f"generated and {total('trained_tokens_at_most'):.2e} trained."]
     lines += ["", "Assumptions (--assume name=value): " + ", ".join(
         f"{k}={v:g}" for k, v in assume.items() if not k.startswith("prompt_tokens."))]

@@ -28,12 +28,15 @@ whole completion) disagree, with 5 eval samples of each kind.
     python -m tpt.report outputs/my_sweep --cost --gpu-hour-price 2.5
 
 prints (and writes cost.md) what each cell and the sweep cost: wall hours, device-hours, tokens
-generated and trained, checkpoints taken from the cache, and the GPU-hours' price.
+prompted, generated and trained, what was reused (chunks of an interrupted attempt, generations,
+verdicts, checkpoints) and the hours it saved, the GPU-hours' price; then, per cell, the plan's
+predictions (tpt/plan.py, from the cell's pinned config) beside what it measured.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -42,7 +45,9 @@ from tpt.metrics import paired_difference, per_question_pass
 from tpt.paper import TABLES
 from tpt.paper_report import paper_report
 from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
-from tpt.summary import kept_data
+from tpt.plan import predicted
+from tpt.preflight import typed
+from tpt.summary import kept_data, reused, stage_seconds
 
 METRIC_COLUMNS = ("pass@1", "pass@1_se", "pass@k", "pass@k_se", "correct@k", "questions", "d_pass@1", "d_pass@1_se",
                   "d_sig", "format", "cut", "distinct_answers", "text_diversity")
@@ -265,7 +270,7 @@ def plot_reasoning(cells: List[CellResult], out_dir: Path) -> List[Path]:
         for r, samples in by_round.items():
             curve = pass_curve(samples)
             ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=f"round {r}")
-        ax.set_title(cell.name, fontsize=7)
+        ax.set_title(textwrap.fill(cell.name, 60), fontsize=7)  # a sweep cell's name can be long
         ax.set_xlabel("k (samples per question)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("Pass@k")
@@ -283,7 +288,7 @@ def plot_reasoning(cells: List[CellResult], out_dir: Path) -> List[Path]:
         rounds = list(by_round)
         ax.boxplot([[s["n_tokens"] for s in by_round[r]] for r in rounds], showfliers=False)
         ax.set_xticks(range(1, len(rounds) + 1), [str(r) for r in rounds])
-        ax.set_title(cell.name, fontsize=7)
+        ax.set_title(textwrap.fill(cell.name, 60), fontsize=7)  # a sweep cell's name can be long
         ax.set_xlabel("round")
         ax.set_ylabel("eval completion length (tokens)")  # box: quartiles; whiskers: 1.5 IQR
         ax.grid(alpha=0.3)
@@ -297,33 +302,68 @@ def plot_reasoning(cells: List[CellResult], out_dir: Path) -> List[Path]:
 
 def cost(cells: List[CellResult], gpu_hour_price: Optional[float] = None) -> str:
     """What each cell cost over its finished rounds, and the sweep in total: wall hours, device-hours
-    (GPU-hours on GPUs, core-hours on CPUs), tokens generated and trained, checkpoints taken from the
-    cache; with a price per GPU-hour, what the GPU-hours cost."""
-    lines = ["cell | device | wall h | device h | generated tokens | trained tokens | cached checkpoints",
-             "--- | --- | --- | --- | --- | --- | ---"]
+    (GPU-hours on GPUs, core-hours on CPUs), tokens prompted, generated and trained, what was reused
+    instead of computed and the hours computing it had taken; with a price per GPU-hour, what the
+    GPU-hours cost. Then the plan's predictions (tpt.plan, from each cell's pinned config) beside
+    what the cell measured."""
+    lines = ["cell | device | rounds | wall h | device h | prompt tokens | generated tokens | trained tokens | "
+             "reused | saved h", "--- | --- | --- | --- | --- | --- | --- | --- | --- | ---"]
     totals: Dict[str, float] = {}
+    measured: Dict[str, Dict] = {}
     for cell in cells:
         rows = [cell.metrics[r] for r in sorted(cell.metrics) if "cost/device_hours" in cell.metrics[r]]
         if not rows:
             continue
         device = rows[-1].get("cost/device", "cpu")
-        wall = sum(v for row in rows for k, v in row.items() if k.startswith("cost/") and k.endswith("_s")) / 3600
-        figures = {"wall": wall, device: sum(row["cost/device_hours"] for row in rows),
+        figures = {"wall": sum(stage_seconds(row) for row in rows) / 3600,
+                   device: sum(row["cost/device_hours"] for row in rows),
+                   "prompt": sum(row.get("cost/prompt_tokens", 0) for row in rows),
                    "generated": sum(row.get("cost/generated_tokens", 0) for row in rows),
                    "trained": sum(row.get("cost/trained_tokens", 0) for row in rows),
-                   "cached": sum(bool(row.get("cost/checkpoint_from_cache")) for row in rows)}
-        for k, v in figures.items():
+                   "saved": sum(row.get("cost/saved_s", 0.0) for row in rows) / 3600}
+        reuse = {k: sum(row.get(k, 0) for row in rows) for k in REUSE_KEYS}
+        for k, v in {**figures, **reuse}.items():
             totals[k] = totals.get(k, 0) + v
-        lines.append(f"{cell.name} | {device} | {wall:.3f} | {figures[device]:.3f} | {figures['generated']:,.0f} | "
-                     f"{figures['trained']:,.0f} | {figures['cached']}")
+        measured[cell.name] = {"device": device, "rounds": len(rows) - 1, **figures}
+        lines.append(f"{cell.name} | {device} | {len(rows) - 1} | {figures['wall']:.3f} | {figures[device]:.3f} | "
+                     f"{figures['prompt']:,.0f} | {figures['generated']:,.0f} | {figures['trained']:,.0f} | "
+                     f"{reused(reuse)} | {figures['saved']:.3f}")
     if len(lines) == 2:
         return "no cost recorded (runs from a tpt before cost accounting)"
-    lines.append(f"**total** | | {totals['wall']:.3f} | " + ", ".join(f"{totals[d]:.3f} {d}" for d in ("gpu", "cpu")
-                                                                  if d in totals)
-                 + f" | {totals['generated']:,.0f} | {totals['trained']:,.0f} | {totals['cached']:.0f}")
+    lines.append(f"**total** | | | {totals['wall']:.3f} | " + ", ".join(f"{totals[d]:.3f} {d}" for d in ("gpu", "cpu")
+                                                                    if d in totals)
+                 + f" | {totals['prompt']:,.0f} | {totals['generated']:,.0f} | {totals['trained']:,.0f} | "
+                 f"{reused(totals)} | {totals['saved']:.3f}")
     if gpu_hour_price is not None:
         lines.append(f"\n{totals.get('gpu', 0.0):.2f} GPU-hours at {gpu_hour_price:g} per GPU-hour: "
                      f"{totals.get('gpu', 0.0) * gpu_hour_price:,.2f}" + (" (CPU core-hours not priced)" if "cpu" in totals else ""))
+    lines += ["", against_plan([c for c in cells if c.name in measured], measured)]
+    return "\n".join(lines)
+
+
+REUSE_KEYS = ("cost/chunks_resumed", "cost/generations_reused", "cost/verdicts_reused", "cost/checkpoint_from_cache")
+
+
+def against_plan(cells: List[CellResult], measured: Dict[str, Dict]) -> str:
+    """The plan's figures (upper bounds on tokens, its GPU-hour estimate) for each cell's pinned config,
+    beside what the cell's finished rounds measured; a share of the bound where one is set."""
+    lines = ["Predicted by the plan (python launch.py ... --plan; its bounds cover all the cell's rounds) against measured:",
+             "", "cell | rounds run/planned | generated tokens: measured / at most | trained tokens: measured / at most | "
+             "GPU-h: measured / estimated", "--- | --- | --- | --- | ---"]
+    for cell in cells:
+        m = measured[cell.name]
+        try:
+            f = predicted(typed(cell.config))
+        except Exception as e:  # a config the plan cannot read (an older tpt's): say so, keep the rest
+            lines.append(f"{cell.name} | {m['rounds']}/{cell.rounds} | plan unavailable: {str(e).splitlines()[0][:80]} | |")
+            continue
+
+        def share(value, bound) -> str:
+            return f"{value:,.0f} / {bound:,.0f} ({value / bound:.0%})" if bound else f"{value:,.0f} / -"
+
+        gpu = (f"{m['gpu']:.2f} / {f.get('gpu_hours', 0):.2f}" if m["device"] == "gpu" else "- (CPU run)")
+        lines.append(f"{cell.name} | {m['rounds']}/{cell.rounds} | {share(m['generated'], f.get('generated_tokens_at_most'))} | "
+                     f"{share(m['trained'], f.get('trained_tokens_at_most'))} | {gpu}")
     return "\n".join(lines)
 
 

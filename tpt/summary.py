@@ -9,9 +9,11 @@ from tpt.rundir import DONE, ROUND_STAGES, RunDir
 
 def round_cost(run: RunDir, i: int) -> Dict:
     """What round i cost: the wall seconds of each of its stages (cost/<stage>_s, as the run that made
-    the stage measured them), its device-hours (GPUs, or CPU cores, times seconds), the tokens generated
-    (think and eval samples, counted by the engine) and trained, and whether the checkpoint came from
-    the cache."""
+    the stage measured them), its device-hours (GPUs, or CPU cores, times seconds), the tokens prompted
+    and generated (think and eval, as given to and counted by the engine) and trained, the examples
+    trained on, and what was reused instead of computed (chunks a killed attempt had finished,
+    generations, code verdicts and the checkpoint from the caches) with the seconds computing them
+    had taken (cost/saved_s)."""
     cost: Dict = {}
     device_seconds = 0.0
     for name in ROUND_STAGES:
@@ -22,14 +24,32 @@ def round_cost(run: RunDir, i: int) -> Dict:
             device_seconds += done.get("device_seconds", done["seconds"])
             cost["cost/device"] = done.get("device", "cpu")
     cost["cost/device_hours"] = device_seconds / 3600
-    cost["cost/generated_tokens"] = sum(s["n_tokens"] for name in ("think", "eval")
-                                        if (run.stage(i, name) / "samples.jsonl").is_file()
-                                        for s in read_jsonl(run.stage(i, name) / "samples.jsonl"))
+    generation = [generation_cost(run, i, name) for name in ("think", "eval")]
+    cost["cost/prompt_tokens"] = sum(g.get("prompt_tokens", 0) for g in generation)
+    cost["cost/generated_tokens"] = sum(g["generated_tokens"] for g in generation)
+    saved = sum(g.get(k, 0.0) for g in generation
+                for k in ("chunks_resumed_saved_s", "generations_saved_s", "verdicts_saved_s"))
+    for what in ("chunks_resumed", "generations_reused", "verdicts_reused"):
+        cost[f"cost/{what}"] = sum(g.get(what, 0) for g in generation)
     if i > 0:
         train = read_json(run.stage(i, "train") / "result.json")
         cost["cost/trained_tokens"] = train.get("tokens") or 0
+        cost["cost/trained_examples"] = train.get("examples", 0)
         cost["cost/checkpoint_from_cache"] = bool(train.get("from_cache"))
+        if train.get("from_cache"):
+            saved += train.get("seconds", 0.0)
+    cost["cost/saved_s"] = round(saved, 3)
     return cost
+
+
+def generation_cost(run: RunDir, i: int, stage: str) -> Dict:
+    """A think or eval stage's cost.json (tpt.stages.sampling.stage_cost); for a stage without one (it
+    generated nothing, or a tpt before cost accounting wrote it) the tokens counted from its samples."""
+    folder = run.stage(i, stage)
+    if (folder / "cost.json").is_file():
+        return read_json(folder / "cost.json")
+    samples = folder / "samples.jsonl"
+    return {"generated_tokens": sum(s["n_tokens"] for s in read_jsonl(samples)) if samples.is_file() else 0}
 
 
 def round_row(run: RunDir, i: int) -> Dict:
@@ -87,4 +107,33 @@ def format_summary(rows: Sequence[Dict], ks: Sequence[int]) -> str:
             f"{r['distinct_answers']:.2f}", f"{r['text_diversity']:.2f}",
             kept_data(r), "-" if loss is None else f"{loss:.3f}",
         ]))
+    return "\n".join(lines)
+
+
+def stage_seconds(row: Dict) -> float:
+    """A round's wall seconds: its stages' `cost/<stage>_s` added up."""
+    return sum(row.get(f"cost/{name}_s", 0.0) for name in ROUND_STAGES)
+
+
+def reused(row: Dict) -> str:
+    """What a round (or a cell's rounds added up) took from earlier work instead of computing it:
+    `2 chunks, 3 gen, 1 verd, 1 ckpt` (chunks a killed attempt had finished, generations and code
+    verdicts from the caches, checkpoints from the checkpoint cache)."""
+    labels = (("chunks_resumed", "chunks"), ("generations_reused", "gen"), ("verdicts_reused", "verd"),
+              ("checkpoint_from_cache", "ckpt"))
+    return ", ".join(f"{int(row[f'cost/{key}'])} {label}" for key, label in labels if row.get(f"cost/{key}")) or "-"
+
+
+def format_cost(rows: Sequence[Dict]) -> str:
+    """summary.md's second table: what each round cost (tpt.summary.round_cost) and what reuse saved."""
+    rows = [r for r in rows if "cost/device_hours" in r]
+    if not rows:
+        return ""
+    device = rows[-1].get("cost/device", "cpu")
+    head = ["round", "wall s", f"{device} h", "prompt tok", "generated tok", "trained tok", "reused", "saved s"]
+    lines = [" | ".join(head), " | ".join("---" for _ in head)]
+    for r in rows:
+        lines.append(" | ".join([str(r["round"]), f"{stage_seconds(r):.0f}", f"{r['cost/device_hours']:.3f}",
+                                 f"{r.get('cost/prompt_tokens', 0):,}", f"{r['cost/generated_tokens']:,}",
+                                 f"{r.get('cost/trained_tokens', 0):,.0f}", reused(r), f"{r.get('cost/saved_s', 0):.0f}"]))
     return "\n".join(lines)

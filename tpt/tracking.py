@@ -55,8 +55,20 @@ class Tracker:
             if self.rows:
                 self.wandb_run.summary.update({f"final/{k}": v for k, v in self.rows[-1].items()
                                                if isinstance(v, (int, float))})
+                self.wandb_run.summary.update(cost_totals(self.rows))
             self.wandb_run.finish(exit_code=exit_code)
             self.wandb_run = None
+
+
+def cost_totals(rows: List[Dict]) -> Dict[str, float]:
+    """The cell's cost over its rounds (`cost_total/<name>`, W&B's run summary): each `cost/` count
+    or duration added up."""
+    totals: Dict[str, float] = {}
+    for row in rows:
+        for k, v in row.items():
+            if k.startswith("cost/") and isinstance(v, (int, float)):
+                totals[f"cost_total/{k[5:]}"] = totals.get(f"cost_total/{k[5:]}", 0) + v
+    return totals
 
 
 def sample_table(samples: Path, round_idx: int) -> List[list]:

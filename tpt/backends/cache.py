@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from tpt.backends.base import Completion, Sampling
 from tpt.cache import LOCK_WAIT_S, KeyedStore, digest
@@ -30,5 +30,11 @@ class GenerationCache:
 
     def get_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
                        desc: str = "generate") -> List[List[Completion]]:
-        raw = self.store.get_or_compute(key, lambda: [[asdict(c) for c in cs] for cs in compute()], desc)
-        return [[Completion(**c) for c in cs] for cs in raw]
+        return self.fetch_or_compute(key, compute, desc)[0]
+
+    def fetch_or_compute(self, key: str, compute: Callable[[], List[List[Completion]]],
+                         desc: str = "generate") -> Tuple[List[List[Completion]], Optional[float]]:
+        """The completions, and the seconds generating them took when they came from the cache (None:
+        generated here; tpt.cache.KeyedStore.fetch_or_compute)."""
+        raw, saved = self.store.fetch_or_compute(key, lambda: [[asdict(c) for c in cs] for cs in compute()], desc)
+        return [[Completion(**c) for c in cs] for cs in raw], saved

@@ -1,7 +1,8 @@
 """Eval: n samples of M_i per held-out question, verified, summarised as Pass@1, Pass@k, Correct@k,
 the lenient and format rates, diversity and (code) the share of each verdict.
 
-Writes `round_<i>/eval/samples.jsonl` (`SampleRow`s), `prompts.jsonl` (`PromptRow`s) and `metrics.json`.
+Writes `round_<i>/eval/samples.jsonl` (`SampleRow`s), `prompts.jsonl` (`PromptRow`s), `metrics.json`
+and `cost.json` (tpt.stages.sampling.stage_cost).
 """
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def job(cell: Cell, i: int) -> Job:
 
 
 def run(cell: Cell, i: int, out: Path) -> None:
-    rows, prompts = sample(cell, job(cell, i))
+    rows, prompts, cost = sample(cell, job(cell, i))
     write_jsonl(out / "samples.jsonl", rows)
     write_jsonl(out / "prompts.jsonl", prompts)
+    write_json(out / "cost.json", cost)
     write_json(out / "metrics.json", metrics(rows, cell.cfg.eval.k, cell.kind, cell.cfg.eval.max_new_tokens))

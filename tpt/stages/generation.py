@@ -72,9 +72,11 @@ def sample_row(p: Problem, sample: int, text: str, n_tokens: int, origin: str | 
     return row
 
 
-def verified(cell: Cell, rows: List[SampleRow], problems: Sequence[Problem], desc: str) -> List[SampleRow]:
-    """`rows` with each one's verdict (code runs in the sandbox's worker pool)."""
-    verdicts = cell.verifier.verify([(p, r["completion"]) for p, r in zip(problems, rows)], desc=desc)
+def verified(cell: Cell, rows: List[SampleRow], problems: Sequence[Problem], desc: str,
+             reused: Optional[List[float]] = None) -> List[SampleRow]:
+    """`rows` with each one's verdict (code runs in the sandbox's worker pool; verdicts taken from
+    the cache append the seconds their judging took to `reused`)."""
+    verdicts = cell.verifier.verify([(p, r["completion"]) for p, r in zip(problems, rows)], desc=desc, reused=reused)
     return [{**r, **v} for r, v in zip(rows, verdicts)]
 
 
@@ -121,8 +123,20 @@ class Job:
         return [p for p in problems if p.id in wanted]
 
 
+class ChunkSpent(TypedDict):
+    """What one chunk cost where it was made (a chunk file's `spent`; tpt.stages.sampling adds a
+    stage's up in its cost.json)."""
+
+    seconds: float  # wall seconds: generating (or reading the cache) and verifying
+    prompt_tokens: int  # the prompts' token ids given to the engine, each prompt once for its n samples
+    generated_tokens: int  # completion tokens, counted by the engine
+    generations_saved_s: Optional[float]  # taken from the generation cache: the seconds generating took
+    verdicts_saved_s: Optional[float]  # code verdicts taken from the verdict cache: the seconds judging took
+
+
 class ChunkStore:
-    """A stage's finished chunks: `<index>.json` holding the chunk's key and its verified rows."""
+    """A stage's finished chunks: `<index>.json` holding the chunk's key, its verified rows and what
+    it cost (`ChunkSpent`)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -130,16 +144,16 @@ class ChunkStore:
     def path(self, index: int) -> Path:
         return self.folder / f"{index:05d}.json"
 
-    def load(self, index: int, key: str) -> Optional[List[SampleRow]]:
-        """The chunk's rows, if it finished for this very key (same model, prompts, sampling)."""
+    def load(self, index: int, key: str) -> Optional[dict]:
+        """The chunk (`rows`, `spent`), if it finished for this very key (same model, prompts, sampling)."""
         path = self.path(index)
         if not path.is_file():
             return None
         chunk = read_json(path)
-        return chunk["rows"] if chunk.get("key") == key else None
+        return chunk if chunk.get("key") == key else None
 
-    def save(self, index: int, key: str, rows: List[SampleRow], tokens: int) -> None:
-        write_json(self.path(index), {"key": key, "tokens": tokens, "rows": rows})
+    def save(self, index: int, key: str, rows: List[SampleRow], spent: ChunkSpent) -> None:
+        write_json(self.path(index), {"key": key, "spent": spent, "rows": rows})
 
 
 @dataclass(frozen=True)
@@ -190,21 +204,29 @@ def generate_chunks(cell: Cell, job: Job, p: Plan, pending: Sequence[int], token
 
     def one_chunk(c: int, replica: int) -> None:
         start, end = p.bounds[c]
+        began = time.perf_counter()
 
         def compute():
             return generator(replica).generate(p.ids[start:end], p.sampling, keys=p.keys[start:end], desc=job.desc)
 
-        completions = cell.cache.get_or_compute(p.chunk_keys[c], compute, desc=job.desc) if cell.cache else compute()
+        if cell.cache:
+            completions, generations_saved = cell.cache.fetch_or_compute(p.chunk_keys[c], compute, desc=job.desc)
+        else:
+            completions, generations_saved = compute(), None
         questions = p.problems[start:end]
         pairs = []
         for q, comps in zip(questions, completions):
             if len(comps) != p.sampling.n:
                 raise RuntimeError(f"{job.desc}: expected {p.sampling.n} samples for {q.id}, got {len(comps)}")
             pairs += [(q, j, comp) for j, comp in enumerate(comps)]
+        verdicts_saved: List[float] = []
         rows = verified(cell, [sample_row(q, j, comp.text, comp.n_tokens, job.origin) for q, j, comp in pairs],
-                        [q for q, _, _ in pairs], job.desc)
+                        [q for q, _, _ in pairs], job.desc, verdicts_saved)
         tokens = sum(comp.n_tokens for _, _, comp in pairs)
-        store.save(c, p.chunk_keys[c], rows, tokens)
+        store.save(c, p.chunk_keys[c], rows, ChunkSpent(
+            seconds=round(time.perf_counter() - began, 3), prompt_tokens=sum(len(ids) for ids in p.ids[start:end]),
+            generated_tokens=tokens, generations_saved_s=generations_saved,
+            verdicts_saved_s=sum(verdicts_saved) if verdicts_saved else None))
         progress.chunk_done(end - start, tokens)
 
     try:

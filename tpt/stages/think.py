@@ -5,7 +5,8 @@ When fewer examples can be drawn than data.size asks for, `data.shortfall=resamp
 questions without a kept sample again, in further batches of think.n (`resample`).
 
 Writes `round_<i>/think/samples.jsonl` (`SampleRow`s), `prompts.jsonl` (`PromptRow`s: the exact
-text each question's prompt was, chat template included) and `stats.json` (batches drawn, samples).
+text each question's prompt was, chat template included), `stats.json` (batches drawn, samples) and
+`cost.json` (tpt.stages.sampling.stage_cost, all batches together).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tpt.cell import Cell
 from tpt.io import write_json, write_jsonl
 from tpt.pruning import STRATEGIES
 from tpt.stages.generation import Job, SampleRow, human_samples
-from tpt.stages.sampling import sample
+from tpt.stages.sampling import add_costs, sample
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,11 @@ def questions_kept(cell: Cell, rows: Sequence[SampleRow]) -> Dict[str, int]:
     return {q: len(u) for q, u in unique.items()}
 
 
-def resample(cell: Cell, work: Job, rows: List[SampleRow]) -> Tuple[List[SampleRow], int]:
+def resample(cell: Cell, work: Job, rows: List[SampleRow], cost: Dict) -> Tuple[List[SampleRow], int, Dict]:
     """data.shortfall=resample: while fewer examples can be drawn than data.size asks for, draw
     think.n more samples for the questions short of data.per_question kept ones, at most
-    data.resample_batches times. Returns the rows and the batches drawn in all (1: no resampling)."""
+    data.resample_batches times. Returns the rows, the batches drawn in all (1: no resampling) and
+    `cost` with theirs added."""
     data, n = cell.cfg.data, cell.cfg.think.n
     wanted, _ = cell.source.sizes(cell.cfg)
     batch = 0
@@ -61,9 +63,10 @@ def resample(cell: Cell, work: Job, rows: List[SampleRow]) -> Tuple[List[SampleR
         log.info("%s: %d examples available, data.size asks for %d: %d more samples for each of the %d "
                  "questions short of one (batch %d of at most %d)", work.desc, available, wanted, n, len(short),
                  batch, data.resample_batches)
-        more, _ = sample(cell, replace(work, batch=batch, only=short, desc=f"{work.desc}, resample {batch}"))
+        more, _, spent = sample(cell, replace(work, batch=batch, only=short, desc=f"{work.desc}, resample {batch}"))
         rows = rows + [{**r, "sample": r["sample"] + batch * n} for r in more]
-    return rows, batch + 1
+        cost = add_costs(cost, spent)
+    return rows, batch + 1, cost
 
 
 def run(cell: Cell, i: int, out: Path) -> None:
@@ -71,14 +74,15 @@ def run(cell: Cell, i: int, out: Path) -> None:
     if work is None:  # nothing is generated, so no prompt is sent
         write_jsonl(out / "samples.jsonl", human_samples(cell))
         return
-    rows, prompts = sample(cell, work)
+    rows, prompts, cost = sample(cell, work)
     batches = 1
     if cell.cfg.data.shortfall == "resample":
-        rows, batches = resample(cell, work, rows)
+        rows, batches, cost = resample(cell, work, rows, cost)
     rows.sort(key=lambda r: (order_of(cell)[r["qid"]], r["sample"]))  # each question's samples together
     write_jsonl(out / "samples.jsonl", rows)
     write_jsonl(out / "prompts.jsonl", prompts)
     write_json(out / "stats.json", {"batches": batches, "samples": len(rows)})
+    write_json(out / "cost.json", cost)
 
 
 def order_of(cell: Cell) -> Dict[str, int]:

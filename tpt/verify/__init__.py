@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from tpt.verify import code, math
 from tpt.verify.symbolic import SymbolicJudge
@@ -49,7 +49,8 @@ class MathVerifier:
         self.symbolic = SymbolicJudge() if answer == "math" else None
         self.second = SymbolicJudge()
 
-    def verify(self, pairs: Sequence[tuple], desc: str = "verify") -> List[dict]:
+    def verify(self, pairs: Sequence[tuple], desc: str = "verify", reused: Optional[List[float]] = None) -> List[dict]:
+        """Verdicts in order (`reused`: as CodeVerifier's; math verdicts are not cached)."""
         verdicts = [math.check_rule(text, p.answer, self.answer, self.symbolic) for p, text in pairs]
         for verdict, (p, text) in zip(verdicts, pairs):
             verdict["second_correct"] = self.second(str(p.answer), text, whole=True)

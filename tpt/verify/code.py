@@ -151,16 +151,21 @@ class CodeVerifier:
         return Limits(cpu_s=cpu, memory_mb=memory + INTERPRETER_HEADROOM_MB, output_mb=self.cfg.max_output_mb,
                       processes=self.cfg.max_processes)
 
-    def verify(self, pairs: Sequence[tuple], desc: str = "verify") -> List[dict]:
-        """Verdicts for (problem, completion) pairs, in order. Identical programs of one problem run once."""
+    def verify(self, pairs: Sequence[tuple], desc: str = "verify", reused: Optional[List[float]] = None) -> List[dict]:
+        """Verdicts for (problem, completion) pairs, in order. Identical programs of one problem run once.
+        Verdicts taken from the cache append to `reused` the seconds their judging took."""
         codes = [extract_code(text) for _, text in pairs]
         # One job per distinct (problem, program), in first-seen order; dicts keep the order.
         jobs = list({(p.id, code): (p, code) for (p, _), code in zip(pairs, codes) if code is not None}.values())
         results: Dict[tuple, dict] = {}
+        if jobs and self.cache:
+            verdicts, saved = self.cache.fetch_or_compute(self.verdict_key(jobs), lambda: self.judge_all(jobs, desc),
+                                                          desc, keep=_no_sandbox_error)
+            if saved is not None and reused is not None:
+                reused.append(saved)
+        elif jobs:
+            verdicts = self.judge_all(jobs, desc)
         if jobs:
-            verdicts = (self.cache.get_or_compute(self.verdict_key(jobs), lambda: self.judge_all(jobs, desc), desc,
-                                                  keep=_no_sandbox_error)
-                        if self.cache else self.judge_all(jobs, desc))
             results = {(p.id, code): v for (p, code), v in zip(jobs, verdicts)}
         return [results[(p.id, code)] if code is not None else _verdict("no_code", None, 0, 0, len(p.tests))
                 for (p, _), code in zip(pairs, codes)]
