@@ -65,3 +65,30 @@ def test_a_cell_reports_its_overlap_and_decontaminate_drops_it(tmp_path):
     data = decontaminated(cfg, load_task(cfg.task))
     assert len(data.train) == 7 and train_id not in {p.id for p in data.train}
     assert data.contamination["dropped_train"] == 1
+
+
+def test_a_rounds_training_solutions_are_checked_and_reported(tmp_path, capsys):
+    """A teacher's solution that restates an eval question is a leak the question check cannot see:
+    the round's contamination.json names the pair and `tpt.report` prints it."""
+    from tpt.contamination import check_solutions
+    from tpt.report import main
+
+    evals = [Problem("e1", "A train travels 270 miles in 3 hours at a constant speed, how fast?", "", "90"),
+             Problem("e2", "Tom has 3 apples and eats one.", "", "2")]
+    records = [{"qid": "t1", "origin": "teacher", "completion": "As in: a train travels 270 miles in 3 hours at a "
+                "constant speed. So 90. #### 90"},
+               {"qid": "t2", "origin": "teacher", "completion": "Add them: 2 + 2 = 4. #### 4"}]
+    leaks = check_solutions(records, evals, 8)
+    assert (leaks["compared"], leaks["overlapping_examples"], leaks["pairs"]) == \
+        ("training solutions (teacher)", 1, {"t1/teacher": ["e1"]})
+    assert check_solutions(records, evals, 13)["overlapping_examples"] == 0  # 12 words shared, not 13
+
+    cell = tmp_path / "cell"
+    (cell / "round_1" / "prune").mkdir(parents=True)
+    (cell / "run_config.yaml").write_text("rounds: 1\nmodel: {name: m}\ntask: {name: gsm8k}\n")
+    (cell / "metrics.jsonl").write_text("".join(json.dumps({"round": r, "pass@1": 0.5, "pass@4": 0.6, "correct@4": 0.6, "distinct_answers": 2.0, "text_diversity": 0.5}) + "\n"
+                                                for r in (0, 1)))
+    (cell / "contamination.json").write_text(json.dumps({"ngram": 8, "overlapping_train": 0, "overlapping_eval_ids": []}))
+    (cell / "round_1" / "prune" / "contamination.json").write_text(json.dumps(leaks))
+    main([str(tmp_path)])
+    assert "- cell: round 1 solutions: 1 share a 8-gram with 1 eval questions (e1)" in capsys.readouterr().out

@@ -213,8 +213,8 @@ def fake_verdicts_correct_only_when_resampled(cell):
     """The verifier boundary: round 1's first think batch is all wrong, every resampled one right."""
     real = cell.verifier.verify
 
-    def verify(pairs, desc="verify"):
-        verdicts = real(pairs, desc)
+    def verify(pairs, desc="verify", reused=None):
+        verdicts = real(pairs, desc, reused)
         return [{**v, "correct": "resample" in desc} for v in verdicts]
     cell.verifier.verify = verify
 

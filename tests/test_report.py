@@ -190,6 +190,9 @@ def test_a_run_records_what_it_cost_and_its_contamination(tiny_model_dir, tmp_pa
 
     report = json.loads((run_dir / "contamination.json").read_text())
     assert report["ngram"] == 8 and report["compared"] == "train questions" and "overlapping_eval_ids" in report
+    solutions = json.loads((run_dir / "round_1" / "prune" / "contamination.json").read_text())
+    assert solutions["compared"] == "training solutions (self)" and solutions["examples"] == rows[1]["data_size"]
+    assert rows[1]["train_solutions_overlap"] == solutions["overlapping_examples"]
     main([str(tmp_path / "runs"), "--cost"])
     out = capsys.readouterr().out
     assert "cell | cpu | 1 |" in out and "| 3 gen, 1 ckpt |" in out.split("again | cpu | 1 |")[1].splitlines()[0]

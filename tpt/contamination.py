@@ -4,6 +4,9 @@ steps of GPT-3 (13-grams) and open-r1 (8-grams, its default) check it.
 Text is normalised as open-r1 does: lower case, every character that is not a letter or a digit
 becomes a space, then split into words. A train item (its question, and a human solution when the cell
 trains on human data) overlaps an eval question when they share at least one n-gram of `n` words.
+Checked twice: the questions before any compute (`check`, the run's contamination.json), and each
+round's training solutions once pruning chose them (`check_solutions`: a teacher's or the model's own
+solutions are only known then).
 """
 from __future__ import annotations
 
@@ -49,3 +52,16 @@ def check(train_problems, eval_problems, n: int, with_solutions: bool) -> Dict:
             "train_questions": len(train_problems), "eval_questions": len(eval_problems),
             "overlapping_train": len(found), "overlapping_eval": len(eval_ids), "overlapping_eval_ids": eval_ids,
             "pairs": {t: found[t] for t in sorted(found)}}
+
+
+def check_solutions(records: Sequence[dict], eval_problems, n: int) -> Dict:
+    """A round's contamination.json (round_<i>/prune/): the solutions it trains on (self-generated,
+    a teacher's or human, `origin`) against the eval questions; a solution that restates an eval
+    question is leakage a question-only check cannot see."""
+    items = [(f"{r['qid']}/{r.get('origin', 'self')}", r["completion"]) for r in records]
+    found = overlaps(items, [(p.id, p.question) for p in eval_problems], n)
+    eval_ids = sorted({e for ids in found.values() for e in ids})
+    origins = sorted({r.get("origin", "self") for r in records})
+    return {"ngram": n, "normalisation": NORMALISATION, "compared": f"training solutions ({', '.join(origins)})",
+            "examples": len(records), "overlapping_examples": len(found), "overlapping_eval": len(eval_ids),
+            "overlapping_eval_ids": eval_ids, "pairs": {t: found[t] for t in sorted(found)}}

@@ -40,7 +40,7 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tpt.io import read_jsonl, write_text_atomic
+from tpt.io import read_json, read_jsonl, write_text_atomic
 from tpt.metrics import paired_difference, per_question_pass
 from tpt.paper import TABLES
 from tpt.paper_report import paper_report
@@ -377,11 +377,36 @@ def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     plots = plot(rows, root) + plot_reasoning(cells, root)
     missing = sum(r["status"] == "missing" for r in rows)
     print(markdown)
+    leaks = contamination_lines(cells)
+    if leaks:
+        print("\nContamination (n-gram overlap with the eval questions; contamination.json names each pair):\n"
+              + "\n".join(leaks))
     print(f"\n{len(cells)} cell(s), {len(rows)} row(s), {missing} missing; wrote report.md, report.csv, "
           + ", ".join(p.name for p in plots) + f" in {root}")
     if compare_pair:
         print("\n" + compare(cells, root, *compare_pair))
     return rows
+
+
+def contamination_lines(cells: List[CellResult]) -> List[str]:
+    """Per cell that has any: how many train questions (and solutions, per round) overlap how many eval
+    questions, and the first eval ids (the run's and each round's contamination.json)."""
+    lines = []
+    for cell in cells:
+        found = []
+        files = [("questions", cell.path / "contamination.json")] + [
+            (f"round {r} solutions", cell.path / f"round_{r}" / "prune" / "contamination.json") for r in sorted(cell.metrics) if r]
+        for what, path in files:
+            if path.is_file():
+                c = read_json(path)
+                count = c.get("overlapping_train", c.get("overlapping_examples", 0))
+                if count:
+                    ids = c["overlapping_eval_ids"]
+                    found.append(f"{what}: {count} share a {c['ngram']}-gram with {len(ids)} eval questions "
+                                 f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
+        if found:
+            lines.append(f"- {cell.name}: " + "; ".join(found))
+    return lines
 
 
 def report_cost(root: Path, gpu_hour_price: Optional[float]) -> str:

@@ -66,6 +66,7 @@ def round_row(run: RunDir, i: int) -> Dict:
                     "think_cut": stats.get("cut_samples", 0), "train_too_long": train.get("too_long", 0),
                     "think_solve_rate": stats["questions_with_correct"] / max(stats["questions"], 1),
                     "think_unique_correct": stats.get("unique_correct"),
+                    "train_solutions_overlap": stats.get("solutions_overlapping_eval"),  # n-gram leaks (prune/)
                     **{k: v for k, v in stats.items() if k.startswith("think_tokens_")},
                     "train_loss": train.get("train_loss")})
     return row

@@ -2,7 +2,8 @@
 
 With source=mixed, human solutions fill `source.human_size` of the examples on questions the self
 samples did not take; with data.accumulate, earlier rounds' examples are kept too.
-Writes `round_<i>/prune/train.jsonl` (`TrainRow`s) and `stats.json`.
+Writes `round_<i>/prune/train.jsonl` (`TrainRow`s), `stats.json` and `contamination.json` (the kept
+solutions' n-gram overlap with the eval questions, tpt.contamination.check_solutions).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import List, Sequence, Tuple, TypedDict
 
+from tpt import contamination
 from tpt.cell import Cell
 from tpt.config import ConfigError
 from tpt.io import read_jsonl, write_json, write_jsonl
@@ -126,5 +128,12 @@ def run(cell: Cell, i: int, out: Path) -> None:
     log.info("round %d prune: %d/%d samples correct, %d/%d questions with a correct one, kept %d",
              i, stats["correct_samples"], stats["samples"], stats["questions_with_correct"],
              stats["questions"], len(records))
+    leaks = contamination.check_solutions(records, cell.data.eval, cfg.task.contamination_ngram)
+    if leaks["overlapping_examples"]:
+        log.warning("round %d prune: %d of %d training solutions share a %d-gram with %d eval questions "
+                    "(round_%d/prune/contamination.json names them)", i, leaks["overlapping_examples"], len(records),
+                    leaks["ngram"], leaks["overlapping_eval"], i)
+    stats["solutions_overlapping_eval"] = leaks["overlapping_examples"]
     write_jsonl(out / "train.jsonl", records)
     write_json(out / "stats.json", stats)
+    write_json(out / "contamination.json", leaks)
