@@ -46,12 +46,9 @@ def check(train_problems, eval_problems, n: int, with_solutions: bool) -> Dict:
     if with_solutions:
         items += [(p.id, p.solution) for p in train_problems if p.solution]
     found = overlaps(items, [(p.id, p.question) for p in eval_problems], n)
-    eval_ids = sorted({e for ids in found.values() for e in ids})
-    return {"ngram": n, "normalisation": NORMALISATION,
-            "compared": "train questions and their human solutions" if with_solutions else "train questions",
-            "train_questions": len(train_problems), "eval_questions": len(eval_problems),
-            "overlapping_train": len(found), "overlapping_eval": len(eval_ids), "overlapping_eval_ids": eval_ids,
-            "pairs": {t: found[t] for t in sorted(found)}}
+    return _report(found, n, "train questions and their human solutions" if with_solutions else "train questions",
+                   train_questions=len(train_problems), eval_questions=len(eval_problems),
+                   overlapping_train=len(found))
 
 
 def check_solutions(records: Sequence[dict], eval_problems, n: int) -> Dict:
@@ -60,8 +57,13 @@ def check_solutions(records: Sequence[dict], eval_problems, n: int) -> Dict:
     question is leakage a question-only check cannot see."""
     items = [(f"{r['qid']}/{r.get('origin', 'self')}", r["completion"]) for r in records]
     found = overlaps(items, [(p.id, p.question) for p in eval_problems], n)
-    eval_ids = sorted({e for ids in found.values() for e in ids})
     origins = sorted({r.get("origin", "self") for r in records})
-    return {"ngram": n, "normalisation": NORMALISATION, "compared": f"training solutions ({', '.join(origins)})",
-            "examples": len(records), "overlapping_examples": len(found), "overlapping_eval": len(eval_ids),
-            "overlapping_eval_ids": eval_ids, "pairs": {t: found[t] for t in sorted(found)}}
+    return _report(found, n, f"training solutions ({', '.join(origins)})", examples=len(records),
+                   overlapping_examples=len(found))
+
+
+def _report(found: Dict[str, List[str]], n: int, compared: str, **counts) -> Dict:
+    """A contamination.json: n, the normalisation, what was compared, its counts, and the overlaps."""
+    eval_ids = sorted({e for ids in found.values() for e in ids})
+    return {"ngram": n, "normalisation": NORMALISATION, "compared": compared, **counts,
+            "overlapping_eval": len(eval_ids), "overlapping_eval_ids": eval_ids, "pairs": {t: found[t] for t in sorted(found)}}

@@ -48,6 +48,7 @@ from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
 from tpt.plan import predicted
 from tpt.preflight import typed
 from tpt.summary import kept_data, reused, stage_seconds
+from tpt.tracking import cost_totals
 
 METRIC_COLUMNS = ("pass@1", "pass@1_se", "pass@k", "pass@k_se", "correct@k", "questions", "d_pass@1", "d_pass@1_se",
                   "d_sig", "format", "cut", "distinct_answers", "text_diversity")
@@ -315,13 +316,11 @@ def cost(cells: List[CellResult], gpu_hour_price: Optional[float] = None) -> str
         if not rows:
             continue
         device = rows[-1].get("cost/device", "cpu")
-        figures = {"wall": sum(stage_seconds(row) for row in rows) / 3600,
-                   device: sum(row["cost/device_hours"] for row in rows),
-                   "prompt": sum(row.get("cost/prompt_tokens", 0) for row in rows),
-                   "generated": sum(row.get("cost/generated_tokens", 0) for row in rows),
-                   "trained": sum(row.get("cost/trained_tokens", 0) for row in rows),
-                   "saved": sum(row.get("cost/saved_s", 0.0) for row in rows) / 3600}
-        reuse = {k: sum(row.get(k, 0) for row in rows) for k in REUSE_KEYS}
+        summed = {f"cost/{k[len('cost_total/'):]}": v for k, v in cost_totals(rows).items()}  # as W&B's summary
+        figures = {"wall": stage_seconds(summed) / 3600, device: summed["cost/device_hours"],
+                   "prompt": summed.get("cost/prompt_tokens", 0), "generated": summed.get("cost/generated_tokens", 0),
+                   "trained": summed.get("cost/trained_tokens", 0), "saved": summed.get("cost/saved_s", 0.0) / 3600}
+        reuse = {k: summed.get(k, 0) for k in REUSE_KEYS}
         for k, v in {**figures, **reuse}.items():
             totals[k] = totals.get(k, 0) + v
         measured[cell.name] = {"device": device, "rounds": len(rows) - 1, **figures}
