@@ -18,12 +18,51 @@ def pytest_addoption(parser):
                      help=f"a contributor's inner loop: leave out the tests marked {', '.join(COSTLY)}")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`-n auto` in pyproject.toml), each worker's torch gets its share of the
+    cores: two processes both spinning on every core slow each other down far more than they gain."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads  # and the processes tests start
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+# Test files whose tests share one machine-wide resource: pytest-xdist runs each group on one worker,
+# one test after another (two vLLM engines, or two tests' jobs on the one-node SLURM, at once would
+# compete for the same cores and upset the timing those tests wait on). Every other file is a group of
+# its own, so its module-scoped fixtures are built once. Checked against the markers below.
+SHARED = {"tests/test_slurm.py": "slurm", "tests/test_chunks.py": "engine", "tests/test_fsdp_cpu.py": "engine",
+          "tests/test_reference_run.py": "engine", "tests/test_vllm_backend.py": "engine"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return SHARED.get(path, path)
+
+    config.option.loadscopereorder = False  # keep the order below: the long shared groups start first
+    return ByGroup(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    if not config.getoption("--quick"):
-        return
-    kept = [item for item in items if not any(item.get_closest_marker(m) for m in COSTLY)]
-    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-    items[:] = kept
+    if config.getoption("--quick"):
+        kept = [item for item in items if not any(item.get_closest_marker(m) for m in COSTLY)]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        needs = "slurm" if item.get_closest_marker("slurm") else "engine" if (
+            item.get_closest_marker("engine") or "real_vllm" in getattr(item, "fixturenames", ())) else None
+        if needs and SHARED.get(path) != needs:
+            raise pytest.UsageError(f"{item.nodeid} uses the shared {needs}: add {path!r} to SHARED in tests/conftest.py")
+    order = {"slurm": 0, "engine": 1}
+    items.sort(key=lambda item: order.get(SHARED.get(item.nodeid.split("::")[0]), 2))  # stable within each
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ def test_single_node_fsdp_command(tmp_path):
     assert cmd[cmd.index("--fsdp_activation_checkpointing") + 1] == "true"
     assert cmd[-3:] == ["-m", "tpt.training.worker", str(tmp_path / "job.json")]
     assert "--mixed_precision" not in cmd  # bf16 from the config on GPUs
+    assert cmd[cmd.index("--main_process_port") + 1] == "0"  # a free port: two jobs may share a node
 
 
 def test_a_worker_trains_the_job_it_is_given(tiny_model_dir, tmp_path):

@@ -80,37 +80,39 @@ def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny
         assert f"#SBATCH --chdir={sweep}/.code/" in s  # jobs run from the code snapshot
 
 
-# Long enough after round 1 think (train + eval, ~15 s) that a requeue lands while the job runs.
-SLOWER = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
-          "data.size=6", "train.epochs=20", "task.eval_questions=12"]
+# A cell that trains in round 1 (pruning=none keeps every sample). The tests stop its job with SIGSTOP
+# right after round 1 think, while the training process is still starting (seconds), so nothing needs
+# to make it slow.
+REQUEUED_CELL = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
+          "data.size=6"]
 
 
 @pytest.fixture(scope="module")
-def slower_reference(tiny_model_dir, tmp_path_factory):
-    """The SLOWER cell run locally, undisturbed: what a requeued job must end with."""
+def requeue_reference(tiny_model_dir, tmp_path_factory):
+    """The REQUEUED_CELL cell run locally, undisturbed: what a requeued job must end with."""
     reference = tmp_path_factory.mktemp("reference")
-    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *SLOWER,
+    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *REQUEUED_CELL,
                           f"hydra.run.dir={reference}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-3000:]
     return reference
 
 
 def submitted_past_think(env, tiny_model_dir, sweep):
-    """The SLOWER cell submitted, once its round 1 think is done: (launcher process, job id)."""
-    proc = launch(env, *sweep_args(tiny_model_dir, sweep, *SLOWER))
+    """The REQUEUED_CELL cell submitted, once its round 1 think is done: (launcher process, job id)."""
+    proc = launch(env, *sweep_args(tiny_model_dir, sweep, *REQUEUED_CELL))
     wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish", poll=0.01)
     [job] = job_ids(sweep)
     return proc, job
 
 
-def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_model_dir, slower_reference, tmp_path):
+def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_model_dir, requeue_reference, tmp_path):
     sweep = tmp_path / "sweep"
     proc, job = submitted_past_think(slurm_cluster, tiny_model_dir, sweep)
     pids = signal_job(slurm_cluster, job, signal.SIGSTOP)  # frozen where it is: its next stages take seconds
     assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before it could be requeued"
     slurm(slurm_cluster, "scontrol", "requeue", job)
     assert pids
-    restarted_job_resumes(slurm_cluster, job, proc, sweep, slower_reference)
+    restarted_job_resumes(slurm_cluster, job, proc, sweep, requeue_reference)
 
 
 def signal_job(env, job, sig):
@@ -149,7 +151,7 @@ def restarted_job_resumes(env, job, proc, sweep, reference):
     assert len(restarted) == 1, run_log[-3000:]
 
 
-def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluster, tiny_model_dir, slower_reference,
+def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluster, tiny_model_dir, requeue_reference,
                                                                    tmp_path):
     """SLURM's timeout warning (submitit's --signal=USR2@90, no B:) goes to job steps, not the batch shell.
     Every cell, multi-node ones included (tests/test_distributed.py), runs as a one-task job step, so
@@ -163,7 +165,7 @@ def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluste
     assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before the warning"
     slurm(slurm_cluster, "scancel", "--signal=USR2", job)
     signal_job(slurm_cluster, job, signal.SIGCONT)
-    restarted_job_resumes(slurm_cluster, job, proc, sweep, slower_reference)
+    restarted_job_resumes(slurm_cluster, job, proc, sweep, requeue_reference)
 
 
 def test_jobs_run_from_the_snapshot_taken_at_submit_time(slurm_cluster, tiny_model_dir, tmp_path):
@@ -246,17 +248,25 @@ def test_a_paper_table_miniature_goes_to_slurm_as_a_cpu_job(slurm_cluster, tmp_p
     assert "#SBATCH --nodes=1" in script and "--gpus" not in script
 
 
+ARRAY_CELL = ["pruning=none", "task.train_questions=6", "think.chunk_size=2", "think.max_new_tokens=16"]
+
+
+@pytest.fixture(scope="module")
+def array_reference(tiny_model_dir, tmp_path_factory):
+    """The job-array tests' cell run locally in one process: what the array's cell must end with."""
+    local = tmp_path_factory.mktemp("array-reference")
+    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *ARRAY_CELL,
+                          f"hydra.run.dir={local}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    return local
+
+
 @pytest.mark.parametrize("when", ["pending", "running"])
-def test_a_stage_fanned_out_as_a_job_array_survives_a_cancelled_task(slurm_cluster, tiny_model_dir, tmp_path, when):
+def test_a_stage_fanned_out_as_a_job_array_survives_a_cancelled_task(slurm_cluster, tiny_model_dir, array_reference,
+                                                                     tmp_path, when):
     """think in 3 array tasks, one cancelled (still queued, or at work): the driver submits its chunk
     again and the cell ends with the samples a local run has."""
-    cell = tiny_overrides(tiny_model_dir) + ["pruning=none", "task.train_questions=6", "think.chunk_size=2",
-                                             "think.max_new_tokens=16"]
-    local = tmp_path / "local"
-    ref = subprocess.run([sys.executable, "launch.py", *cell, f"hydra.run.dir={local}"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600, env=slurm_cluster)
-    assert ref.returncode == 0, ref.stderr[-3000:]
-
+    cell, local = tiny_overrides(tiny_model_dir) + ARRAY_CELL, array_reference
     run_dir = tmp_path / "array"
     proc = launch(slurm_cluster, *cell, "think.array_tasks=3", f"hydra.run.dir={run_dir}")
     folder = run_dir / ".submitit" / "round_1_think"

@@ -60,8 +60,8 @@ def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: 
     if cpu:  # no GPU: the same launcher (torchrun); the Trainer (use_cpu) then joins with gloo
         launch += ["--mixed_precision", "no"]
     worker = ["-m", "tpt.training.worker", str(job)]
-    if nodes == 1:
-        return launch + worker
+    if nodes == 1:  # port 0: accelerate picks a free one, so two trainings on one node never meet on 29500
+        return launch + ["--main_process_port", "0"] + worker
     launch += ["--main_process_ip", head_node(env), "--main_process_port", str(RENDEZVOUS_PORT),
                "--rdzv_backend", "static"]
     # $SLURM_NODEID differs per node, so srun's shell expands it there. The timeout warning (USR2) is the
