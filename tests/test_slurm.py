@@ -84,12 +84,12 @@ def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny
 # right after round 1 think, while the training process is still starting (seconds), so nothing needs
 # to make it slow.
 REQUEUED_CELL = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
-          "data.size=6"]
+                 "data.size=6"]
 
 
 @pytest.fixture(scope="module")
 def requeue_reference(tiny_model_dir, tmp_path_factory):
-    """The REQUEUED_CELL cell run locally, undisturbed: what a requeued job must end with."""
+    """REQUEUED_CELL run locally, undisturbed: what a requeued job must end with."""
     reference = tmp_path_factory.mktemp("reference")
     ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *REQUEUED_CELL,
                           f"hydra.run.dir={reference}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -98,7 +98,7 @@ def requeue_reference(tiny_model_dir, tmp_path_factory):
 
 
 def submitted_past_think(env, tiny_model_dir, sweep):
-    """The REQUEUED_CELL cell submitted, once its round 1 think is done: (launcher process, job id)."""
+    """REQUEUED_CELL submitted, once its round 1 think is done: (launcher process, job id)."""
     proc = launch(env, *sweep_args(tiny_model_dir, sweep, *REQUEUED_CELL))
     wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish", poll=0.01)
     [job] = job_ids(sweep)
