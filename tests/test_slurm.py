@@ -81,8 +81,8 @@ def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny
 
 
 # A cell that trains in round 1 (pruning=none keeps every sample). The tests stop its job with SIGSTOP
-# right after round 1 think, while the training process is still starting (seconds), so nothing needs
-# to make it slow.
+# once round 1 train has started: its training process takes seconds to start, so the stop always
+# lands inside that stage, and nothing needs to make the cell slow.
 REQUEUED_CELL = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
                  "data.size=6"]
 
@@ -97,17 +97,18 @@ def requeue_reference(tiny_model_dir, tmp_path_factory):
     return reference
 
 
-def submitted_past_think(env, tiny_model_dir, sweep):
-    """REQUEUED_CELL submitted, once its round 1 think is done: (launcher process, job id)."""
+def submitted_while_training(env, tiny_model_dir, sweep):
+    """REQUEUED_CELL submitted, once its round 1 train has started: (launcher process, job id). Not
+    right after think: prune takes milliseconds, and a stop landing between two stages interrupts none."""
     proc = launch(env, *sweep_args(tiny_model_dir, sweep, *REQUEUED_CELL))
-    wait_for(lambda: list(sweep.glob("*/round_1/think/DONE.json")), what="round 1 think to finish", poll=0.01)
+    wait_for(lambda: list(sweep.glob("*/round_1/.train.partial*")), what="round 1 train to start", poll=0.01)
     [job] = job_ids(sweep)
     return proc, job
 
 
 def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_model_dir, requeue_reference, tmp_path):
     sweep = tmp_path / "sweep"
-    proc, job = submitted_past_think(slurm_cluster, tiny_model_dir, sweep)
+    proc, job = submitted_while_training(slurm_cluster, tiny_model_dir, sweep)
     pids = signal_job(slurm_cluster, job, signal.SIGSTOP)  # frozen where it is: its next stages take seconds
     assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before it could be requeued"
     slurm(slurm_cluster, "scontrol", "requeue", job)
@@ -146,9 +147,10 @@ def restarted_job_resumes(env, job, proc, sweep, reference):
     run_log = (cell / "launch.log").read_text()  # both runs of the job write to it
     assert run_log.count("round 0 eval: starting") == 1 and "round 0 eval: finished earlier, skipping" in run_log
     assert "round 1 think: finished earlier, skipping" in run_log
+    assert "round 1 prune: finished earlier, skipping" in run_log
     # The stage the requeue interrupted started again (a run that had ended first would only skip).
     restarted = [s for s in ("prune", "train", "eval") if run_log.count(f"round 1 {s}: starting") == 2]
-    assert len(restarted) == 1, run_log[-3000:]
+    assert restarted == ["train"], run_log[-3000:]
 
 
 def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluster, tiny_model_dir, requeue_reference,
@@ -158,7 +160,7 @@ def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluste
     the warning reaches submitit in the cell, which requeues the job; it resumes from its finished stages.
     `scancel --signal=USR2` sends it the way SLURM does, to the steps."""
     sweep = tmp_path / "sweep"
-    proc, job = submitted_past_think(slurm_cluster, tiny_model_dir, sweep)
+    proc, job = submitted_while_training(slurm_cluster, tiny_model_dir, sweep)
     (script,) = [p.read_text() for p in (sweep / ".submitit").glob("*/*_submission.sh")]
     assert "--nodes=1 --ntasks=1" in script and "--signal=USR2@90" in script
     signal_job(slurm_cluster, job, signal.SIGSTOP)  # so the warning lands mid-run, not after the end
