@@ -19,7 +19,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (`-n auto` in pyproject.toml), each worker's torch gets its share of the
+    """Under pytest-xdist (`pytest -n auto`), each worker's torch gets its share of the
     cores: two processes both spinning on every core slow each other down far more than they gain."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
