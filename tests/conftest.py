@@ -43,8 +43,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ByGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::")[0]
-            return SHARED.get(path, path)
+            return SHARED.get(file_of(nodeid), file_of(nodeid))
 
     config.option.loadscopereorder = False  # keep the order below: the long shared groups start first
     return ByGroup(config, log)
@@ -56,13 +55,17 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
     for item in items:
-        path = item.nodeid.split("::")[0]
+        path = file_of(item.nodeid)
         needs = "slurm" if item.get_closest_marker("slurm") else "engine" if (
             item.get_closest_marker("engine") or "real_vllm" in getattr(item, "fixturenames", ())) else None
         if needs and SHARED.get(path) != needs:
             raise pytest.UsageError(f"{item.nodeid} uses the shared {needs}: add {path!r} to SHARED in tests/conftest.py")
     order = {"slurm": 0, "engine": 1}
-    items.sort(key=lambda item: order.get(SHARED.get(item.nodeid.split("::")[0]), 2))  # stable within each
+    items.sort(key=lambda item: order.get(SHARED.get(file_of(item.nodeid)), 2))  # stable within each
+
+
+def file_of(nodeid: str) -> str:
+    return nodeid.split("::")[0]
 
 
 @pytest.fixture

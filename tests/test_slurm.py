@@ -87,14 +87,19 @@ REQUEUED_CELL = ["pruning=none", "task.train_questions=8", "think.max_new_tokens
                  "data.size=6"]
 
 
+def run_locally(tiny_model_dir, cell, run_dir):
+    """The tiny cell with `cell`'s overrides run by launch.py on this machine, undisturbed: the run a
+    SLURM test's cell must end like."""
+    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *cell,
+                          f"hydra.run.dir={run_dir}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    return run_dir
+
+
 @pytest.fixture(scope="module")
 def requeue_reference(tiny_model_dir, tmp_path_factory):
-    """REQUEUED_CELL run locally, undisturbed: what a requeued job must end with."""
-    reference = tmp_path_factory.mktemp("reference")
-    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *REQUEUED_CELL,
-                          f"hydra.run.dir={reference}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    return reference
+    """REQUEUED_CELL run locally: what a requeued job must end with."""
+    return run_locally(tiny_model_dir, REQUEUED_CELL, tmp_path_factory.mktemp("reference"))
 
 
 def submitted_while_training(env, tiny_model_dir, sweep):
@@ -256,11 +261,7 @@ ARRAY_CELL = ["pruning=none", "task.train_questions=6", "think.chunk_size=2", "t
 @pytest.fixture(scope="module")
 def array_reference(tiny_model_dir, tmp_path_factory):
     """The job-array tests' cell run locally in one process: what the array's cell must end with."""
-    local = tmp_path_factory.mktemp("array-reference")
-    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *ARRAY_CELL,
-                          f"hydra.run.dir={local}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    return local
+    return run_locally(tiny_model_dir, ARRAY_CELL, tmp_path_factory.mktemp("array-reference"))
 
 
 @pytest.mark.parametrize("when", ["pending", "running"])
