@@ -58,9 +58,15 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=${TPT_SLURMDBD_PORT:-6819}
 JobRequeue=1
+# A requeued job waits cred_expire + 1 s before it starts again (slurmd refuses to launch it sooner: its
+# credential was revoked that second). 120 s by default; 10 s keeps the requeue tests short.
+AuthInfo=cred_expire=10
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
+# Schedule every 2 s, not every 60 (main loop) and 30 (backfill): a requeued job whose hold has passed
+# waits for the next pass, as nothing else wakes the scheduler then.
+SchedulerParameters=sched_interval=2,bf_interval=2
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/run/slurmctld.pid

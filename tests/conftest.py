@@ -153,6 +153,21 @@ def train_cfg():
     return compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-3"]).train
 
 
+@pytest.fixture
+def train_in_process(monkeypatch):
+    """Train in the test's own process, not in a spawned `python -m tpt.training.worker`: the same TRL
+    SFT and the same checkpoint, without the ~8 s of imports a new process pays (most of a tiny
+    cell's time). For tests whose claim is not the training process itself; tests/test_train.py, every
+    test that runs launch.py and the distributed tests keep the spawned processes."""
+    from tpt.training import sft
+
+    def in_process(base, examples, out_dir, cfg):
+        assert cfg.strategy == "single", "only single-process training can run in the test's process"
+        return sft.train_and_save(base.path, examples, out_dir, cfg, base.revision)
+
+    monkeypatch.setattr(sft, "train_in_processes", in_process)
+
+
 def count_generate_calls(monkeypatch) -> list:
     """Spy on the HF backend: the list fills with the `desc` of each generate call."""
     from tpt.backends.hf import HFGenerator

@@ -68,9 +68,9 @@ def test_many_writers_of_one_checkpoint_publish_one_whole_entry(tmp_path):
 
 @pytest.mark.e2e
 def test_many_processes_converting_the_embedded_model_publish_one_copy(tmp_path):
-    """4 writers, not 8: each loads and converts a 135M model, which 2 cores take a minute for 4."""
-    answers = ask_at_once("conversion", "node-local", tmp_path, writers=4)
-    assert sum(a["computed"] for a in answers) == 4  # no lock held them back: each converted
+    """3 writers, not 8: each loads and converts a 135M model, which 2 cores take a minute for 4."""
+    answers = ask_at_once("conversion", "node-local", tmp_path, writers=3)
+    assert sum(a["computed"] for a in answers) == 3  # no lock held them back: each converted
     assert len({json.dumps(a["value"], sort_keys=True) for a in answers}) == 1
     assert (tmp_path / "models" / "smollm2-135m-instruct" / "model.safetensors").is_file()
     assert not leftovers(tmp_path)
@@ -118,6 +118,7 @@ def finished_run(tiny_model_dir, tmp_path_factory):
 @pytest.mark.parametrize("damaged, how", [("round_1/think/samples.jsonl", "truncate"),
                                           ("round_1/train/model/model.safetensors", "flip"),
                                           ("round_1/prune/DONE.json", "truncate")])
+@pytest.mark.usefixtures("train_in_process")  # the redone stages train here; finished_run trained in its own process
 def test_a_damaged_finished_stage_is_refused_with_the_command_that_redoes_it(finished_run, tmp_path, damaged, how):
     cfg, original, rows = finished_run
     run_dir = tmp_path / "run"

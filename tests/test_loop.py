@@ -8,6 +8,10 @@ from tpt import loop
 from tpt.stages import prune, train
 from tpt.config import ConfigError
 
+# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
+# the loop around it.
+pytestmark = pytest.mark.usefixtures("train_in_process")
+
 
 def run(model_dir, run_dir, *extra):
     return loop.run_cell(compose(tiny_overrides(model_dir) + list(extra)), run_dir)

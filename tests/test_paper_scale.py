@@ -10,6 +10,11 @@ from tpt.paper import PASS_K, TABLES
 from tpt.stages.eval import metrics
 from tpt.summary import format_summary, kept_data
 
+# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
+# the loop around it.
+pytestmark = pytest.mark.usefixtures("train_in_process")
+
+
 
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_every_row_evaluates_the_pass_at_k_its_table_reports(table):

@@ -6,6 +6,11 @@ import pytest
 
 from tpt.report import main
 
+# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
+# the loop around it.
+pytestmark = pytest.mark.usefixtures("train_in_process")
+
+
 
 def make_cell(root, name, pruning, size, rounds, metrics_by_round):
     d = root / name

@@ -8,6 +8,11 @@ from tpt import loop
 from tpt.config import ConfigError
 from tpt.validate import validate
 
+# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
+# the loop around it.
+pytestmark = pytest.mark.usefixtures("train_in_process")
+
+
 
 def records(run_dir, i=1):
     return [json.loads(l) for l in (run_dir / f"round_{i}" / "prune" / "train.jsonl").open()]

@@ -77,6 +77,7 @@ def test_the_chat_template_date_is_pinned_for_think_train_and_eval(dated_model_d
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("train_in_process")
 def test_the_cache_key_follows_the_rendered_prompt(dated_model_dir, tmp_path, monkeypatch):
     """Same messages, other rendered prompt (here: another template date): the cache must not reuse."""
     calls = count_generate_calls(monkeypatch)
@@ -129,6 +130,7 @@ def test_open_keys_stay_open():
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("train_in_process")
 def test_each_stage_saves_the_prompts_it_sent(tiny_model_dir, tmp_path):
     loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), tmp_path)
     tok = load_tokenizer(str(tiny_model_dir))
@@ -144,6 +146,7 @@ def test_each_stage_saves_the_prompts_it_sent(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("train_in_process")
 def test_metrics_carry_standard_errors_and_correct_at_k_counts(tiny_model_dir, tmp_path, capsys):
     rows = loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["pruning=none"]), tmp_path)
     for row in rows:
