@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,11 @@ def pytest_collection_modifyitems(config, items):
             item.get_closest_marker("engine") or "real_vllm" in getattr(item, "fixturenames", ())) else None
         if needs and SHARED.get(path) != needs:
             raise pytest.UsageError(f"{item.nodeid} uses the shared {needs}: add {path!r} to SHARED in tests/conftest.py")
+    # The long shared groups first, then the files with the most end-to-end tests: the workers start
+    # the longest work first and end on short files together (Python's sort is stable within a file).
     order = {"slurm": 0, "engine": 1}
-    items.sort(key=lambda item: order.get(SHARED.get(file_of(item.nodeid)), 2))  # stable within each
+    e2e = Counter(file_of(item.nodeid) for item in items if item.get_closest_marker("e2e"))
+    items.sort(key=lambda item: (order.get(SHARED.get(file_of(item.nodeid)), 2), -e2e[file_of(item.nodeid)]))
 
 
 def file_of(nodeid: str) -> str:
