@@ -14,9 +14,7 @@ from tpt.backends.cache import GenerationCache, generation_key
 from tpt.cache import lineage, model_fingerprint
 from tpt.backends import Completion, Sampling
 
-# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
-# the loop around it.
-pytestmark = pytest.mark.usefixtures("train_in_process")
+pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
 
 S = Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=8, seed=0)

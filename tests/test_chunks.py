@@ -11,9 +11,7 @@ from tpt import loop
 from tpt.backends.hf import HFGenerator
 from tpt.stages.array import shares
 
-# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
-# the loop around it.
-pytestmark = pytest.mark.usefixtures("train_in_process")
+pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
 
 CHUNKED = ["pruning=none", "task.train_questions=8", "think.chunk_size=2", "eval.chunk_size=1"]

@@ -14,9 +14,7 @@ from tpt.validate import validate
 from tpt.tasks import DataError, load_task, task_kind
 from tpt.verify.code import CodeVerifier
 
-# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
-# the loop around it.
-pytestmark = pytest.mark.usefixtures("train_in_process")
+pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
 
 DATA = Path(__file__).parent / "data" / "code"

@@ -68,7 +68,7 @@ def test_many_writers_of_one_checkpoint_publish_one_whole_entry(tmp_path):
 
 @pytest.mark.e2e
 def test_many_processes_converting_the_embedded_model_publish_one_copy(tmp_path):
-    """3 writers, not 8: each loads and converts a 135M model, which 2 cores take a minute for 4."""
+    """3 writers, not 8: each loads and converts a 135M model (2 cores take about a minute for 4)."""
     answers = ask_at_once("conversion", "node-local", tmp_path, writers=3)
     assert sum(a["computed"] for a in answers) == 3  # no lock held them back: each converted
     assert len({json.dumps(a["value"], sort_keys=True) for a in answers}) == 1

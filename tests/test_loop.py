@@ -8,9 +8,7 @@ from tpt import loop
 from tpt.stages import prune, train
 from tpt.config import ConfigError
 
-# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
-# the loop around it.
-pytestmark = pytest.mark.usefixtures("train_in_process")
+pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
 
 def run(model_dir, run_dir, *extra):

@@ -10,10 +10,7 @@ from tpt.paper import PASS_K, TABLES
 from tpt.stages.eval import metrics
 from tpt.summary import format_summary, kept_data
 
-# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
-# the loop around it.
-pytestmark = pytest.mark.usefixtures("train_in_process")
-
+pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))

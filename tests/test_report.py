@@ -6,10 +6,7 @@ import pytest
 
 from tpt.report import main
 
-# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
-# the loop around it.
-pytestmark = pytest.mark.usefixtures("train_in_process")
-
+pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
 
 def make_cell(root, name, pruning, size, rounds, metrics_by_round):

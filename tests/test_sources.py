@@ -8,10 +8,7 @@ from tpt import loop
 from tpt.config import ConfigError
 from tpt.validate import validate
 
-# Training runs in the test's process (tests/conftest.py: train_in_process): these tests are about
-# the loop around it.
-pytestmark = pytest.mark.usefixtures("train_in_process")
-
+pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
 
 def records(run_dir, i=1):
