@@ -125,6 +125,17 @@ def real_vllm():
     vllm_backend.release()
 
 
+@pytest.fixture(autouse=True)
+def engines_released(request):
+    """A test that used vLLM closes its engines when it ends, also when it failed or pytest-timeout
+    stopped it: an engine left running holds the cores and fails the next test's engine checks."""
+    yield
+    if "real_vllm" in request.fixturenames:
+        from tpt.backends import vllm as vllm_backend
+
+        vllm_backend.release()
+
+
 def engine_processes() -> list:
     """vLLM processes on this machine: tpt's engine process (tpt-vllm) and vLLM's own (VLLM::EngineCore...)."""
     found = []

@@ -148,6 +148,18 @@ def _name_process(title: str) -> None:
         pass
 
 
+def inductor_environment() -> Dict[str, str]:
+    """Settings for torch's compiler in a CPU engine. vLLM compiles small helpers with it even when
+    eager; on a CPU whose best kernels are AVX2 (no AVX-512), torch 2.13's inductor miscompiles one of
+    them, the vocabulary masking of tensor parallel ranks (wrong token ids from 9 tokens on: rank 1
+    fails with "index out of range" and the engine hangs). Its scalar code is right: use that there."""
+    import torch
+
+    if torch.cuda.is_available() or torch.backends.cpu.get_cpu_capability() != "AVX2":
+        return {}
+    return {"TORCHINDUCTOR_VEC_ISA_OK": os.environ.get("TORCHINDUCTOR_VEC_ISA_OK", "0")}
+
+
 def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     """The engine's process: start vLLM, then answer (prompt_ids, keys, sampling) requests until told to
     stop (None) or until the parent is gone. `env`: its share of the devices, as a replica."""
@@ -155,6 +167,7 @@ def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     # mostly idles (docs/benchmarks.md: generation with and without the reserved core).
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     os.environ.update(env)
+    os.environ.update(inductor_environment())
     if engine.get("distributed_executor_backend") == "uni":  # on CPU, vLLM keeps "uni" only in-process
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     _name_process("tpt-vllm")
@@ -226,10 +239,30 @@ class EngineProcess:
                 pass
             self.proc.join(timeout=CHILD_EXIT_TIMEOUT_S)
         if self.proc.is_alive():
-            log.warning("vLLM's process did not stop within %d s; killing it", CHILD_EXIT_TIMEOUT_S)
-            self.proc.kill()
+            log.warning("vLLM's process did not stop within %d s; killing it and its processes", CHILD_EXIT_TIMEOUT_S)
+            _kill_tree(self.proc.pid)
         self.proc.join()
         self.conn.close()
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process under it. vLLM's engine core and tensor parallel workers
+    are children of the engine's process: killed alone, it leaves them holding the cores (or GPUs).
+    The caller reaps `pid` itself (its own child)."""
+    import psutil  # a dependency of vLLM
+
+    try:
+        root = psutil.Process(pid)
+        descendants = root.children(recursive=True)
+        root.kill()
+    except psutil.NoSuchProcess:
+        return
+    for process in descendants:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(descendants, timeout=10)
 
 
 _live: Dict[tuple, EngineProcess] = {}  # (engine arguments, replica environment) -> its process: one model's
