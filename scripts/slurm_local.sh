@@ -43,6 +43,9 @@ write_configs() {
   mkdir -p "$DIR"/{state,spool,log,mysql,run}
   local mem_mb
   mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
+  # The node's cores. nproc obeys OMP_NUM_THREADS: started from a test worker that set it to 1, the
+  # node had one CPU and every job asking for two stayed pending (PartitionConfig) for good.
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
   cat > "$DIR/slurm.conf" <<EOF
 ClusterName=tptlocal
 SlurmctldHost=$NODE(127.0.0.1)
@@ -78,7 +81,7 @@ SlurmdPort=${TPT_SLURMD_PORT:-6818}
 ReturnToService=2
 KillWait=5
 MinJobAge=300
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
   cat > "$DIR/slurmdbd.conf" <<EOF
@@ -130,6 +133,18 @@ stop() {
   [ -f "$SLURM_CONF" ] && scontrol shutdown >/dev/null 2>&1 || true
   [ -f "$DIR/run/slurmdbd.pid" ] && kill "$(cat "$DIR/run/slurmdbd.pid")" 2>/dev/null || true
   mariadb-admin --socket="$SOCK" -uroot shutdown 2>/dev/null || true
+  # shutdown only asks: wait until the daemons are gone, or a start right after sees them still
+  # running, starts nothing, and waits for a controller that has exited. (Without a controller,
+  # scontrol cannot reach slurmd, which may then take minutes: SIGTERM after 10 s, SIGKILL after 20.)
+  local daemon i
+  for i in $(seq 120); do
+    pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || pgrep -x slurmdbd >/dev/null || break
+    for daemon in slurmctld slurmd slurmdbd; do
+      [ "$i" = 40 ] && pkill -x "$daemon"
+      [ "$i" = 80 ] && pkill -KILL -x "$daemon"
+    done
+    sleep 0.25
+  done
   echo "slurm_local: stopped"
 }
 
