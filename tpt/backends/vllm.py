@@ -155,7 +155,8 @@ def inductor_environment() -> Dict[str, str]:
     fails with "index out of range" and the engine hangs). Its scalar code is right: use that there."""
     import torch
 
-    if torch.cuda.is_available() or torch.backends.cpu.get_cpu_capability() != "AVX2":
+    # The CPU check first: a GPU host with AVX-512 stops there, before any call into CUDA.
+    if torch.backends.cpu.get_cpu_capability() != "AVX2" or torch.cuda.is_available():
         return {}
     return {"TORCHINDUCTOR_VEC_ISA_OK": os.environ.get("TORCHINDUCTOR_VEC_ISA_OK", "0")}
 
