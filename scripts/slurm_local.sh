@@ -41,7 +41,7 @@ install() {
 
 write_configs() {
   mkdir -p "$DIR"/{state,spool,log,mysql,run}
-  local mem_mb
+  local mem_mb cpus
   mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
   # The node's cores. nproc obeys OMP_NUM_THREADS: started from a test worker that set it to 1, the
   # node had one CPU and every job asking for two stayed pending (PartitionConfig) for good.
