@@ -153,9 +153,12 @@ def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(rea
 
 
 @pytest.mark.engine
-def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained(real_vllm, vllm_tiny_dir, tmp_path, caplog):
-    """Eval 0 and think 1 on M_0 share one engine; eval 1 loads M_1 as the train stage saved it: in
-    bf16, the dtype of its base (as Gemma-2 and Llama-3 are published)."""
+@pytest.mark.timeout(600)
+def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained_over_two_processes(real_vllm, vllm_tiny_dir,
+                                                                                       tmp_path, caplog):
+    """Eval 0 and think 1 on M_0 share one engine; M_1 is trained over two processes (DDP) and eval 1
+    loads it as the train stage saved it: in bf16, the dtype of its base (as Gemma-2 and Llama-3 are
+    published). One cell for both claims: each vLLM cell pays two engine starts."""
     import logging
     import shutil
 
@@ -168,27 +171,20 @@ def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained(real_vllm, 
     shutil.copytree(vllm_tiny_dir, base)
     cast_checkpoint(base, torch.bfloat16)
     run = tmp_path / "run"
+    cell = tiny_overrides(base) + ["backend=vllm", "pruning=none", "model.train_strategy=ddp", "model.gpus=2",
+                                   "data.size=4"]
     with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
-        rows = loop.run_cell(compose(tiny_overrides(base) + ["backend=vllm", "pruning=none"]), run)
+        rows = loop.run_cell(compose(cell), run)
+    # 4 examples at train.global_batch_size=2: 2 optimizer steps, over 2 processes as over 1
+    trained = json.loads((run / "round_1" / "train" / "result.json").read_text())
+    assert (trained["examples"], trained["steps"]) == (4, 2)
     assert {t.dtype for t in load_file(run / "round_1" / "train" / "model" / "model.safetensors").values()} \
         == {torch.bfloat16}
     assert caplog.text.count("vLLM engine ready") == 2  # M_0 (eval 0 and think 1), then M_1
     think = [json.loads(l) for l in (run / "round_1" / "think" / "samples.jsonl").open()]
-    assert len(think) == 4 * 2 and rows[1]["data_size"] == 3 and rows[1]["samples"] == 6
+    assert len(think) == 4 * 2 and rows[1]["data_size"] == 4 and rows[1]["samples"] == 6  # eval 1 from M_1
     assert "name: vllm" in (run / "run_config.yaml").read_text()
     assert engine_processes() == []  # released at the end of the cell
-
-
-@pytest.mark.engine
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("strategy", ["ddp"])
-def test_vllm_loads_a_model_trained_over_two_processes(real_vllm, vllm_tiny_dir, tmp_path, strategy):
-    cfg = compose(tiny_overrides(vllm_tiny_dir) + ["backend=vllm", "pruning=none", f"model.train_strategy={strategy}",
-                                                   "model.gpus=2", "data.size=4", "task.train_questions=4"])
-    rows = loop.run_cell(cfg, tmp_path)
-    # 4 examples at train.global_batch_size=2: 2 optimizer steps, over 2 processes as over 1
-    assert json.loads((tmp_path / "round_1" / "train" / "result.json").read_text())["steps"] == 2
-    assert rows[1]["samples"] == 6  # eval 1 generated with vLLM from the saved M_1
 
 
 def test_the_cpu_kv_cache_fits_the_numa_node_and_is_shared_by_replicas(monkeypatch):
