@@ -6,7 +6,8 @@
 limits torch's and oneDNN's kernels to AVX2, and (this file, imported by every Python process started
 with that PYTHONPATH) makes `tpt.models.cpu_has_native_bf16` answer False, so tpt picks fp32 as it
 does on such a CPU. vLLM's own kernels, the clock and the memory stay this machine's: an estimate,
-not an AVX2 machine (docs/benchmarks.md)."""
+not an AVX2 machine. Calibrated at one commit, the AVX2-only EPYC measured there was about 1.75x slower
+than this emulation on an AVX-512 EPYC (docs/benchmarks.md, "The emulation, calibrated")."""
 import importlib.abc
 import importlib.machinery
 import sys
