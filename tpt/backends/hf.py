@@ -130,9 +130,11 @@ class HFGenerator:
         return ids
 
     def close(self) -> None:
-        self.model = None
-        gc.collect()
+        self.model = None  # its last reference: freed here (a model's modules hold no reference cycles)
         if torch.cuda.is_available():
+            # Hand the GPU memory back before training starts, also what a cycle may still hold. Not on
+            # CPU: a full collection walks every object of the process (0.2-0.5 s for each stage).
+            gc.collect()
             torch.cuda.empty_cache()
 
 

@@ -10,7 +10,6 @@ by SLURM array tasks, tpt/stages/array.py); nothing here writes a stage's files.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import threading
@@ -237,8 +236,7 @@ def generate_chunks(cell: Cell, job: Job, p: Plan, pending: Sequence[int], token
             _share_out(pending, replicas, one_chunk)
     finally:
         for gen in generators.values():
-            gen.close()
-        gc.collect()
+            gen.close()  # each frees its model's memory (tpt.backends.hf.HFGenerator.close)
         progress.close()
 
 
