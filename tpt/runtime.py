@@ -1,5 +1,5 @@
-"""Settings of the Python process that runs tpt's work: a cell (launch.py, a SLURM job), a training
-process, a vLLM engine's process. Each is called first thing in that process."""
+"""Settings of each Python process that runs tpt's work: a cell (launch.py, or its SLURM job), a job
+array's task, a training process, a vLLM engine's process. Each calls them first thing."""
 from __future__ import annotations
 
 import gc
