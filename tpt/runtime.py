@@ -11,7 +11,7 @@ YOUNG_COLLECTION_EVERY = 50_000
 def collect_garbage_less_often() -> None:
     """CPython's default collects young objects every 700 allocations and, as the heap grows, walks all
     of it again and again: importing torch, transformers and TRL leaves half a million objects, and a
-    tiny cell spent 1.2 s of its 5.4 s in 1,232 young and 9 full collections (CPU C). Every 50,000
+    tiny cell spent 1.2 s of its 5.4 s in 1,232 young and 9 full collections (CPU D). Every 50,000
     allocations: 0.2 s. Garbage in reference cycles waits for 50,000 allocations instead of 700;
     tensors and models, freed by reference counting, go at once as before."""
     young, *older = gc.get_threshold()
