@@ -130,7 +130,7 @@ class HFGenerator:
         return ids
 
     def close(self) -> None:
-        self.model = None  # its last reference: freed here (a model's modules hold no reference cycles)
+        self.model = None  # its last reference: freed here, a Llama holding no cycles (tests/test_think.py)
         if torch.cuda.is_available():
             # Hand the GPU memory back before training starts, also what a cycle may still hold. Not on
             # CPU: a full collection walks every object of the process (0.2-0.5 s for each stage).
