@@ -11,8 +11,9 @@ per model it evaluates, so on CPU start and close are paid for every round's eva
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+
+from figures import mean_sd  # this folder is on sys.path
 
 
 def run(path, ids, keys, executor: str, sampling: dict):
@@ -51,16 +52,12 @@ def main():
             samples.setdefault(executor, out)
             print(f"{executor} #{repeat + 1}: ready {ready:.1f} s, {rate:.0f} tok/s, closed in {close:.1f} s", flush=True)
 
-    def cell(values, fmt):
-        spread = f" ± {statistics.stdev(values):{fmt}}" if len(values) > 1 else ""
-        return f"{statistics.mean(values):{fmt}}{spread}"
-
     print(f"\n{args.questions} prompts x {args.n} samples, up to {args.max_new_tokens} new tokens; "
           f"mean ± sd over {args.repeats} starts\n")
     print("| executor | ready (s) | tok/s | close (s) |\n|---|---|---|---|")
     for executor, rows in figures.items():
         ready, rate, close = zip(*rows)
-        print(f"| {executor} | {cell(ready, '.1f')} | {cell(rate, '.0f')} | {cell(close, '.1f')} |")
+        print(f"| {executor} | {mean_sd(ready, '.1f')} | {mean_sd(rate, '.0f')} | {mean_sd(close, '.1f')} |")
     same = samples["uni (tpt)"] == samples["vLLM default"]
     print(f"\nsame samples from both: {'yes' if same else 'NO'}")
 

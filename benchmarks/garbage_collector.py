@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from figures import mean_sd  # this folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = ["backend=hf", "cache=off", "rounds=1", "task.eval_questions=8", "task.train_questions=8", "think.n=2",
@@ -64,14 +65,10 @@ def main():
                 print(f"{mode} #{repeat + 1}: {f['wall']:.1f} s, collector {f['seconds']:.2f} s, "
                       f"collections {f['collections']}", flush=True)
 
-    def cell(values, fmt):
-        spread = f" ± {statistics.stdev(values):{fmt}}" if len(values) > 1 else ""
-        return f"{statistics.mean(values):{fmt}}{spread}"
-
     print(f"\nlaunch.py {' '.join(CELL)}; mean ± sd over {args.repeats} runs\n")
     print("| collector | wall (s) | collecting (s) | collections (young, middle, full) |\n|---|---|---|---|")
     for mode, runs in figures.items():
-        print(f"| {mode} | {cell([r['wall'] for r in runs], '.1f')} | {cell([r['seconds'] for r in runs], '.2f')} "
+        print(f"| {mode} | {mean_sd([r['wall'] for r in runs], '.1f')} | {mean_sd([r['seconds'] for r in runs], '.2f')} "
               f"| {tuple(runs[-1]['collections'])} |")
 
 
