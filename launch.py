@@ -19,9 +19,9 @@ def main(cfg: DictConfig) -> float:
         print("tpt: error: cluster=slurm submits through Hydra's multirun launcher: add -m "
               "(python launch.py -m cluster=slurm ...), even for a single cell", file=sys.stderr)
         raise SystemExit(2)
-    from tpt.runtime import collect_garbage_less_often
+    from tpt.runtime import tune_process
 
-    collect_garbage_less_often()  # here, not at import: this function is also what a SLURM job runs
+    tune_process()  # here, not at import: this function is also what a SLURM job runs
     # torch, transformers and the engines: imported once Hydra has parsed the command line (--help stays fast)
     from tpt.loop import run_cell
     from tpt.preflight import USER_ERRORS

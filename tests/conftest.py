@@ -22,10 +22,10 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     """Under pytest-xdist (`pytest -n auto`), each worker's torch gets its share of the
     cores: two processes both spinning on every core slow each other down far more than they gain.
-    The test processes collect garbage as tpt's own processes do (tpt/runtime.py)."""
-    from tpt.runtime import collect_garbage_less_often
+    The test processes apply the settings tpt's own processes do (tpt/runtime.py)."""
+    from tpt.runtime import tune_process
 
-    collect_garbage_less_often()
+    tune_process()
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         threads = str(max(1, (os.cpu_count() or 1) // workers))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from tpt.backends.base import Completion, Sampling, stream_seed
-from tpt.runtime import collect_garbage_less_often
+from tpt.runtime import tune_process
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def inductor_environment() -> Dict[str, str]:
 def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     """The engine's process: start vLLM, then answer (prompt_ids, keys, sampling) requests until told to
     stop (None) or until the parent is gone. `env`: its share of the devices, as a replica."""
-    collect_garbage_less_often()  # before vLLM's imports
+    tune_process()  # before vLLM's imports
     # vLLM's CPU build keeps one core for its front end by default; in an offline batch that core
     # mostly idles (docs/benchmarks.md: generation with and without the reserved core).
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")

@@ -24,7 +24,7 @@ from tpt.cluster import check_sbatch, submitit_parameters
 from tpt.models import load_tokenizer
 from tpt.preflight import prepare, typed
 from tpt.rundir import RunDir
-from tpt.runtime import collect_garbage_less_often
+from tpt.runtime import tune_process
 from tpt.stages.generation import Job, Plan, generate_chunks, plan, store_of
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def wait_until_dequeued(tasks, poll_s: float = POLL_S) -> None:
 
 def run_task(config: dict, run_path: str, job: Job, chunks: List[int]) -> int:
     """One array task: generate the given chunks of the cell's stage (skipping any already finished)."""
-    collect_garbage_less_often()  # this SLURM job's process
+    tune_process()  # this SLURM job's process
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     cfg = typed(config)
     cell = Cell.open(cfg, RunDir(Path(run_path)), *prepare(cfg))

@@ -12,12 +12,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from tpt.io import read_json, read_jsonl, write_json
-from tpt.runtime import collect_garbage_less_often
+from tpt.runtime import tune_process
 from tpt.training.sft import train_and_save
 
 
 def main(job_path: str) -> None:
-    collect_garbage_less_often()  # before TRL's imports
+    tune_process()  # before TRL's imports
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     job = read_json(Path(job_path))
     result = train_and_save(job["base_model"], read_jsonl(Path(job["examples"])), Path(job["out_dir"]),
