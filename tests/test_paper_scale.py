@@ -77,12 +77,14 @@ def test_gemma2_loads_with_attention_that_applies_its_soft_cap(tmp_path):
     assert torch.allclose(ours(ids).logits, logits["eager"], atol=1e-5)
 
 
-def test_models_without_a_soft_cap_keep_the_default_attention():
-    from transformers import LlamaConfig
+def test_on_a_gpu_only_a_soft_cap_changes_the_default_attention_and_a_cpu_computes_eager():
+    from transformers import Gemma2Config, LlamaConfig
 
     from tpt.models import attention_for
 
     assert attention_for(LlamaConfig(), "cuda") is None
+    assert attention_for(Gemma2Config(), "cuda") in ("eager", "flash_attention_2")  # both apply the cap
+    assert attention_for(LlamaConfig(), "cpu") == attention_for(Gemma2Config(), "cpu") == "eager"
 
 
 @pytest.mark.parametrize("gpus, nodes, strategy", [(1, 1, "single"), (4, 1, "fsdp"), (8, 2, "fsdp"), (2, 1, "ddp")])
