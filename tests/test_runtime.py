@@ -33,7 +33,9 @@ print(json.dumps({"mapped": mapped, "young_every": gc.get_threshold()[0],
                   "env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}}))
 """
 
-glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings (tpt/runtime.py)")
+libc, version = platform.libc_ver()
+glibc_only = pytest.mark.skipif(libc != "glibc" or tuple(map(int, version.split(".")[:2])) < (2, 33),
+                                reason="glibc's malloc settings (tpt/runtime.py), read back with mallinfo2 (glibc 2.33+)")
 
 
 def probe(mode: str, **env) -> dict:
@@ -46,7 +48,7 @@ def probe(mode: str, **env) -> dict:
 @glibc_only
 def test_a_tuned_process_keeps_blocks_of_a_few_mib_on_its_heap_and_its_children_inherit_that():
     default, tuned = probe("default"), probe("tuned")
-    assert default["mapped"] >= 16 << 20 and default["young_every"] == 700 and default["env"] == {}
+    assert default["mapped"] >= 16 << 20 and default["young_every"] < 50_000 and default["env"] == {}
     assert tuned["mapped"] == 0 and tuned["young_every"] == 50_000
     assert tuned["env"] == {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 

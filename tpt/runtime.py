@@ -37,8 +37,8 @@ def reuse_freed_memory() -> None:
     """Keep freed tensor memory for the next step instead of handing it back to the system. A decoding
     step on a CPU allocates and frees KV-cache copies and activations of a few MiB, layer after layer;
     with glibc's defaults many of them are mapped fresh each time, and every page faults in again: the
-    embedded model's sampling spent 11 s of 35 in the kernel (CPU D), with these settings 1 s, at
-    the same peak memory. Set for this process (mallopt) and, through glibc's environment variables,
+    embedded model's sampling spent 11 of its 36 CPU-seconds in the kernel (CPU D), with these
+    settings 1 of 25, at the same peak memory. Set for this process (mallopt) and, through glibc's environment variables,
     for the processes it starts (vLLM's own workers too). Values a user already set stay; elsewhere
     than glibc (macOS), nothing changes."""
     if any(name in os.environ for name in _MALLOPT) or platform.libc_ver()[0] != "glibc":
