@@ -19,6 +19,7 @@ _MALLOPT = {"MALLOC_MMAP_THRESHOLD_": (-3, MMAP_THRESHOLD), "MALLOC_TRIM_THRESHO
 
 
 def tune_process() -> None:
+    """Both settings below; calling it again changes nothing (launch.py does so for each cell)."""
     collect_garbage_less_often()
     reuse_freed_memory()
 
@@ -38,9 +39,9 @@ def reuse_freed_memory() -> None:
     step on a CPU allocates and frees KV-cache copies and activations of a few MiB, layer after layer;
     with glibc's defaults many of them are mapped fresh each time, and every page faults in again: the
     embedded model's sampling spent 11 of its 36 CPU-seconds in the kernel (CPU D), with these
-    settings 1 of 25, at the same peak memory. Set for this process (mallopt) and, through glibc's environment variables,
-    for the processes it starts (vLLM's own workers too). Values a user already set stay; elsewhere
-    than glibc (macOS), nothing changes."""
+    settings 1 of 25, at the same peak memory. Set for this process (mallopt) and, through glibc's
+    environment variables, for the processes it starts (vLLM's own workers too). Values a user
+    already set stay; elsewhere than glibc (macOS), nothing changes."""
     if any(name in os.environ for name in _MALLOPT) or platform.libc_ver()[0] != "glibc":
         return
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
