@@ -7,9 +7,9 @@ loads through tpt.models.load_causal_lm as tpt.training.sft.build_trainer does, 
 accelerate's own FSDP2 preparation (fsdp2_prepare_model: fully_shard per decoder layer, rank 0's
 weights broadcast shard by shard). accelerate will not run FSDP on a CPU, so its Accelerator is stood
 in for by the five attributes that function reads, and tpt is told it is on a GPU machine. Each rank
-writes rank<N>.json: resident memory (VmRSS, kB) before loading, after loading and after sharding; its
-peak (VmHWM) while loading; the bytes of its parameters' storage after loading and after sharding; the
-loss of one fixed batch.
+writes rank<N>.json: resident memory (VmRSS, kB) and held memory (`held_kb`) before loading, after loading
+and after sharding; its peak resident memory (VmHWM) while loading; the bytes of its parameters' storage
+after loading and after sharding; the loss of one fixed batch.
 """
 import ctypes
 import gc
@@ -17,6 +17,13 @@ import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+
+# Count resident memory in 4 KiB pages even where the kernel backs every heap with 2 MiB pages
+# (transparent_hugepage=always): a meta-device load touches a few dozen small allocations, each of
+# which would otherwise count as 2 MiB. Before torch is imported, so all of its memory is counted so.
+PR_SET_THP_DISABLE = 41
+LIBC = ctypes.CDLL(None)
+LIBC.prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
 
 import torch
 import torch.distributed as dist
@@ -30,6 +37,15 @@ import tpt.models
 from tpt.models import load_causal_lm
 
 tpt.models.device = lambda: "cuda"  # as on the GPU machines FSDP runs on (on a CPU accelerate trains as DDP)
+
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+if hasattr(LIBC, "mallinfo2"):  # glibc 2.33+
+    LIBC.mallinfo2.restype = Mallinfo2
 
 
 def memory_kb(field: str) -> int:
@@ -49,11 +65,22 @@ def storage_bytes(model) -> int:
     return total
 
 
+def held_kb() -> int:
+    """Memory this process holds: what malloc has handed out and not had back (heap and mapped blocks,
+    glibc's mallinfo2), plus the pages of mapped files it has touched (safetensors' weights). Unlike
+    VmRSS it leaves out freed memory the allocator keeps for reuse, which tpt/runtime.py's settings
+    allow and which malloc_trim does not always hand back. Before glibc 2.33: VmRSS."""
+    if not hasattr(LIBC, "mallinfo2"):
+        return memory_kb("VmRSS")
+    info = LIBC.mallinfo2()
+    return (info.uordblks + info.hblkhd) // 1024 + memory_kb("RssFile")
+
+
 def release_freed_memory() -> None:
     """Collect what only reference cycles keep, and hand memory the allocator has freed back to the OS,
-    so VmRSS counts only what is alive."""
+    so VmRSS counts what is alive as nearly as it can."""
     gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    LIBC.malloc_trim(0)
 
 
 def main(model_dir: str, out_dir: str) -> None:
@@ -68,7 +95,7 @@ def main(model_dir: str, out_dir: str) -> None:
         AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
     dist.barrier()
     release_freed_memory()
-    before = memory_kb("VmRSS")
+    before, held_before = memory_kb("VmRSS"), held_kb()
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS, so the peak below is the load's own
     model = load_causal_lm(model_dir, dtype="float32", place=False)  # as build_trainer loads it
     peak_loading = memory_kb("VmHWM")
@@ -76,13 +103,13 @@ def main(model_dir: str, out_dir: str) -> None:
     loaded_bytes = storage_bytes(model)
     model = fsdp2_prepare_model(accelerator, model)
     release_freed_memory()
-    sharded = memory_kb("VmRSS")
+    sharded, held_sharded = memory_kb("VmRSS"), held_kb()
     sharded_bytes = storage_bytes(model)  # before any forward: one leaves the embedding's group gathered
     with torch.no_grad():
         loss = model(input_ids=batch, labels=batch).loss.item()
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps({
         "world": world, "rss_before_kb": before, "rss_loaded_kb": loaded, "peak_loading_kb": peak_loading,
-        "rss_sharded_kb": sharded, "loaded_bytes": loaded_bytes, "sharded_bytes": sharded_bytes,
+        "rss_sharded_kb": sharded, "held_before_kb": held_before, "held_sharded_kb": held_sharded, "loaded_bytes": loaded_bytes, "sharded_bytes": sharded_bytes,
         "loss": loss}))
     dist.barrier()
     dist.destroy_process_group()
