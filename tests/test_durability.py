@@ -76,6 +76,30 @@ def test_many_processes_converting_the_embedded_model_publish_one_copy(tmp_path)
     assert not leftovers(tmp_path)
 
 
+def test_a_conversion_parses_the_gguf_file_once_and_leaves_gguf_as_it_was(monkeypatch):
+    """transformers loads the config, the tokenizer and the weights each through load_gguf_checkpoint;
+    inside gguf_parsed_once the file is parsed by the first only (tpt/models.py; the converted files
+    are the same bytes either way). Fails if transformers stops looking the parser up on gguf."""
+    import gguf
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    from tpt.models import _embedded_gguf, gguf_parsed_once
+
+    parsed = []
+
+    class CountingReader(gguf.GGUFReader):
+        def __init__(self, *args, **kwargs):
+            parsed.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", CountingReader)
+    path = str(Path(*_embedded_gguf("smollm2-135m-instruct")))
+    with gguf_parsed_once():
+        assert load_gguf_checkpoint(path) == load_gguf_checkpoint(path)
+    assert len(parsed) == 1
+    assert gguf.GGUFReader is CountingReader  # as it was before
+
+
 # --- damage ---------------------------------------------------------------------------------------------
 def test_a_damaged_keyed_entry_is_named_dropped_and_computed_again(tmp_path, caplog):
     store = KeyedStore(tmp_path, "verdicts")
