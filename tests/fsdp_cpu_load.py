@@ -109,8 +109,8 @@ def main(model_dir: str, out_dir: str) -> None:
         loss = model(input_ids=batch, labels=batch).loss.item()
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps({
         "world": world, "rss_before_kb": before, "rss_loaded_kb": loaded, "peak_loading_kb": peak_loading,
-        "rss_sharded_kb": sharded, "held_before_kb": held_before, "held_sharded_kb": held_sharded, "loaded_bytes": loaded_bytes, "sharded_bytes": sharded_bytes,
-        "loss": loss}))
+        "rss_sharded_kb": sharded, "held_before_kb": held_before, "held_sharded_kb": held_sharded,
+        "loaded_bytes": loaded_bytes, "sharded_bytes": sharded_bytes, "loss": loss}))
     dist.barrier()
     dist.destroy_process_group()
 

@@ -121,7 +121,7 @@ def test_fsdp_ranks_hold_half_the_model_after_loading(tmp_path):
         reference_loss = unsharded(input_ids=batch, labels=batch).loss.item()
     mb = 1 / 2**20
     for r, info in enumerate(ranks):
-        grew = (info["held_sharded_kb"] - info["held_before_kb"]) * 1024  # allocated, not free memory kept for reuse
+        grew = (info["held_sharded_kb"] - info["held_before_kb"]) * 1024  # allocated, not freed memory kept for reuse
         resident = (info["rss_sharded_kb"] - info["rss_before_kb"]) * 1024
         print(f"rank {r}: model {full * mb:.0f} MB; loaded {info['loaded_bytes'] * mb:.0f} MB, "
               f"peak while loading +{(info['peak_loading_kb'] - info['rss_before_kb']) / 1024:.0f} MB; "
