@@ -40,6 +40,7 @@ def miniature_sweep(tmp_path_factory):
     run = launch_row(sweep)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "round | Pass@1 | Pass@2 | Correct@2" in run.stdout  # the table a run prints
+    assert "leaked" not in run.stderr  # vLLM's processes leave nothing for the resource tracker to clean up
     [cell] = [p for p in sweep.iterdir() if (p / "metrics.jsonl").is_file()]
     return sweep, cell
 
