@@ -36,16 +36,9 @@ from transformers import AutoConfig, AutoModelForCausalLM
 import tpt.models
 from tpt.models import load_causal_lm
 
+from malloc_info import mallinfo2  # tests/, this script's folder, is first on sys.path
+
 tpt.models.device = lambda: "cuda"  # as on the GPU machines FSDP runs on (on a CPU accelerate trains as DDP)
-
-
-class Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-
-if hasattr(LIBC, "mallinfo2"):  # glibc 2.33+
-    LIBC.mallinfo2.restype = Mallinfo2
 
 
 def memory_kb(field: str) -> int:
@@ -70,9 +63,9 @@ def held_kb() -> int:
     glibc's mallinfo2), plus the pages of mapped files it has touched (safetensors' weights). Unlike
     VmRSS it leaves out freed memory the allocator keeps for reuse, which tpt/runtime.py's settings
     allow and which malloc_trim does not always hand back. Before glibc 2.33: VmRSS."""
-    if not hasattr(LIBC, "mallinfo2"):
+    info = mallinfo2()
+    if info is None:
         return memory_kb("VmRSS")
-    info = LIBC.mallinfo2()
     return (info.uordblks + info.hblkhd) // 1024 + memory_kb("RssFile")
 
 

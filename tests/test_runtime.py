@@ -19,15 +19,12 @@ import ctypes, gc, json, os, sys
 if sys.argv[1] == "tuned":
     from tpt.runtime import tune_process
     tune_process()
-class Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+from tests.malloc_info import mallinfo2
 libc = ctypes.CDLL(None)
-libc.mallinfo2.restype, libc.malloc.restype, libc.malloc.argtypes = Mallinfo2, ctypes.c_void_p, [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-before = libc.mallinfo2().hblkhd
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+before = mallinfo2().hblkhd
 block = libc.malloc(16 << 20)
-mapped = libc.mallinfo2().hblkhd - before
+mapped = mallinfo2().hblkhd - before
 libc.free(block)
 print(json.dumps({"mapped": mapped, "young_every": gc.get_threshold()[0],
                   "env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}}))

@@ -15,7 +15,9 @@ YOUNG_COLLECTION_EVERY = 50_000
 # back to the system past this much (default: twice the adaptive threshold).
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 128 << 20
-_MALLOPT = {"MALLOC_MMAP_THRESHOLD_": (-3, MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": (-1, TRIM_THRESHOLD)}
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's option numbers (<malloc.h>)
+_MALLOPT = {"MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+            "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, TRIM_THRESHOLD)}
 
 
 def tune_process() -> None:
