@@ -1,5 +1,9 @@
-"""cluster=slurm's config: resources from the model preset, queue names from the environment."""
-from tests.conftest import compose
+"""cluster=slurm's config: resources from the model preset, queue names from the environment; how a cell
+takes the SIGTERM that SLURM sends when it stops a job (the whole story is in test_slurm.py)."""
+import subprocess
+import sys
+
+from tests.conftest import ROOT, compose
 from tpt.cluster import submitit_parameters
 
 
@@ -39,3 +43,39 @@ def test_cluster_choice_stays_out_of_the_cell_directory():
         for cluster in (["cluster=local"], ["cluster=slurm", "cluster.gpus=2", "cluster.partition=debug"]):
             cfg = hydra_compose(config_name="config", overrides=[*cluster, "pruning=none"], return_hydra_config=True)
             assert cfg.hydra.run.dir == "outputs/tpt/pruning=none"
+
+
+def watched(body: str) -> subprocess.CompletedProcess:
+    """`body` run in a fresh Python (it signals itself) after `watch = SigtermWatch()`."""
+    script = "import os, signal, time\nfrom tpt.cluster import SigtermWatch\n" + body
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_a_sigterm_is_noted_and_passed_to_the_handler_it_replaced():
+    done = watched("""
+seen = []
+signal.signal(signal.SIGTERM, lambda *a: seen.append("submitit's handler"))
+watch = SigtermWatch()
+watch.wait_for_the_kill(RuntimeError("the cell's own failure"))  # no SIGTERM yet: returns at once
+assert watch.received_at is None
+os.kill(os.getpid(), signal.SIGTERM)
+assert seen == ["submitit's handler"] and watch.received_at is not None
+start = time.monotonic()
+watch.wait_for_the_kill(RuntimeError("training failed (exit code -15)"), wait_s=2)
+print(f"waited {time.monotonic() - start:.1f} s")
+""")
+    assert done.returncode == 0, done.stderr
+    assert "waited 2.0 s" in done.stdout or "waited 1.9 s" in done.stdout, done.stdout
+    assert "the cell failed (RuntimeError: training failed (exit code -15)) after SIGTERM" in done.stderr
+    assert "no SIGKILL came within 2 s of the SIGTERM: reporting the failure" in done.stderr
+    assert "own failure" not in done.stderr
+
+
+def test_without_a_handler_before_it_a_sigterm_still_ends_the_process():
+    done = watched("""
+watch = SigtermWatch()
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(5)
+print("survived")
+""")
+    assert done.returncode == -15 and "survived" not in done.stdout

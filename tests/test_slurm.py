@@ -80,9 +80,9 @@ def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny
         assert f"#SBATCH --chdir={sweep}/.code/" in s  # jobs run from the code snapshot
 
 
-# A cell that trains in round 1 (pruning=none keeps every sample). The tests stop its job with SIGSTOP
-# once round 1 train has started: its training process takes seconds to start, so the stop always
-# lands inside that stage, and nothing needs to make the cell slow.
+# A cell that trains in round 1 (pruning=none keeps every sample). The tests signal its job once round 1
+# train has started: its training process takes seconds to start, so the signal always lands inside
+# that stage, and nothing needs to make the cell slow.
 REQUEUED_CELL = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
                  "data.size=6"]
 
@@ -112,25 +112,45 @@ def submitted_while_training(env, tiny_model_dir, sweep):
 
 
 def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_model_dir, requeue_reference, tmp_path):
+    """SLURM stops a job it requeues (or preempts) with SIGTERM to its processes and SIGKILL KillWait
+    seconds later (30 s by default). The SIGTERM kills the cell's training process and the cell fails
+    inside that window: it must not report the failure (CI saw this race once). The test widens the
+    window: it sends the SIGTERM to the cell's job step (not to the batch script's srun, which would
+    cancel the step) and requeues once the cell has failed, so the SIGKILL always comes last."""
     sweep = tmp_path / "sweep"
     proc, job = submitted_while_training(slurm_cluster, tiny_model_dir, sweep)
-    pids = signal_job(slurm_cluster, job, signal.SIGSTOP)  # frozen where it is: its next stages take seconds
-    assert not list(sweep.glob("*/round_1/eval/DONE.json")), "the job finished before it could be requeued"
+    wait_for(lambda: any("tpt.training.worker" in cmdline(pid) for pid in signal_job(slurm_cluster, job, 0, "0")),
+             what="the training process to start")  # signal 0 only lists the step's processes
+    assert signal_job(slurm_cluster, job, signal.SIGTERM, step="0")
+    [run_log] = sweep.glob("*/launch.log")
+    waiting = "SLURM is stopping it (requeue, preemption or scancel), so the failure is not its result"
+    wait_for(lambda: proc.poll() is not None or waiting in run_log.read_text(),
+             what="the cell to fail and wait for the SIGKILL")
+    assert proc.poll() is None, finish(proc)[1][-4000:]  # the driver must not have a result yet
+    assert "the cell failed (LaunchError: training failed (exit code -15)" in run_log.read_text()
+    assert not list(sweep.glob("*/round_1/eval/DONE.json"))
     slurm(slurm_cluster, "scontrol", "requeue", job)
-    assert pids
     restarted_job_resumes(slurm_cluster, job, proc, sweep, requeue_reference)
 
 
-def signal_job(env, job, sig):
-    """Send `sig` to every process of the job's steps (as SLURM's own signals reach them); their pids."""
-    listing = slurm(env, "scontrol", "listpids", job).splitlines()[1:]  # PID JOBID STEPID ...
-    pids = [int(line.split()[0]) for line in listing if line.split() and line.split()[0].isdigit()]
+def signal_job(env, job, sig, step=None):
+    """Send `sig` to every process of the job's steps (as SLURM's own signals reach them), or of one
+    step (the cell runs as step "0"); their pids."""
+    listing = [line.split() for line in slurm(env, "scontrol", "listpids", job).splitlines()[1:]]
+    pids = [int(f[0]) for f in listing if f and f[0].isdigit() and step in (None, f[2])]  # PID JOBID STEPID ...
     for pid in pids:
         try:
-            os.kill(pid, sig)
+            os.kill(pid, sig)  # signal 0 checks only that it exists
         except ProcessLookupError:
             pass
     return pids
+
+
+def cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # it has ended
+        return ""
 
 
 def restarted_job_resumes(env, job, proc, sweep, reference):

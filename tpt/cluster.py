@@ -7,8 +7,10 @@ import hashlib
 import json
 import logging
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -126,3 +128,50 @@ def describe_failure(job, idx: int, overrides: List[str], state: str, error: Exc
         tail = "".join(f"\n      | {line}" for line in lines)
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return f"  - {cell_label(idx, overrides)}: SLURM job {job.job_id}, state {state}: {reason}\n    log: {stderr}{tail}"
+
+
+# --- SLURM stopping a job -------------------------------------------------------------------------
+# How long a cell that failed after SLURM's SIGTERM waits for the SIGKILL that follows it: SLURM's
+# KillWait (30 s by default) or a preemption's GraceTime (per partition, usually minutes).
+STOP_WAIT_S = 600
+
+
+class SigtermWatch:
+    """Notes when SIGTERM reaches the cell's process, then calls the handler it replaced (submitit's,
+    which ignores it).
+
+    SLURM stops a job (requeue, preemption, scancel, the time limit) with SIGTERM to every process of
+    the job, then SIGKILL KillWait seconds later. The cell ignores the SIGTERM, but its children (the
+    training processes, a vLLM engine) die of it, so the cell fails a moment later, and submitit would
+    write that failure as the job's result before the SIGKILL: the sweep would report the cell failed
+    while SLURM requeues its job. A cell that fails after a SIGTERM therefore reports nothing and
+    waits for SLURM to end the job (`wait_for_the_kill`)."""
+
+    def __init__(self) -> None:
+        self.received_at: float | None = None
+        self._previous = signal.getsignal(signal.SIGTERM) or signal.SIG_DFL  # None: not set from Python
+        signal.signal(signal.SIGTERM, self._note)
+
+    def _note(self, signum, frame) -> None:
+        if self.received_at is None:
+            self.received_at = time.monotonic()
+        if callable(self._previous):
+            self._previous(signum, frame)
+        else:  # no handler before this one (not under submitit): SIGTERM does what it did before
+            signal.signal(signal.SIGTERM, self._previous)
+            signal.raise_signal(signal.SIGTERM)
+
+    def wait_for_the_kill(self, failure: BaseException, wait_s: float = STOP_WAIT_S) -> None:
+        """After a SIGTERM: wait up to `wait_s` for SLURM's SIGKILL, so `failure` is never reported.
+        Returns at once if no SIGTERM came (the failure is the cell's own), or when the wait is over
+        (someone else sent the SIGTERM: the failure is reported then)."""
+        if self.received_at is None:
+            return
+        log.warning("the cell failed (%s: %s) after SIGTERM reached this job: SLURM is stopping it (requeue, "
+                    "preemption or scancel), so the failure is not its result; waiting up to %d s for SLURM's "
+                    "SIGKILL", type(failure).__name__, str(failure).strip().splitlines()[0] if str(failure).strip()
+                    else "", wait_s)
+        deadline = self.received_at + wait_s
+        while time.monotonic() < deadline:
+            time.sleep(1)
+        log.warning("no SIGKILL came within %d s of the SIGTERM: reporting the failure", wait_s)

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, open_dict, read_write
 
 from tpt import miniature
 from tpt.config import ConfigError
 from tpt.validate import validate
-from tpt.cluster import (ClusterError, cell_label, check_partition, check_sbatch, describe_failure, fail,
-                         snapshot_code, submission_key, submitit_parameters)
+from tpt.cluster import (ClusterError, SigtermWatch, cell_label, check_partition, check_sbatch, describe_failure,
+                         fail, snapshot_code, submission_key, submitit_parameters)
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,12 @@ class SlurmSweepLauncher(SlurmLauncher):
         with read_write(sweep_config.hydra.job), open_dict(sweep_config.hydra.job) as job:
             job.id = submitit.JobEnvironment().job_id
             job.num = job_num
-        return run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
-                       job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
+        sigterm = SigtermWatch()  # after submitit's own handler, which it calls
+        ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
+                      job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
+        if ret.status == JobStatus.FAILED:  # Hydra keeps the cell's exception as its return value
+            sigterm.wait_for_the_kill(ret._return_value)
+        return ret
 
     def _wait(self, jobs: List[Any], cells: List[tuple]) -> List[JobReturn]:
         """Every job's result, in cell order; failures are collected, then reported together."""
