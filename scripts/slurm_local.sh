@@ -79,7 +79,8 @@ SlurmdLogFile=$DIR/log/slurmd.log
 SlurmctldPort=${TPT_SLURMCTLD_PORT:-6817}
 SlurmdPort=${TPT_SLURMD_PORT:-6818}
 ReturnToService=2
-KillWait=5
+# SIGTERM to SIGKILL when a job is cancelled or requeued: 30 s by default; 2 s keeps those tests short.
+KillWait=2
 MinJobAge=300
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
