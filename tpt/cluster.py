@@ -126,8 +126,13 @@ def describe_failure(job, idx: int, overrides: List[str], state: str, error: Exc
     if stderr.is_file():
         lines = stderr.read_text(errors="replace").strip().splitlines()[-8:]
         tail = "".join(f"\n      | {line}" for line in lines)
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"  - {cell_label(idx, overrides)}: SLURM job {job.job_id}, state {state}: {reason}\n    log: {stderr}{tail}"
+    return (f"  - {cell_label(idx, overrides)}: SLURM job {job.job_id}, state {state}: {first_line(error)}\n"
+            f"    log: {stderr}{tail}")
+
+
+def first_line(error: BaseException) -> str:
+    """An exception in one line: its message's first line, or its type's name when it has none."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 # --- SLURM stopping a job -------------------------------------------------------------------------
@@ -169,8 +174,7 @@ class SigtermWatch:
             return
         log.warning("the cell failed (%s: %s) after SIGTERM reached this job: SLURM is stopping it (requeue, "
                     "preemption or scancel), so the failure is not its result; waiting up to %d s for SLURM's "
-                    "SIGKILL", type(failure).__name__, str(failure).strip().splitlines()[0] if str(failure).strip()
-                    else "", wait_s)
+                    "SIGKILL", type(failure).__name__, first_line(failure), wait_s)
         deadline = self.received_at + wait_s
         while time.monotonic() < deadline:
             time.sleep(1)

@@ -93,8 +93,11 @@ class SlurmSweepLauncher(SlurmLauncher):
         sigterm = SigtermWatch()  # after submitit's own handler, which it calls
         ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
                       job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
-        if ret.status == JobStatus.FAILED:  # Hydra keeps the cell's exception as its return value
-            sigterm.wait_for_the_kill(ret._return_value)
+        if ret.status == JobStatus.FAILED:
+            try:
+                ret.return_value  # raises the cell's exception, which Hydra kept
+            except Exception as failure:
+                sigterm.wait_for_the_kill(failure)
         return ret
 
     def _wait(self, jobs: List[Any], cells: List[tuple]) -> List[JobReturn]:

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from tpt.backends import release_all
 from tpt.cell import Cell
-from tpt.cluster import check_sbatch, submitit_parameters
+from tpt.cluster import check_sbatch, first_line, submitit_parameters
 from tpt.models import load_tokenizer
 from tpt.preflight import prepare, typed
 from tpt.rundir import RunDir
@@ -60,7 +60,7 @@ def fan_out(cell: Cell, job: Job, p: Plan, pending: Sequence[int]) -> None:
                     task.result()
                     continue
                 except Exception as e:  # failed: its chunks are looked for below
-                    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    reason = first_line(e)
             else:  # cancelled, preempted or killed before it could write its result
                 reason = f"SLURM state {task.watcher.get_state(task.job_id, mode='force')}"
             log.warning("%s: array task %s (chunks %s) ended without finishing: %s", job.desc, task.job_id, part,
