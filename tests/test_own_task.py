@@ -259,7 +259,7 @@ SMALL = ["cache=off", "rounds=1", "task.eval_questions=4", "task.train_questions
          "eval.k=[1,2]", "backend=hf", "data.scale=0.003", "data.shortfall=warn"]  # 2k examples -> 6 of the 8 questions
 
 
-def run_miniature(*overrides, sweep: Path):
+def run_miniature(*overrides, sweep: Path):  # the whole loop, once
     res = subprocess.run([sys.executable, "launch.py", "-m", *overrides, "miniature=true", *SMALL,
                           f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=880)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -272,13 +272,24 @@ def run_miniature(*overrides, sweep: Path):
     return pinned, samples
 
 
-@pytest.mark.e2e
-@pytest.mark.timeout(900)
-def test_a_jsonl_cell_runs_as_its_miniature(tmp_path):
+def test_a_jsonl_cell_becomes_its_miniature_with_its_answer_rule(tmp_path):
+    """A miniature runs the bundled problems whatever the math task (the loop on them: the math500 cell
+    below); what it keeps of a jsonl task is its answer rule, in the instruction and the worked examples."""
+    from tpt import miniature
+    from tpt.tasks import load_task
+
     folder = write(tmp_path / "mine", "jsonl")
-    pinned, samples = run_miniature("task=jsonl", f"task.path={folder}", "task.fields.question=q",
-                                    "task.fields.answer=a", "task.answer=boxed", sweep=tmp_path / "sweep")
-    assert pinned.task.answer == "boxed" and "boxed" in PromptBuilder(pinned.task, [], True).instruction
+    overrides = ["task=jsonl", f"task.path={folder}", "task.fields.question=q", "task.fields.answer=a",
+                 "task.answer=boxed", "miniature=true"]
+    cfg = compose(overrides)
+    miniature.apply(cfg, overrides)  # task.fields.* (the replaced task's own keys) are dropped, not refused
+    validate(cfg)
+    assert (cfg.task.name, cfg.model.name) == ("arith", "smollm2_135m")
+    shots = load_task(cfg.task).train[:2]
+    prompt = PromptBuilder(cfg.task, shots, True)
+    assert cfg.task.answer == "boxed" and "boxed" in prompt.instruction
+    assert all(f"The answer is $\\boxed{{{p.answer}}}$." in answer and "####" not in answer
+               for p, (_, answer) in zip(shots, prompt.few_shot))  # not the bundled '#### N'
 
 
 @pytest.mark.e2e
