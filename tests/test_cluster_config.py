@@ -62,10 +62,10 @@ os.kill(os.getpid(), signal.SIGTERM)
 assert seen == ["submitit's handler"] and watch.received_at is not None
 start = time.monotonic()
 watch.wait_for_the_kill(RuntimeError("training failed (exit code -15)"), wait_s=2)
-print(f"waited {time.monotonic() - start:.1f} s")
+print(time.monotonic() - start)
 """)
     assert done.returncode == 0, done.stderr
-    assert "waited 2.0 s" in done.stdout or "waited 1.9 s" in done.stdout, done.stdout
+    assert 1.9 < float(done.stdout) < 2.9, done.stdout  # 2 s from the SIGTERM, which came just before
     assert "the cell failed (RuntimeError: training failed (exit code -15)) after SIGTERM" in done.stderr
     assert "no SIGKILL came within 2 s of the SIGTERM: reporting the failure" in done.stderr
     assert "own failure" not in done.stderr

@@ -175,7 +175,5 @@ class SigtermWatch:
         log.warning("the cell failed (%s: %s) after SIGTERM reached this job: SLURM is stopping it (requeue, "
                     "preemption or scancel), so the failure is not its result; waiting up to %d s for SLURM's "
                     "SIGKILL", type(failure).__name__, first_line(failure), wait_s)
-        deadline = self.received_at + wait_s
-        while time.monotonic() < deadline:
-            time.sleep(1)
+        time.sleep(max(0.0, self.received_at + wait_s - time.monotonic()))  # SIGKILL ends it sooner
         log.warning("no SIGKILL came within %d s of the SIGTERM: reporting the failure", wait_s)
