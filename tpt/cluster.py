@@ -1,5 +1,5 @@
-"""`cluster=slurm`: checks before submitting, the code snapshot, per-cell job parameters and failure
-reports (docs/design.md, "Clusters"). The launcher class itself lives in
+"""`cluster=slurm`: checks before submitting, the code snapshot, per-cell job parameters, failure
+reports and a cell's answer to SLURM's SIGTERM (docs/design.md, "Clusters"). The launcher class itself lives in
 hydra_plugins/tpt_slurm_launcher, where Hydra discovers launchers."""
 from __future__ import annotations
 
