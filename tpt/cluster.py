@@ -1,6 +1,6 @@
 """`cluster=slurm`: checks before submitting, the code snapshot, per-cell job parameters, failure
-reports and a cell's answer to SLURM's SIGTERM (docs/design.md, "Clusters"). The launcher class itself lives in
-hydra_plugins/tpt_slurm_launcher, where Hydra discovers launchers."""
+reports and a cell's answer to SLURM's SIGTERM (docs/design.md, "Clusters"). The launcher class
+itself lives in hydra_plugins/tpt_slurm_launcher, where Hydra discovers launchers."""
 from __future__ import annotations
 
 import hashlib
