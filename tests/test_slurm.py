@@ -119,8 +119,8 @@ def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_mod
     cancel the step) and requeues once the cell has failed, so the SIGKILL always comes last."""
     sweep = tmp_path / "sweep"
     proc, job = submitted_while_training(slurm_cluster, tiny_model_dir, sweep)
-    wait_for(lambda: any("tpt.training.worker" in cmdline(pid) for pid in signal_job(slurm_cluster, job, 0, "0")),
-             what="the training process to start")  # signal 0 only lists the step's processes
+    wait_for(lambda: any("tpt.training.worker" in cmdline(pid) for pid in job_pids(slurm_cluster, job, "0")),
+             what="the training process to start")
     assert signal_job(slurm_cluster, job, signal.SIGTERM, step="0")
     [run_log] = sweep.glob("*/launch.log")
     waiting = "SLURM is stopping it (requeue, preemption or scancel), so the failure is not its result"
@@ -133,14 +133,19 @@ def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_mod
     restarted_job_resumes(slurm_cluster, job, proc, sweep, requeue_reference)
 
 
+def job_pids(env, job, step=None):
+    """The processes of the job's steps, or of one step (the cell runs as step "0")."""
+    listing = [line.split() for line in slurm(env, "scontrol", "listpids", job).splitlines()[1:]]
+    return [int(f[0]) for f in listing if f and f[0].isdigit() and step in (None, f[2])]  # PID JOBID STEPID ...
+
+
 def signal_job(env, job, sig, step=None):
     """Send `sig` to every process of the job's steps (as SLURM's own signals reach them), or of one
-    step (the cell runs as step "0"); their pids."""
-    listing = [line.split() for line in slurm(env, "scontrol", "listpids", job).splitlines()[1:]]
-    pids = [int(f[0]) for f in listing if f and f[0].isdigit() and step in (None, f[2])]  # PID JOBID STEPID ...
+    step; their pids."""
+    pids = job_pids(env, job, step)
     for pid in pids:
         try:
-            os.kill(pid, sig)  # signal 0 checks only that it exists
+            os.kill(pid, sig)
         except ProcessLookupError:
             pass
     return pids
