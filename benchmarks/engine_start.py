@@ -22,7 +22,7 @@ def run(path, ids, keys, executor: str, sampling: dict):
 
     engine = engine_kwargs(path, dtype=resolve_dtype("auto"), revision=None, tensor_parallel_size=1, seed=0, cpu=True,
                            gpu_memory_utilization=0.9, kv_cache_gb=None, max_model_len=None, enforce_eager=None,
-                           pinned_cores=executor == "vLLM default")
+                           in_process=executor != "vLLM default")
     start = time.perf_counter()
     proc = EngineProcess(engine, {})
     ready = time.perf_counter() - start

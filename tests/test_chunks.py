@@ -105,7 +105,8 @@ def test_replicas_get_their_own_devices(monkeypatch):
 
 @pytest.mark.engine
 def test_replicas_share_a_stage_and_sample_alike(real_vllm, vllm_tiny_dir, tmp_path, caplog):
-    """Two engine processes share think's chunks on this CPU; every question samples as with one."""
+    """Two engine processes share think's chunks on this CPU, each on its own core; every question
+    samples as with one."""
     import logging
 
     from tests.conftest import engine_processes
@@ -124,6 +125,10 @@ def test_replicas_share_a_stage_and_sample_alike(real_vllm, vllm_tiny_dir, tmp_p
         cell = Cell.open(cfg, RunDir(tmp_path / f"run{replicas}"), *prepare(cfg))
         with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
             samples[replicas], _, _ = sample(cell, think.job(cell, 1))
+        if replicas == 2:  # each replica's engine keeps to its half of the cores
+            cores, half = sorted(os.sched_getaffinity(0)), len(os.sched_getaffinity(0)) // 2
+            pinned = sorted(sorted(os.sched_getaffinity(int(pid))) for pid in engine_processes())
+            assert pinned == [cores[:half], cores[half:2 * half]]
         release_all()
     assert caplog.text.count("VLLM_CPU_OMP_THREADS_BIND") == 2  # two engines, one core each
     assert samples[1] == samples[2] and len(samples[1]) == 8 * 3

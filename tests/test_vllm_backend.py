@@ -35,9 +35,11 @@ def test_engine_settings_for_cpu_and_gpu(monkeypatch):
     assert cpu["enforce_eager"] is True and "gpu_memory_utilization" not in cpu
     assert 1 << 30 <= cpu["kv_cache_memory_bytes"] <= 16 << 30
     assert cpu["max_model_len"] == cpu["max_num_batched_tokens"] == 2048 and cpu["enable_chunked_prefill"] is False
-    assert cpu["distributed_executor_backend"] == "uni"  # one process; a replica's pinned cores need vLLM's worker
+    assert cpu["distributed_executor_backend"] == "uni"  # one process, replicas too (pinned by tpt)
     assert "distributed_executor_backend" not in vllm_backend.engine_kwargs(
-        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, pinned_cores=True, **common)
+        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, in_process=False, **common)
+    assert "distributed_executor_backend" not in vllm_backend.engine_kwargs(  # a worker process per rank
+        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, **{**common, "tensor_parallel_size": 2})
     cpu = vllm_backend.engine_kwargs("m", cpu=True, kv_cache_gb=3, max_model_len=1024, enforce_eager=False,
                                      model_max_len=2048, **common)
     assert cpu["kv_cache_memory_bytes"] == 3 << 30 and cpu["max_model_len"] == 1024 and cpu["enforce_eager"] is False
@@ -194,7 +196,7 @@ def test_the_cpu_kv_cache_fits_the_numa_node_and_is_shared_by_replicas(monkeypat
                   kv_cache_gb=None, max_model_len=None, enforce_eager=None, model_max_len=2048, cpu=True)
     monkeypatch.setattr(vllm_backend, "memory_gb", lambda: 40.0)
     one = vllm_backend.engine_kwargs("m", **common)["kv_cache_memory_bytes"]
-    two = vllm_backend.engine_kwargs("m", replicas=2, pinned_cores=True, **common)["kv_cache_memory_bytes"]
+    two = vllm_backend.engine_kwargs("m", replicas=2, **common)["kv_cache_memory_bytes"]
     assert one == 10 << 30 and two == 5 << 30
     monkeypatch.undo()
     nodes = [int(line.split()[-2]) / 2**20 for p in Path("/sys/devices/system/node").glob("node[0-9]*/meminfo")

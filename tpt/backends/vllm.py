@@ -57,16 +57,16 @@ def memory_gb() -> float:
 def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_parallel_size: int, seed: int,
                   cpu: bool, gpu_memory_utilization: float, kv_cache_gb: Optional[float],
                   max_model_len: int | None, enforce_eager: Optional[bool], model_max_len: int | None = None,
-                  pinned_cores: bool = False, replicas: int = 1) -> Dict:
+                  in_process: bool = True, replicas: int = 1) -> Dict:
     """Arguments of `vllm.LLM(...)`. `dtype` is concrete (tpt.models.resolve_dtype); on CPU the KV
     cache is sized in bytes (vLLM's GPU share of memory does not apply) and compiling is skipped by
     default (compiling costs far more than a stage's generation; docs/benchmarks.md).
 
-    On CPU, one unpinned device runs engine core and worker inside the engine's process ("uni"):
-    vLLM's default starts two more processes that each import vLLM again, and starts and generates
-    slower for it (benchmarks/engine_start.py, docs/benchmarks.md), with the same samples. Replicas
-    keep the default: their cores are pinned (`pinned_cores`,
-    VLLM_CPU_OMP_THREADS_BIND), which only vLLM's worker process applies."""
+    On CPU without tensor parallelism, engine core and worker run inside the engine's process ("uni";
+    `in_process=False` keeps vLLM's default, for benchmarks/engine_start.py): the default starts two
+    more processes that each import vLLM again, and starts, generates and closes slower for it
+    (docs/benchmarks.md), with the same samples. A replica's cores are then pinned by tpt's engine
+    process (`pin_to_cores`), as vLLM's worker process would pin them."""
     kwargs = {"model": model_path, "tokenizer": model_path, "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
               "seed": seed, "enforce_eager": cpu if enforce_eager is None else enforce_eager}
     if revision:
@@ -77,7 +77,7 @@ def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_p
         length = max_model_len or min(CPU_MAX_MODEL_LEN, model_max_len or CPU_MAX_MODEL_LEN)
         kwargs.update(kv_cache_memory_bytes=int(gb * 2**30), max_model_len=length,
                       enable_chunked_prefill=False, max_num_batched_tokens=length)
-        if tensor_parallel_size == 1 and not pinned_cores:
+        if tensor_parallel_size == 1 and in_process:
             kwargs["distributed_executor_backend"] = "uni"
     else:
         kwargs["gpu_memory_utilization"] = gpu_memory_utilization
@@ -140,6 +140,20 @@ def _generate(llm, prompt_ids: List[List[int]], keys: List[str], sampling: Dict)
     return [[(c.text, c.n_tokens) for c in cs] for cs in completions], seconds, past
 
 
+def pin_to_cores(env: Dict[str, str]) -> None:
+    """In an engine that runs vLLM's worker in its own process: keep to the replica's cores
+    (`VLLM_CPU_OMP_THREADS_BIND`, one rank's list: "2,3") with a thread per core, as vLLM's
+    multiprocess executor sets up a worker process it starts (OMP_NUM_THREADS, its cores)."""
+    cores = env.get("VLLM_CPU_OMP_THREADS_BIND")
+    if not cores:
+        return
+    if "|" in cores:
+        raise ValueError(f"an engine in one process runs one rank; cores for several were given: {cores!r}")
+    ids = {int(core) for core in cores.split(",")}
+    os.sched_setaffinity(0, ids)
+    os.environ["OMP_NUM_THREADS"] = str(len(ids))
+
+
 def _name_process(title: str) -> None:
     """Name the engine's process in ps/top (vLLM names its own processes VLLM::...)."""
     try:
@@ -171,10 +185,11 @@ def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     # mostly idles (docs/benchmarks.md: generation with and without the reserved core).
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     os.environ.update(env)
-    os.environ.update(inductor_environment())
     in_process = engine.get("distributed_executor_backend") == "uni"
     if in_process:  # on CPU, vLLM keeps "uni" only in-process
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        pin_to_cores(env)  # before torch's import, which sizes its thread pool
+    os.environ.update(inductor_environment())
     _name_process("tpt-vllm")
     llm = None
     try:
@@ -373,7 +388,7 @@ class VLLMGenerator:
                                     gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
                                     max_model_len=max_model_len, enforce_eager=enforce_eager,
                                     model_max_len=model_max_length(model_path, revision) if cpu else None,
-                                    pinned_cores=bool(self.env) and cpu, replicas=replicas)
+                                    replicas=replicas)
         self.where = ("CPU" if cpu else f"GPU, tensor parallel {tensor_parallel_size}") + (
             f", replica {replica + 1}/{replicas}" if replicas > 1 else "")
 
