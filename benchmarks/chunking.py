@@ -34,7 +34,7 @@ def run_stage(overrides, run_path: Path):
     cell = Cell.open(cfg, RunDir(run_path), *prepare(cfg))
     job = eval_stage.job(cell, 0)
     start = time.perf_counter()
-    rows, _ = sample(cell, job)
+    rows, _, _ = sample(cell, job)
     return rows, sum(r["n_tokens"] for r in rows), time.perf_counter() - start
 
 

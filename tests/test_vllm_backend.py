@@ -220,3 +220,35 @@ def test_a_model_folder_with_glob_characters_is_given_to_vllm_under_a_plain_name
     plain = tmp_path / "plain"
     plain.mkdir()
     assert vllm_backend.glob_safe(str(plain)) == str(plain)
+
+
+# A caller that fails with an engine up, as a script would; the engine's process is stood in for by one
+# that serves as `_serve` does (answers "ok", then waits for requests until told to stop).
+FAILS_WITH_AN_ENGINE_UP = '''
+import sys
+from tpt.backends import vllm
+
+
+def serve(conn, engine, env):
+    conn.send(("ok", None))
+    while conn.recv() is not None:
+        pass
+
+
+if __name__ == "__main__":
+    vllm._serve = serve
+    vllm._live[("engine", "env")] = vllm.EngineProcess({}, {})
+    sys.exit("the caller failed")
+'''
+
+
+def test_a_process_that_fails_with_an_engine_up_exits(tmp_path):
+    """At exit the engine is told to stop before multiprocessing joins its children: the other order
+    (tpt's exit handler registered before multiprocessing's) left the process waiting forever."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fails.py"
+    script.write_text(FAILS_WITH_AN_ENGINE_UP)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "the caller failed" in res.stderr, res.stderr[-2000:]

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.util  # before `atexit.register(release)` below: see there
 import os
 import sys
 import tempfile
@@ -365,6 +366,9 @@ def replica_environment(replica: int, replicas: int, tensor_parallel_size: int, 
     return {"CUDA_VISIBLE_DEVICES": ",".join(share)}
 
 
+# At exit, before multiprocessing joins its live child processes (atexit runs the last registered
+# first; multiprocessing.util, imported above, registered its join on import): an engine left up by a
+# caller that failed would otherwise wait for a request forever, and its parent for it.
 atexit.register(release)
 
 
