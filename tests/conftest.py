@@ -102,9 +102,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build(tmp_path_factory.mktemp("tiny-model"))
 
 
+# The KV cache of an engine on the tiny random models, in GiB (backend.kv_cache_gb): some 2 KB a token,
+# so 1 GiB holds every test's prompts and samples at once many times over. The default, a quarter of
+# the node's memory (5.9 GiB on a 24 GiB machine), costs each engine start 5.6 CPU seconds more in
+# page faults on CPU D (docs/benchmarks.md, engine start). The default's sizing has tests of its own
+# (test_vllm_backend.py), and the embedded model's engines run with it (test_vllm_backend.py,
+# test_reference_run.py).
+TINY_KV_CACHE_GB = 1
+TINY_VLLM = ["backend=vllm", f"backend.kv_cache_gb={TINY_KV_CACHE_GB}"]  # a cell's overrides for it
+
+
 @pytest.fixture(scope="session")
 def vllm_tiny_dir(tmp_path_factory) -> Path:
-    """A tiny random Llama whose head size (64) vLLM's attention supports."""
+    """A tiny random Llama whose head size (64) vLLM's attention supports (engines on it take
+    TINY_KV_CACHE_GB)."""
     from tests.tiny_model import build
 
     return build(tmp_path_factory.mktemp("vllm-tiny"), hidden=128, heads=2, layers=2)

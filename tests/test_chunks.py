@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.conftest import compose, count_generate_calls, tiny_overrides
+from tests.conftest import TINY_VLLM, compose, count_generate_calls, tiny_overrides
 from tpt import loop
 from tpt.backends.hf import HFGenerator
 from tpt.stages.array import shares
@@ -120,8 +120,8 @@ def test_replicas_share_a_stage_and_sample_alike(real_vllm, vllm_tiny_dir, tmp_p
     model = vllm_tiny_dir
     samples = {}
     for replicas in (2, 1):
-        cfg = compose(tiny_overrides(model) + ["backend=vllm", "task.train_questions=8", "think.chunk_size=2",
-                                               "think.n=3", f"backend.replicas={replicas}"])
+        cfg = compose(tiny_overrides(model) + TINY_VLLM + ["task.train_questions=8", "think.chunk_size=2",
+                                                           "think.n=3", f"backend.replicas={replicas}"])
         cell = Cell.open(cfg, RunDir(tmp_path / f"run{replicas}"), *prepare(cfg))
         with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
             samples[replicas], _, _ = sample(cell, think.job(cell, 1))

@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, TINY_KV_CACHE_GB, compose
 from tpt.prompt import build_messages
 from tpt.training.sft import build_trainer, to_conversations
 
@@ -145,7 +145,7 @@ def test_vllm_serves_the_fsdp_checkpoint(real_vllm, vllm_tiny_dir, fsdp_step):
     prompts, keys = [[1, 2, 3], [4, 5, 6, 7]], ["a", "b"]
     samples = {}
     for name, model in (("fsdp", fsdp_step[1]), ("base", vllm_tiny_dir)):
-        gen = vllm_backend.VLLMGenerator(str(model), dtype="float32")
+        gen = vllm_backend.VLLMGenerator(str(model), dtype="float32", kv_cache_gb=TINY_KV_CACHE_GB)
         samples[name] = [[c.text for c in cs] for cs in gen.generate(prompts, sampling, keys=keys)]
         vllm_backend.release()
     assert all(len(cs) == 8 and all(cs) for cs in samples["fsdp"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import compose, engine_processes, tiny_overrides
+from tests.conftest import TINY_KV_CACHE_GB, TINY_VLLM, compose, engine_processes, tiny_overrides
 from tpt import loop
 from tpt.backends import BackendUnavailable, Sampling, check_backend, make_generator, resolve_backend
 from tpt.backends import vllm as vllm_backend
@@ -69,7 +69,8 @@ def test_tensor_parallel_on_the_real_engine_computes_what_one_device_does(real_v
     prompts = [list(range(1, 13)), [4, 5, 6]]  # 12 tokens: the miscompiled masking is wrong from 9 on
     samples, workers = {}, {}
     for tp in (1, 2):
-        gen = vllm_backend.VLLMGenerator(str(vllm_tiny_dir), dtype="float32", tensor_parallel_size=tp)
+        gen = vllm_backend.VLLMGenerator(str(vllm_tiny_dir), dtype="float32", tensor_parallel_size=tp,
+                                         kv_cache_gb=TINY_KV_CACHE_GB)
         out = gen.generate(prompts, sampling, keys=["a", "b"])
         samples[tp] = [[c.text for c in cs] for cs in out]
         workers[tp] = sorted(name for pid in engine_processes()
@@ -107,7 +108,7 @@ def test_backend_checks_name_what_to_install(monkeypatch):
 
 @pytest.mark.engine
 def test_real_engine_samples_n_per_question_reproducibly_in_any_batch(real_vllm, vllm_tiny_dir):
-    gen = make_generator(compose(["backend=vllm"]), str(vllm_tiny_dir), None, batch_size=32)
+    gen = make_generator(compose(TINY_VLLM), str(vllm_tiny_dir), None, batch_size=32)
     prompts = [[1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11, 12], [13, 14]]
     keys = ["q0", "q1", "q2", "q3"]
     s = Sampling(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=5)
@@ -173,8 +174,8 @@ def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained_over_two_pr
     shutil.copytree(vllm_tiny_dir, base)
     cast_checkpoint(base, torch.bfloat16)
     run = tmp_path / "run"
-    cell = tiny_overrides(base) + ["backend=vllm", "pruning=none", "model.train_strategy=ddp", "model.gpus=2",
-                                   "data.size=4"]
+    cell = tiny_overrides(base) + TINY_VLLM + ["pruning=none", "model.train_strategy=ddp", "model.gpus=2",
+                                               "data.size=4"]
     with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
         rows = loop.run_cell(compose(cell), run)
     # 4 examples at train.global_batch_size=2: 2 optimizer steps, over 2 processes as over 1
