@@ -45,6 +45,10 @@ def main(batch_path: str, model_dir: str, out_dir: str, lr: float) -> None:
         with open(f"{out_dir}/fsdp_step.json", "w") as f:
             json.dump({"world": world, "full": full_sizes, "shard": shard_sizes,
                        "losses": [float(x) for x in losses]}, f)
+    # Rank 1 waits while rank 0 saves, then both leave the group together: a rank that destroys the
+    # group while the other still works can abort in gloo's teardown (SIGABRT seen in CI), as
+    # tpt/training/worker.py knows.
+    dist.barrier()
     dist.destroy_process_group()
 
 
