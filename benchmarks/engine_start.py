@@ -15,10 +15,9 @@ per model it evaluates, so on CPU start and close are paid for every round's eva
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
-from figures import mean_sd  # this folder is on sys.path
+from figures import children_cpu_seconds, mean_sd  # this folder is on sys.path
 
 
 def run(path, ids, keys, executor: str, kv_cache_gb, sampling: dict):
@@ -29,7 +28,7 @@ def run(path, ids, keys, executor: str, kv_cache_gb, sampling: dict):
     engine = engine_kwargs(path, dtype=resolve_dtype("auto"), revision=None, tensor_parallel_size=1, seed=0, cpu=True,
                            gpu_memory_utilization=0.9, kv_cache_gb=kv_cache_gb, max_model_len=None, enforce_eager=None,
                            in_process=executor != "vLLM default")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the engine's processes count once joined
+    user, kernel = children_cpu_seconds()  # the engine's processes count once joined
     start = time.perf_counter()
     proc = EngineProcess(engine, {})
     ready = time.perf_counter() - start
@@ -38,8 +37,8 @@ def run(path, ids, keys, executor: str, kv_cache_gb, sampling: dict):
     start = time.perf_counter()
     proc.close()
     close = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (ready, tokens / seconds, close, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime), out
+    user_after, kernel_after = children_cpu_seconds()
+    return (ready, tokens / seconds, close, user_after - user, kernel_after - kernel), out
 
 
 def main():

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from figures import mean_sd  # this folder is on sys.path
+from figures import children_cpu_seconds, mean_sd  # this folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 # process -> what it imports (tpt/loop.py; tpt/training/worker.py and TRL; tpt/backends/vllm.py's engine)
@@ -32,12 +31,11 @@ OPTIONAL = ("scipy", "sklearn", "torchvision", "torchaudio")
 
 def timed(code: str):
     """(wall, CPU) seconds of a fresh interpreter running `code`."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu_seconds()
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, sum(children_cpu_seconds()) - sum(before)
 
 
 def main():
