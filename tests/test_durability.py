@@ -16,7 +16,8 @@ import pytest
 from tests.conftest import ROOT, compose, outcome, tiny_overrides
 from tpt import loop
 from tpt.cache import CheckpointCache, KeyedStore
-from tpt.io import Damaged, DiskFull, write_text_atomic
+from tpt.training import distributed
+from tpt.io import Damaged, DiskFull, no_space_code, write_text_atomic
 
 WRITERS = 8
 
@@ -212,10 +213,38 @@ def test_a_full_cache_never_fails_the_work_and_fills_again_once_space_is_freed(s
     assert store.get_or_compute("g" * 64, lambda: pytest.fail("not stored once space was freed")) == value
 
 
+def test_a_library_that_finds_no_space_is_recognised_by_its_own_words(small_disk):
+    """safetensors writes in Rust: a full disk reaches Python as SafetensorError, not OSError, so the
+    training worker must know it by its wording (tpt.io.no_space_code) to tell the parent."""
+    import errno
+
+    import torch
+    from safetensors.torch import save_file
+
+    with pytest.raises(Exception) as full:
+        save_file({"w": torch.zeros(40 << 20)}, str(small_disk / "model.safetensors"))  # 160 MiB into 128
+    assert not isinstance(full.value, OSError)  # what the words are for
+    assert no_space_code(full.value) == errno.ENOSPC, full.value
+    try:
+        try:
+            write_text_atomic(small_disk / "big.json", "x" * (129 << 20))
+        except DiskFull as e:
+            raise RuntimeError("saving failed") from e
+    except RuntimeError as wrapped:
+        assert no_space_code(wrapped) == errno.ENOSPC  # found along the chain
+    assert no_space_code(OSError(errno.EDQUOT, "Disk quota exceeded")) == errno.EDQUOT
+    assert no_space_code(RuntimeError("CUDA out of memory")) is None
+    assert no_space_code(OSError(errno.EACCES, "Permission denied")) is None
+
+
 @pytest.mark.e2e
-def test_a_run_that_fills_the_disk_resumes_to_the_same_results_once_space_is_freed(finished_run, small_disk):
+def test_a_run_that_fills_the_disk_resumes_to_the_same_results_once_space_is_freed(finished_run, small_disk,
+                                                                                    monkeypatch):
     """The tiny cell's round 1 checkpoint does not fit beside what a filler leaves free: training stops
-    with a clear message; deleting the filler and running again ends with the undisturbed run's results."""
+    with a clear message; deleting the filler and running again ends with the undisturbed run's results.
+    The training process must say it ran out of space: the parent's fallback (a disk found nearly full
+    after any failure) is off here, as it would miss a write that failed with more than that left."""
+    monkeypatch.setattr(distributed, "LOW_SPACE", 0)
     cfg, undisturbed, expected = finished_run
     model_bytes = sum(f.stat().st_size for f in (undisturbed / "round_1" / "train" / "model").rglob("*"))
     run_dir = small_disk / "run"

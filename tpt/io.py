@@ -44,6 +44,27 @@ def disk_full(path: Path, code: int = errno.ENOSPC, needed: Optional[int] = None
                           f"command again to resume")
 
 
+# How libraries that do their own I/O (safetensors in Rust) word it, when they raise no OSError
+NO_SPACE_WORDS = {"no space left on device": errno.ENOSPC, "os error 28": errno.ENOSPC,
+                  "disk quota exceeded": errno.EDQUOT, "os error 122": errno.EDQUOT}
+
+
+def no_space_code(error: BaseException) -> Optional[int]:
+    """ENOSPC or EDQUOT when `error`, or an error it was raised from, is a write that found no space;
+    None for any other error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            return error.errno
+        text = str(error).lower()
+        for words, code in NO_SPACE_WORDS.items():
+            if words in text:
+                return code
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def unique_suffix() -> str:
     """Unique to this process on this machine: temporary names never collide across the nodes of a cluster."""
     return f"{socket.gethostname()}-{os.getpid()}"

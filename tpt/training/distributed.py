@@ -8,6 +8,7 @@ the same processes join over gloo (accelerate's `--cpu` would start a single pro
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
@@ -15,17 +16,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 from omegaconf import OmegaConf
 
-from tpt.io import disk_full, read_json, write_json, write_jsonl
+from tpt.io import NO_SPACE, disk_full, read_json, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 ACCELERATE_CONFIGS = Path(__file__).with_name("accelerate")
 RENDEZVOUS_PORT = 29500
-LOW_SPACE = 64 << 20  # bytes free below which a failed training is taken for a full disk
+LOW_SPACE = 64 << 20  # bytes free below which a failed training that said nothing is taken for a full disk
 
 
 class LaunchError(RuntimeError):
@@ -82,10 +83,26 @@ def write_job(base, examples: List[dict], out_dir: Path, cfg) -> Path:
     work = out_dir.parent
     write_jsonl(work / "train_examples.jsonl", examples)
     job = work / "train_job.json"
+    no_space = work / "train_no_space.json"
+    no_space.unlink(missing_ok=True)  # an earlier attempt's, whose disk has been freed since
     write_json(job, {"base_model": base.path, "revision": base.revision, "examples": str(work / "train_examples.jsonl"),
                      "out_dir": str(out_dir), "train": OmegaConf.to_container(cfg, resolve=True),
-                     "result": str(work / "train_worker_result.json")})
+                     "result": str(work / "train_worker_result.json"), "no_space": str(no_space)})
     return job
+
+
+def no_space_reported(job: Path, returncode: int) -> Optional[int]:
+    """ENOSPC or EDQUOT when the failed training ran out of space: a worker's `no_space` report, its
+    exit code (a single process; torchrun turns a rank's code into 1), or, where the report itself found
+    no space, a disk left with under LOW_SPACE free."""
+    report = Path(read_json(job)["no_space"])
+    if report.is_file():
+        return read_json(report)["errno"]
+    if returncode in NO_SPACE:
+        return returncode
+    if shutil.disk_usage(job.parent).free < LOW_SPACE:
+        return errno.ENOSPC
+    return None
 
 
 def one_gpu(env: Mapping[str, str]) -> Dict[str, str]:
@@ -120,8 +137,8 @@ def train_in_processes(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
                                  offload_params=cfg.get("offload_params", False))
     log.info("train: %s", shlex.join(cmd))
     done = subprocess.run(cmd, env=env)  # output goes straight to this job's log
-    if done.returncode != 0 and shutil.disk_usage(out_dir.parent).free < LOW_SPACE:
-        raise disk_full(out_dir)  # saving the model found no space (safetensors does not say so by exit code)
+    if done.returncode != 0 and (code := no_space_reported(job, done.returncode)):
+        raise disk_full(out_dir, code)
     if done.returncode != 0:
         raise LaunchError(f"training failed (exit code {done.returncode}); see the log above. "
                           f"Command: {shlex.join(cmd)}")
