@@ -132,9 +132,9 @@ def test_real_engine_samples_n_per_question_reproducibly_in_any_batch(real_vllm,
 
 
 @pytest.mark.engine
-def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(real_vllm):
+def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(real_vllm, capfd):
     cfg = compose(["backend=vllm"])
-    from tpt.models import resolve
+    from tpt.models import resolve, resolve_dtype
     from tpt.tasks import load_task
 
     path = resolve(cfg.model.id)
@@ -153,6 +153,11 @@ def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(rea
     with_stop = [c.text for cs in stopped for c in cs if " + " in c.text]
     assert with_stop and all(t.endswith(" + ") and t.count(" + ") == 1 for t in with_stop)
     vllm_backend.release()
+    # The float32 checkpoint in a bfloat16 engine (a CPU with bf16): one line says it, not one per weight
+    logged = capfd.readouterr()  # vLLM logs to stdout
+    casts = [line for line in (logged.out + logged.err).splitlines() if "Attempted to load weight" in line]
+    bf16_engine = resolve_dtype(cfg.model.dtype, "cpu") == "bfloat16"
+    assert len(casts) == bf16_engine and all("one line for all" in line for line in casts), casts[:3]
 
 
 @pytest.mark.engine

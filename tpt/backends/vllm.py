@@ -178,6 +178,26 @@ def inductor_environment() -> Dict[str, str]:
     return {"TORCHINDUCTOR_VEC_ISA_OK": os.environ.get("TORCHINDUCTOR_VEC_ISA_OK", "0")}
 
 
+class OneLinePerCast(logging.Filter):
+    """vLLM warns once per weight whose dtype is not the engine's: a float32 checkpoint (the embedded
+    model's, and what tpt trains from it) in a bfloat16 engine gave 122 lines at every engine start.
+    The first line of each pair of dtypes stays and says the rest are the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Attempted to load weight") or len(record.args or ()) != 3:
+            return True
+        casts = tuple(map(str, record.args[1:]))
+        if casts in self.seen:
+            return False
+        self.seen.add(casts)
+        record.msg = f"{record.msg} (and so every weight of that dtype: one line for all)"
+        return True
+
+
 def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     """The engine's process: start vLLM, then answer (prompt_ids, keys, sampling) requests until told to
     stop (None) or until the parent is gone. `env`: its share of the devices, as a replica."""
@@ -196,6 +216,9 @@ def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     try:
         from vllm import LLM
 
+        # Where it loads the weights (in this process: the "uni" executor; tensor-parallel workers are
+        # vLLM's own processes and still warn per weight)
+        logging.getLogger("vllm.model_executor.models.utils").addFilter(OneLinePerCast())
         llm = LLM(**engine)
         conn.send(("ok", None))
         while True:
