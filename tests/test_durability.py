@@ -237,6 +237,26 @@ def test_a_library_that_finds_no_space_is_recognised_by_its_own_words(small_disk
     assert no_space_code(OSError(errno.EACCES, "Permission denied")) is None
 
 
+def test_a_conversion_that_finds_no_space_says_so_and_leaves_no_half_copy(small_disk, tiny_model_dir, monkeypatch):
+    """The embedded model's first use writes its safetensors copy into the cache: on a full disk that
+    is tpt's DiskFull naming the cache (safetensors raises an error of its own), and no half-written
+    copy is left to take space. The GGUF parse (seconds) is replaced by loading the tiny model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tpt import models
+
+    load_model, load_tokenizer = AutoModelForCausalLM.from_pretrained, AutoTokenizer.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *a, **k: load_model(tiny_model_dir))
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda *a, **k: load_tokenizer(tiny_model_dir))
+    monkeypatch.setenv("TPT_CACHE_DIR", str(small_disk / "cache"))
+    (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - (256 << 10)))
+    with pytest.raises(DiskFull) as full:
+        models.materialize_embedded("smollm2-135m-instruct")
+    assert "no space left" in str(full.value) and "models/smollm2-135m-instruct" in str(full.value), full.value
+    assert "Safetensor" in type(full.value.__cause__).__name__  # the model's weights were what did not fit
+    assert [p.name for p in (small_disk / "cache" / "models").iterdir() if "partial" in p.name] == []
+
+
 @pytest.mark.e2e
 def test_a_run_that_fills_the_disk_resumes_to_the_same_results_once_space_is_freed(finished_run, small_disk,
                                                                                     monkeypatch):

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Optional
 import torch
 
 from tpt.config import CacheConfig
-from tpt.io import advisory_lock, publish_dir_once, unique_suffix
+from tpt.io import advisory_lock, disk_full, no_space_code, publish_dir_once, unique_suffix
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,15 @@ def materialize_embedded(name: str) -> Path:
             del model.config.quantization_config
         partial = target.with_name(f".{target.name}.partial-{unique_suffix()}")
         shutil.rmtree(partial, ignore_errors=True)
-        model.save_pretrained(partial)
-        tok.save_pretrained(partial)
+        try:
+            model.save_pretrained(partial)
+            tok.save_pretrained(partial)
+        except Exception as error:
+            shutil.rmtree(partial, ignore_errors=True)  # half a model only takes space
+            code = no_space_code(error)  # safetensors raises its own error, not OSError
+            if code is not None:
+                raise disk_full(target, code) from error
+            raise
         publish_dir_once(partial, target)  # first complete conversion wins; the same files either way
     return target
 
