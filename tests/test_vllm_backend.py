@@ -132,10 +132,7 @@ def test_real_engine_samples_n_per_question_reproducibly_in_any_batch(real_vllm,
 
 
 @pytest.mark.engine
-def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(real_vllm, capfd, monkeypatch):
-    # vLLM's own default; importing TRL (as an earlier test's in-process training did in this process)
-    # sets VLLM_LOGGING_LEVEL=ERROR in the environment every later engine process inherits
-    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "INFO")
+def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(real_vllm, capfd):
     cfg = compose(["backend=vllm"])
     from tpt.models import resolve, resolve_dtype
     from tpt.tasks import load_task
