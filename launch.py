@@ -1,5 +1,6 @@
 """Entry point: `python launch.py [overrides]` runs one cell, `-m` a sweep of cells; `--plan` prints
 what they would run (tpt/plan.py) and runs nothing."""
+
 import sys
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from tpt.compose import register
+from tpt.compose import compose_in_app, register
 
 register()
 
@@ -16,11 +17,16 @@ register()
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     if cfg.cluster.backend == "slurm" and HydraConfig.get().mode != RunMode.MULTIRUN:
-        print("tpt: error: cluster=slurm submits through Hydra's multirun launcher: add -m "
-              "(python launch.py -m cluster=slurm ...), even for a single cell", file=sys.stderr)
+        print(
+            "tpt: error: cluster=slurm submits through Hydra's multirun launcher: add -m "
+            "(python launch.py -m cluster=slurm ...), even for a single cell",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     from tpt.runtime import tune_process
 
+    # miniature=true: the cell's miniature, composed by this Hydra (the SLURM launcher composed it at submit time)
+    cfg = compose_in_app(cfg, HydraConfig.get().overrides.task)
     tune_process()  # here, not at import: this function is also what a SLURM job runs
     # torch, transformers and the engines: imported once Hydra has parsed the command line (--help stays fast)
     from tpt.loop import run_cell

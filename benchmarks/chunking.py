@@ -13,6 +13,7 @@ Replicas: on this CPU the two replicas split its cores between them (one core ea
 hardware does the same work; the row shows what running two engines costs, not the speed-up that
 replicas bring on a node with several GPUs, which stays unmeasured here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def run_stage(overrides, run_path: Path):
     from tpt.stages.sampling import sample
 
     cfg = compose(overrides)
-    cell = Cell.open(cfg, RunDir(run_path), *prepare(cfg))
+    cell = Cell.open(prepare(cfg), RunDir(run_path))
     job = eval_stage.job(cell, 0)
     start = time.perf_counter()
     rows, _, _ = sample(cell, job)
@@ -52,25 +53,39 @@ def main() -> None:
 
     task = ["task=gsm8k", f"task.path={args.gsm8k}"] if (args.gsm8k / "test.jsonl").is_file() else ["task=arith"]
     backend = resolve_backend(args.backend)
-    base = task + [f"backend={backend}", "cache=off", f"task.eval_questions={args.questions}", f"eval.n={args.n}",
-                   f"eval.max_new_tokens={args.max_new_tokens}", f"eval.k=[1,{args.n}]"]
+    base = task + [
+        f"backend={backend}",
+        "cache=off",
+        f"task.eval_questions={args.questions}",
+        f"eval.n={args.n}",
+        f"eval.max_new_tokens={args.max_new_tokens}",
+        f"eval.k=[1,{args.n}]",
+    ]
     sizes = [int(s) for s in args.chunk_sizes.split(",")]
     # (label, overrides, the row whose samples it is compared with)
-    configs = [(f"chunk_size={s}" + (" (one chunk)" if s >= args.questions else ""), [f"eval.chunk_size={s}"], 0)
-               for s in sizes]
+    configs = [
+        (f"chunk_size={s}" + (" (one chunk)" if s >= args.questions else ""), [f"eval.chunk_size={s}"], 0)
+        for s in sizes
+    ]
     if backend == "vllm":
         chunk = [f"eval.chunk_size={args.replica_chunk_size}"]
-        configs += [(f"chunk_size={args.replica_chunk_size}, 1 replica", chunk + ["backend.replicas=1"], 0),
-                    (f"chunk_size={args.replica_chunk_size}, 2 replicas", chunk + ["backend.replicas=2"], len(configs))]
-    print(f"{' '.join(task)}, backend={backend}: {args.questions} questions x {args.n} samples, up to "
-          f"{args.max_new_tokens} new tokens")
+        configs += [
+            (f"chunk_size={args.replica_chunk_size}, 1 replica", chunk + ["backend.replicas=1"], 0),
+            (f"chunk_size={args.replica_chunk_size}, 2 replicas", chunk + ["backend.replicas=2"], len(configs)),
+        ]
+    print(
+        f"{' '.join(task)}, backend={backend}: {args.questions} questions x {args.n} samples, up to "
+        f"{args.max_new_tokens} new tokens"
+    )
     results, samples = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, extra, compare_to) in enumerate(configs):
             replicas = [o for o in extra if o.startswith("backend.replicas")]
             # Warm-up: start this configuration's engines on one chunk of questions.
-            run_stage(base + extra[:1] + replicas + [f"task.eval_questions={args.replica_chunk_size * 2}"],
-                      Path(tmp) / f"warm{i}")
+            run_stage(
+                base + extra[:1] + replicas + [f"task.eval_questions={args.replica_chunk_size * 2}"],
+                Path(tmp) / f"warm{i}",
+            )
             rows, tokens, seconds = run_stage(base + extra, Path(tmp) / f"run{i}")
             samples.append([r["completion"] for r in rows])
             differ = sum(a != b for a, b in zip(samples[compare_to], samples[i]))
@@ -79,12 +94,16 @@ def main() -> None:
                 release_all()  # each replica configuration has its own engines; free them before the next
         release_all()
     one = results[0][1] / results[0][2]
-    print(f"\n{'configuration':<34}{'tokens':>8}{'seconds':>9}{'tok/s':>8}{'vs one chunk':>14}{'samples that differ':>22}")
+    print(
+        f"\n{'configuration':<34}{'tokens':>8}{'seconds':>9}{'tok/s':>8}{'vs one chunk':>14}{'samples that differ':>22}"
+    )
     for row, (label, tokens, seconds, differ) in enumerate(results, 1):
         rate = tokens / seconds
         print(f"{row}. {label:<31}{tokens:>8}{seconds:>9.1f}{rate:>8.0f}{rate / one:>13.2f}x{differ:>22}")
-    print(f"\n{len(samples[0])} samples per row. Samples differ where the engine's numerics depend on the batch "
-          "(bf16 on this CPU): a chunk's size is part of what a cell samples, as HF's batch size is.")
+    print(
+        f"\n{len(samples[0])} samples per row. Samples differ where the engine's numerics depend on the batch "
+        "(bf16 on this CPU): a chunk's size is part of what a cell samples, as HF's batch size is."
+    )
 
 
 if __name__ == "__main__":

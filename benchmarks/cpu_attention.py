@@ -10,13 +10,13 @@ in one batch, each encoded once and sampled n times (T=0.7). Model loading is ex
 applies tpt's settings (tpt/runtime.py) first, as every tpt process does. Samples differ between
 the two (another order of floating-point sums); tokens/s counts the tokens each kept.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
 import torch
-
 from figures import mean_sd  # this folder is on sys.path
 from generation_backends import prompts
 
@@ -50,8 +50,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     path, tok, _, ids, keys = prompts(args.model, args.questions, args.gsm8k)
-    print(f"{args.model}: {len(ids)} prompts ({sum(map(len, ids)) / len(ids):.0f} tokens on average) x {args.n} "
-          f"samples, up to {args.max_new_tokens} new tokens, {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"{args.model}: {len(ids)} prompts ({sum(map(len, ids)) / len(ids):.0f} tokens on average) x {args.n} "
+        f"samples, up to {args.max_new_tokens} new tokens, {torch.get_num_threads()} threads",
+        flush=True,
+    )
     runs = {}
     for repeat in range(args.repeats):  # interleaved, so a slow spell of the machine hits every row alike
         for dtype in args.dtypes.split(","):

@@ -12,6 +12,7 @@ Each engine is started the way tpt starts it (tpt.backends.vllm.EngineProcess, a
 on the embedded model, bf16 where the CPU computes it natively. A cell of a sweep starts one engine
 per model it evaluates, so on CPU start and close are paid for every round's eval.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,19 @@ def run(path, ids, keys, executor: str, kv_cache_gb, sampling: dict):
     from tpt.backends.vllm import EngineProcess, engine_kwargs
     from tpt.models import resolve_dtype
 
-    engine = engine_kwargs(path, dtype=resolve_dtype("auto"), revision=None, tensor_parallel_size=1, seed=0, cpu=True,
-                           gpu_memory_utilization=0.9, kv_cache_gb=kv_cache_gb, max_model_len=None, enforce_eager=None,
-                           in_process=executor != "vLLM default")
+    engine = engine_kwargs(
+        path,
+        dtype=resolve_dtype("auto"),
+        revision=None,
+        tensor_parallel_size=1,
+        seed=0,
+        cpu=True,
+        gpu_memory_utilization=0.9,
+        kv_cache_gb=kv_cache_gb,
+        max_model_len=None,
+        enforce_eager=None,
+        in_process=executor != "vLLM default",
+    )
     user, kernel = children_cpu_seconds()  # the engine's processes count once joined
     start = time.perf_counter()
     proc = EngineProcess(engine, {})
@@ -62,16 +73,23 @@ def main():
             measured, out = run(path, ids, keys, executor, kv_cache_gb, sampling)
             figures.setdefault(row, []).append(measured)
             samples.setdefault(row, out)
-            print(f"{row} #{repeat + 1}: ready {measured[0]:.1f} s, {measured[1]:.0f} tok/s, closed in "
-                  f"{measured[2]:.1f} s, CPU {measured[3]:.1f} s user + {measured[4]:.1f} s kernel", flush=True)
+            print(
+                f"{row} #{repeat + 1}: ready {measured[0]:.1f} s, {measured[1]:.0f} tok/s, closed in "
+                f"{measured[2]:.1f} s, CPU {measured[3]:.1f} s user + {measured[4]:.1f} s kernel",
+                flush=True,
+            )
 
-    print(f"\n{args.questions} prompts x {args.n} samples, up to {args.max_new_tokens} new tokens; "
-          f"mean ± sd over {args.repeats} starts\n")
+    print(
+        f"\n{args.questions} prompts x {args.n} samples, up to {args.max_new_tokens} new tokens; "
+        f"mean ± sd over {args.repeats} starts\n"
+    )
     print("| engine | ready (s) | tok/s | close (s) | CPU user (s) | CPU kernel (s) |\n|---|---|---|---|---|---|")
     for row, measured in figures.items():
         ready, rate, close, user, kernel = zip(*measured)
-        print(f"| {row} | {mean_sd(ready, '.1f')} | {mean_sd(rate, '.0f')} | {mean_sd(close, '.1f')} | "
-              f"{mean_sd(user, '.1f')} | {mean_sd(kernel, '.1f')} |")
+        print(
+            f"| {row} | {mean_sd(ready, '.1f')} | {mean_sd(rate, '.0f')} | {mean_sd(close, '.1f')} | "
+            f"{mean_sd(user, '.1f')} | {mean_sd(kernel, '.1f')} |"
+        )
     same = all(out == samples["uni (tpt)"] for out in samples.values())
     print(f"\nsame samples from every row: {'yes' if same else 'NO'}")
 

@@ -19,6 +19,7 @@ With `--samples N` (eval samples per question; k goes 1..N) it also answers Tabl
 and draws Pass@k against k per round (pass_at_k.png, with completion_lengths.png) in --out.
 It reports what it measures; the miniature's task and sizes are tpt/miniature.py's, not tuned here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,17 @@ TWO_SE = 2.0
 
 def run(args) -> float:
     rows = ",".join(CELLS[c] for c in args.cells)
-    cmd = [sys.executable, "launch.py", "-m", "+experiment=table3", "miniature=true", f"row={rows}",
-           f"rounds={args.rounds}", f"task.eval_questions={args.eval_questions}", f"hydra.sweep.dir={args.out}"]
+    cmd = [
+        sys.executable,
+        "launch.py",
+        "-m",
+        "+experiment=table3",
+        "miniature=true",
+        f"row={rows}",
+        f"rounds={args.rounds}",
+        f"task.eval_questions={args.eval_questions}",
+        f"hydra.sweep.dir={args.out}",
+    ]
     if args.samples:
         ks = sorted({1, 4, args.samples} & set(range(1, args.samples + 1)))
         cmd += [f"eval.n={args.samples}", f"eval.k=[{','.join(map(str, ks))}]"]
@@ -56,10 +66,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--eval-questions", type=int, default=256)
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "fidelity")
-    ap.add_argument("--samples", type=int, default=None,
-                    help="eval samples per question (eval.n; default: the miniature's 4); adds the plateau check (e)")
-    ap.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=sorted(CELLS, reverse=True),
-                    help="which cells to run (gt: pruning, none: no pruning); (b) needs both")
+    ap.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="eval samples per question (eval.n; default: the miniature's 4); adds the plateau check (e)",
+    )
+    ap.add_argument(
+        "--cells",
+        nargs="+",
+        choices=sorted(CELLS),
+        default=sorted(CELLS, reverse=True),
+        help="which cells to run (gt: pruning, none: no pruning); (b) needs both",
+    )
     ap.add_argument("--report-only", action="store_true", help="read a finished --out without running")
     args = ap.parse_args()
     seconds = None if args.report_only else run(args)
@@ -75,8 +94,10 @@ def main() -> None:
     for name, cell in cells.items():
         for r in sorted(cell.metrics):
             m = cell.metrics[r]
-            print(f"{name:<6}{r:>6}{m['pass@1']:>10.3f} ± {m['pass@1_se']:.3f}{m[f'pass@{k}']:>10.3f} ± "
-                  f"{m[f'pass@{k}_se']:.3f}{m['distinct_answers']:>11.2f}")
+            print(
+                f"{name:<6}{r:>6}{m['pass@1']:>10.3f} ± {m['pass@1_se']:.3f}{m[f'pass@{k}']:>10.3f} ± "
+                f"{m[f'pass@{k}_se']:.3f}{m['distinct_answers']:>11.2f}"
+            )
 
     R, gt = args.rounds, cells["gt"]
 
@@ -87,16 +108,24 @@ def main() -> None:
     d_a, se_a = paired(gt, R, gt, 0)
     d_k, se_k = paired(gt, R, gt, 0, k)
     ans0, ansR = gt.metrics[0]["distinct_answers"], gt.metrics[R]["distinct_answers"]
-    print(f"\n(a) round {R} with pruning vs baseline: Pass@1 {d_a:+.3f} ± {se_a:.3f} -> "
-          f"{verdict(d_a > TWO_SE * se_a)} (more than two SE)")
+    print(
+        f"\n(a) round {R} with pruning vs baseline: Pass@1 {d_a:+.3f} ± {se_a:.3f} -> "
+        f"{verdict(d_a > TWO_SE * se_a)} (more than two SE)"
+    )
     if "none" in cells:
         d_b, se_b = paired(gt, R, cells["none"], R)
-        print(f"(b) pruning vs no pruning at round {R}: Pass@1 {d_b:+.3f} ± {se_b:.3f} -> "
-              f"{verdict(d_b > TWO_SE * se_b)} (more than two SE); {verdict(d_b > 0)} (point estimate)")
-    print(f"(c) Pass@{k} round {R} vs baseline: {d_k:+.3f} ± {se_k:.3f} -> flat within two SE: "
-          f"{verdict(abs(d_k) <= TWO_SE * se_k)}; Pass@1 rose: {verdict(d_a > TWO_SE * se_a)}")
-    print(f"(d) distinct answers per question: {ans0:.2f} at round 0, {ansR:.2f} at round {R} -> fell: "
-          f"{verdict(ansR < ans0)}")
+        print(
+            f"(b) pruning vs no pruning at round {R}: Pass@1 {d_b:+.3f} ± {se_b:.3f} -> "
+            f"{verdict(d_b > TWO_SE * se_b)} (more than two SE); {verdict(d_b > 0)} (point estimate)"
+        )
+    print(
+        f"(c) Pass@{k} round {R} vs baseline: {d_k:+.3f} ± {se_k:.3f} -> flat within two SE: "
+        f"{verdict(abs(d_k) <= TWO_SE * se_k)}; Pass@1 rose: {verdict(d_a > TWO_SE * se_a)}"
+    )
+    print(
+        f"(d) distinct answers per question: {ans0:.2f} at round 0, {ansR:.2f} at round {R} -> fell: "
+        f"{verdict(ansR < ans0)}"
+    )
     if args.samples and R >= 2:
         plateau(gt, R, k, paired)
     figures = plot_reasoning(list(cells.values()), args.out)
@@ -114,9 +143,11 @@ def plateau(gt, R: int, k: int, paired) -> None:
     d1, se1 = paired(gt, R, gt, 1)
     dk, sek = paired(gt, R, gt, 1, k)
     rising, flat = d1 > TWO_SE * se1, abs(dk) <= TWO_SE * sek
-    print(f"(e) from round 1 to round {R}: Pass@1 {d1:+.3f} ± {se1:.3f} (rose by more than two SE: "
-          f"{verdict(rising)}); Pass@{k} {dk:+.3f} ± {sek:.3f} (flat within two SE: {verdict(flat)}) -> "
-          f"Table 3's plateau: {verdict(rising and flat)}")
+    print(
+        f"(e) from round 1 to round {R}: Pass@1 {d1:+.3f} ± {se1:.3f} (rose by more than two SE: "
+        f"{verdict(rising)}); Pass@{k} {dk:+.3f} ± {sek:.3f} (flat within two SE: {verdict(flat)}) -> "
+        f"Table 3's plateau: {verdict(rising and flat)}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Formatting shared by the benchmarks in this folder (each puts the folder on sys.path by being run from it)."""
+
 from __future__ import annotations
 
 import resource

@@ -6,6 +6,7 @@ Prints, for each, the tokens actually generated, the generate calls made and the
 the cache, the baseline evaluation and round 1's samples of the base model are computed once per
 sweep instead of once per cell.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,11 +15,15 @@ import time
 from pathlib import Path
 
 from tpt import loop
-from tpt.compose import compose
 from tpt.backends.hf import HFGenerator
+from tpt.compose import compose
 
-CELLS = [["pruning=gt", "data.size=4"], ["pruning=gt", "data.size=8"],
-         ["pruning=none", "data.size=4"], ["pruning=none", "data.size=8"]]
+CELLS = [
+    ["pruning=gt", "data.size=4"],
+    ["pruning=gt", "data.size=8"],
+    ["pruning=none", "data.size=4"],
+    ["pruning=none", "data.size=8"],
+]
 
 
 def main() -> None:
@@ -38,8 +43,13 @@ def main() -> None:
         return out
 
     HFGenerator.generate = counting
-    common = [f"task.eval_questions={args.eval_questions}", f"task.train_questions={args.train_questions}",
-              f"think.n={args.n}", f"eval.n={args.n}", f"eval.k=[1,{args.n}]"]
+    common = [
+        f"task.eval_questions={args.eval_questions}",
+        f"task.train_questions={args.train_questions}",
+        f"think.n={args.n}",
+        f"eval.n={args.n}",
+        f"eval.k=[1,{args.n}]",
+    ]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("off", "on"):

@@ -8,6 +8,7 @@ trained one), so these seconds are paid several times per cell. The last line na
 packages installed here that transformers or vLLM import when present (scipy: scripts/install.sh
 removes it, as nothing tpt installs needs it); run once with and once without one to see its cost.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # process -> what it imports (tpt/loop.py; tpt/training/worker.py and TRL; tpt/backends/vllm.py's engine)
 PROCESSES = {
     "cell (launch.py)": "import tpt.loop",
-    "training process": "import tpt.training.worker\nfrom datasets import Dataset\nfrom trl import SFTConfig, SFTTrainer",
+    "training process": (
+        "import tpt.training.worker\nfrom datasets import Dataset\nfrom trl import SFTConfig, SFTTrainer"
+    ),
     "vLLM engine": "import vllm\nfrom vllm import LLM, SamplingParams\nimport vllm.v1.engine.core",
 }
 OPTIONAL = ("scipy", "sklearn", "torchvision", "torchaudio")
@@ -48,8 +51,10 @@ def main():
     for name, code in PROCESSES.items():
         timed(code)  # once untimed: the first run reads the files from disk
         runs = [timed(code) for _ in range(args.repeats)]
-        print(f"{name:<18} {mean_sd([w for w, _ in runs], '.2f'):>14} {mean_sd([c for _, c in runs], '.2f'):>14}",
-              flush=True)
+        print(
+            f"{name:<18} {mean_sd([w for w, _ in runs], '.2f'):>14} {mean_sd([c for _, c in runs], '.2f'):>14}",
+            flush=True,
+        )
     present = [p for p in OPTIONAL if importlib.util.find_spec(p) is not None]
     print(f"optional packages installed: {', '.join(present) or 'none'} (of {', '.join(OPTIONAL)})")
 

@@ -8,6 +8,7 @@ program on one test input, each in its own sandboxed process) per second and sam
 per second, for 1 worker and for `--workers`, under the sandbox's seccomp filter (an allow-list) and,
 beside it, under the deny-list it replaced (kept here as the reference).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,18 +18,45 @@ from pathlib import Path
 
 from tpt.compose import compose
 from tpt.tasks import load_task
-from tpt.verify.code import CodeVerifier
 from tpt.verify import sandbox
+from tpt.verify.code import CodeVerifier
 from tpt.verify.sandbox import probe_isolation
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "code"
 
 
 # The filter before 2026-11-29: everything allowed but these (and clone into a new namespace).
-DENY_LIST = ("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "ptrace", "process_vm_readv",
-             "process_vm_writev", "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
-             "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "open_by_handle_at",
-             "fsopen", "fsmount", "move_mount", "open_tree", "mount_setattr", "swapon", "swapoff", "reboot")
+DENY_LIST = (
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "open_by_handle_at",
+    "fsopen",
+    "fsmount",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "swapon",
+    "swapoff",
+    "reboot",
+)
 
 
 def write_deny_list_filter(path: Path) -> bool:
@@ -73,15 +101,18 @@ def main() -> None:
         for workers in sorted({1, args.workers}):
             cfg.task.code.workers = workers
             verifier = CodeVerifier(cfg.task.code)
-            verifier.sandbox  # start-up (namespace probe, filter) outside the timing
+            verifier.sandbox  # noqa: B018 (a property: start-up, namespace probe and filter, outside the timing)
             start = time.perf_counter()
             verdicts = verifier.verify(pairs, desc=f"{name}, {workers} worker(s)")
             took = time.perf_counter() - start
             runs = sum(v["tests_run"] for v in verdicts)
             passed = sum(v["correct"] for v in verdicts)
-            print(f"{name:20s} workers={workers}: {len(pairs)} samples ({passed} correct), {runs} program runs in "
-                  f"{took:.1f} s: {runs / took:.1f} programs/s, {1000 * took / runs:.1f} ms a program run")
+            print(
+                f"{name:20s} workers={workers}: {len(pairs)} samples ({passed} correct), {runs} program runs in "
+                f"{took:.1f} s: {runs / took:.1f} programs/s, {1000 * took / runs:.1f} ms a program run"
+            )
     sandbox.write_seccomp_filter = allow_list
+
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@
 Prints generated tokens, wall time and tokens/s for each. tpt's backend adds length sorting and an
 answer-line stop; bare generate pads with the tokenizer and runs every sequence to EOS or the limit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,12 @@ import time
 
 import torch
 
+from tpt.backends import Sampling
+from tpt.backends.hf import HFGenerator
 from tpt.compose import compose
 from tpt.models import load_causal_lm, load_tokenizer, resolve
 from tpt.prompt import PromptBuilder
 from tpt.tasks import load_task
-from tpt.backends import Sampling
-from tpt.backends.hf import HFGenerator
 
 
 def bare_generate(model, tok, texts, n, batch_size, max_new_tokens, temperature, seed):
@@ -26,11 +27,19 @@ def bare_generate(model, tok, texts, n, batch_size, max_new_tokens, temperature,
     per_batch = max(1, batch_size // n)
     tokens = 0
     for b in range(0, len(texts), per_batch):
-        enc = tok(texts[b:b + per_batch], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok(texts[b : b + per_batch], return_tensors="pt", padding=True, add_special_tokens=False)
         torch.manual_seed(seed + b)
-        out = model.generate(**enc, do_sample=True, temperature=temperature, top_p=1.0, top_k=None,
-                             max_new_tokens=max_new_tokens, num_return_sequences=n, pad_token_id=tok.pad_token_id)
-        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=temperature,
+            top_p=1.0,
+            top_k=None,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=n,
+            pad_token_id=tok.pad_token_id,
+        )
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
             tokens += row.index(eos) + 1 if eos in row else len(row)
     return tokens
 
@@ -53,8 +62,10 @@ def main() -> None:
     model, tok = load_causal_lm(path), load_tokenizer(path)
     texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
     prompt_tokens = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts) / len(texts)
-    print(f"{len(texts)} prompts (mean {prompt_tokens:.0f} tokens) x n={args.n}, batch {args.batch_size}, "
-          f"max_new_tokens {args.max_new_tokens}, {torch.get_num_threads()} threads")
+    print(
+        f"{len(texts)} prompts (mean {prompt_tokens:.0f} tokens) x n={args.n}, batch {args.batch_size}, "
+        f"max_new_tokens {args.max_new_tokens}, {torch.get_num_threads()} threads"
+    )
 
     start = time.perf_counter()
     gen = HFGenerator(path, batch_size=args.batch_size, model=model, tokenizer=tok)

@@ -9,6 +9,7 @@ precision, the optimizer steps, training tokens (prompt + completion, as the mod
 seconds of training (model loading excluded), tokens/s, and the first, last and mean loss, so the
 bf16 loss can be read against fp32's. Default model: the embedded SmolLM2-135M.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,18 @@ def main() -> None:
     tok = load_tokenizer(model)
     rows = []
     for precision in args.precisions.split(","):
-        cfg = compose(["task=arith", f"train.batch_size={args.batch_size}", f"train.global_batch_size={args.batch_size * args.processes}", f"model.train_strategy={args.strategy}",
-                       f"model.gpus={args.processes}", f"model.gradient_checkpointing={args.gradient_checkpointing}",
-                       "train.lr=2e-5", f"train.bf16={precision == 'bf16'}"])
+        cfg = compose(
+            [
+                "task=arith",
+                f"train.batch_size={args.batch_size}",
+                f"train.global_batch_size={args.batch_size * args.processes}",
+                f"model.train_strategy={args.strategy}",
+                f"model.gpus={args.processes}",
+                f"model.gradient_checkpointing={args.gradient_checkpointing}",
+                "train.lr=2e-5",
+                f"train.bf16={precision == 'bf16'}",
+            ]
+        )
         data = load_task(cfg.task)
         prompt = PromptBuilder(cfg.task, data.few_shot, system_role=True)
         records = [{"question": p.question, "completion": p.solution} for p in data.train[: args.examples]]
@@ -52,12 +62,19 @@ def main() -> None:
             result = sft(base_model(args.model, model, None), examples, Path(out) / "model", cfg.train)
             wall = time.perf_counter() - start
         rows.append((precision, result, tokens, result["seconds"] or wall, wall))
-    print(f"\n{args.model} ({args.strategy}, {args.processes} process(es)), {args.examples} examples, batch {args.batch_size}")
-    print(f"{'precision':<10}{'steps':>6}{'tokens':>8}{'train s':>9}{'tok/s':>7}{'first loss':>12}{'last loss':>11}"
-          f"{'mean loss':>11}{'with loading s':>16}")
+    print(
+        f"\n{args.model} ({args.strategy}, {args.processes} process(es)), {args.examples} examples, "
+        f"batch {args.batch_size}"
+    )
+    print(
+        f"{'precision':<10}{'steps':>6}{'tokens':>8}{'train s':>9}{'tok/s':>7}{'first loss':>12}{'last loss':>11}"
+        f"{'mean loss':>11}{'with loading s':>16}"
+    )
     for precision, r, tokens, seconds, wall in rows:
-        print(f"{precision:<10}{r['steps']:>6}{tokens:>8}{seconds:>9.1f}{tokens / seconds:>7.0f}{r['first_loss']:>12.4f}"
-              f"{r['last_loss']:>11.4f}{r['train_loss']:>11.4f}{wall:>16.1f}")
+        print(
+            f"{precision:<10}{r['steps']:>6}{tokens:>8}{seconds:>9.1f}{tokens / seconds:>7.0f}{r['first_loss']:>12.4f}"
+            f"{r['last_loss']:>11.4f}{r['train_loss']:>11.4f}{wall:>16.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ gold answer text (the test reads those from GSM8K itself). Sampling runs to EOS 
 not to the answer line, so completions keep what models write after their answer. Half the
 prompts are zero-shot, half two-shot, so both styles of answer turn up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,10 @@ def main() -> None:
         conversations += [(i, prompt(test[i]["question"])) for i in chosen]
     ids = encode(tok, render(tok, [c for _, c in conversations]))
     llm = LLM(model=path, dtype="bfloat16", enforce_eager=True, seed=0, kv_cache_memory_bytes=2 << 30)
-    outputs = llm.generate([{"prompt_token_ids": x} for x in ids],
-                           SamplingParams(n=args.n, temperature=0.8, max_tokens=args.max_new_tokens))
+    outputs = llm.generate(
+        [{"prompt_token_ids": x} for x in ids],
+        SamplingParams(n=args.n, temperature=0.8, max_tokens=args.max_new_tokens),
+    )
     rows = [{"index": i, "completion": c.text} for (i, _), out in zip(conversations, outputs) for c in out.outputs]
     rows.sort(key=lambda r: r["index"])
     args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -10,6 +10,7 @@ WRITERS have arrived, so they really ask at once; one that computes waits there 
 others have had the chance to compute too (without a working lock they all do). Prints one JSON
 line: what the cache returned and whether this process computed it.
 """
+
 import errno
 import json
 import os
@@ -22,8 +23,10 @@ def patch_locks(mode: str) -> None:
     import filelock
 
     if mode == "refused":
+
         def acquire(self, *args, **kwargs):
             raise OSError(errno.ENOLCK, "No locks available")
+
         filelock.FileLock.acquire = acquire
     elif mode == "node-local":
         filelock.FileLock.acquire = lambda self, *args, **kwargs: None
@@ -57,13 +60,15 @@ def main(kind: str, locks: str, root: str, gate_dir: str, writers: str, index: s
         from tpt.backends.cache import GenerationCache
 
         got = GenerationCache(root / "generations").get_or_compute(
-            "k" * 64, lambda: compute([[Completion(text=f"writer {i}", n_tokens=i)] * 3]))
+            "k" * 64, lambda: compute([[Completion(text=f"writer {i}", n_tokens=i)] * 3])
+        )
         out = [[c.text for c in cs] for cs in got]
     elif kind == "verdict":
         from tpt.cache import KeyedStore
 
-        out = KeyedStore(root / "verdicts", "verdicts").get_or_compute("v" * 64, lambda: compute({"writer": i,
-                                                                                                  "passed": [True] * 5}))
+        out = KeyedStore(root / "verdicts", "verdicts").get_or_compute(
+            "v" * 64, lambda: compute({"writer": i, "passed": [True] * 5})
+        )
     elif kind == "checkpoint":
         from tpt.cache import CheckpointCache
 
@@ -75,7 +80,10 @@ def main(kind: str, locks: str, root: str, gate_dir: str, writers: str, index: s
         computed.append(True)
         cache.store("c" * 64, mine, {"writer": i})
         fetched = cache.fetch("c" * 64, root / f"run{i}" / "fetched", "test")
-        out = {"result": fetched, "weights": (root / f"run{i}" / "fetched" / "model.safetensors").read_bytes()[:1].hex()}
+        out = {
+            "result": fetched,
+            "weights": (root / f"run{i}" / "fetched" / "model.safetensors").read_bytes()[:1].hex(),
+        }
     elif kind == "conversion":
         os.environ["TPT_CACHE_DIR"] = str(root)
         from transformers import AutoModelForCausalLM

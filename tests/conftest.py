@@ -1,4 +1,5 @@
 """Shared fixtures: Hydra composition of the real conf/, a tiny random model, GSM8K location."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,11 @@ COSTLY = ("e2e", "engine", "slurm")  # markers of the tests `--quick` leaves out
 
 
 def pytest_addoption(parser):
-    parser.addoption("--quick", action="store_true",
-                     help=f"a contributor's inner loop: leave out the tests marked {', '.join(COSTLY)}")
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        help=f"a contributor's inner loop: leave out the tests marked {', '.join(COSTLY)}",
+    )
 
 
 def pytest_configure(config):
@@ -39,8 +43,13 @@ def pytest_configure(config):
 # one test after another (two vLLM engines, or two tests' jobs on the one-node SLURM, at once would
 # compete for the same cores and upset the timing those tests wait on). Every other file is a group of
 # its own, so its module-scoped fixtures are built once. Checked against the markers below.
-SHARED = {"tests/test_slurm.py": "slurm", "tests/test_chunks.py": "engine", "tests/test_fsdp_cpu.py": "engine",
-          "tests/test_reference_run.py": "engine", "tests/test_vllm_backend.py": "engine"}
+SHARED = {
+    "tests/test_slurm.py": "slurm",
+    "tests/test_chunks.py": "engine",
+    "tests/test_fsdp_cpu.py": "engine",
+    "tests/test_reference_run.py": "engine",
+    "tests/test_vllm_backend.py": "engine",
+}
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -61,10 +70,17 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
     for item in items:
         path = file_of(item.nodeid)
-        needs = "slurm" if item.get_closest_marker("slurm") else "engine" if (
-            item.get_closest_marker("engine") or "real_vllm" in getattr(item, "fixturenames", ())) else None
+        needs = (
+            "slurm"
+            if item.get_closest_marker("slurm")
+            else "engine"
+            if (item.get_closest_marker("engine") or "real_vllm" in getattr(item, "fixturenames", ()))
+            else None
+        )
         if needs and SHARED.get(path) != needs:
-            raise pytest.UsageError(f"{item.nodeid} uses the shared {needs}: add {path!r} to SHARED in tests/conftest.py")
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the shared {needs}: add {path!r} to SHARED in tests/conftest.py"
+            )
     # The long shared groups first, then the files with the most end-to-end tests: the workers start
     # the longest work first and end on short files together (Python's sort is stable within a file).
     order = {"slurm": 0, "engine": 1}
@@ -175,9 +191,25 @@ def tiny_overrides(model_dir, run_name="t", cache_dir=None) -> list:
     """A small arith cell on the tiny model with the hf backend: seconds, not minutes. No generation
     cache unless given a folder for it, so tests never share generations through ~/.cache."""
     cache = ["cache=on", f"cache.dir={cache_dir}"] if cache_dir else ["cache=off"]
-    return cache + ["backend=hf", "rounds=1", f"model.id={model_dir}", "task.eval_questions=3", "task.train_questions=4", "think.n=2",
-            "eval.n=2", "eval.k=[1,2]", "data.size=3", "think.max_new_tokens=8", "eval.max_new_tokens=8",
-            "think.batch_size=4", "eval.batch_size=4", "train.batch_size=2", "train.global_batch_size=2", "data.shortfall=warn", f"name={run_name}"]
+    return cache + [
+        "backend=hf",
+        "rounds=1",
+        f"model.id={model_dir}",
+        "task.eval_questions=3",
+        "task.train_questions=4",
+        "think.n=2",
+        "eval.n=2",
+        "eval.k=[1,2]",
+        "data.size=3",
+        "think.max_new_tokens=8",
+        "eval.max_new_tokens=8",
+        "think.batch_size=4",
+        "eval.batch_size=4",
+        "train.batch_size=2",
+        "train.global_batch_size=2",
+        "data.shortfall=warn",
+        f"name={run_name}",
+    ]
 
 
 def outcome(rows):
@@ -232,19 +264,27 @@ def slurm_cluster() -> dict:
     env = {**os.environ, "SLURM_CONF": conf}
 
     def up() -> bool:
-        return shutil.which("sinfo") is not None and subprocess.run(
-            ["sinfo", "-h"], env=env, capture_output=True, timeout=30).returncode == 0
+        return (
+            shutil.which("sinfo") is not None
+            and subprocess.run(["sinfo", "-h"], env=env, capture_output=True, timeout=30).returncode == 0
+        )
 
     if not up() and shutil.which("slurmctld") and os.geteuid() == 0:
-        start = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_local.sh"), "start"], env=env,
-                               capture_output=True, text=True, timeout=300)
+        start = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "slurm_local.sh"), "start"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if start.returncode != 0:
             pytest.fail(f"scripts/slurm_local.sh start failed:\n{start.stdout}\n{start.stderr}")
     if not up():
         why = "no SLURM cluster: run `sudo bash scripts/slurm_local.sh start` (or set SLURM_CONF)"
         if os.environ.get("CI") == "true":
-            logs = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_local.sh"), "logs"], env=env,
-                                  capture_output=True, text=True).stderr
+            logs = subprocess.run(
+                ["bash", str(ROOT / "scripts" / "slurm_local.sh"), "logs"], env=env, capture_output=True, text=True
+            ).stderr
             pytest.fail(f"CI=true but {why}\n{logs}")
         pytest.skip(why)
     return env

@@ -11,6 +11,7 @@ writes rank<N>.json: resident memory (VmRSS, kB) and held memory (`held_kb`) bef
 and after sharding; its peak resident memory (VmHWM) while loading; the bytes of its parameters' storage
 after loading and after sharding; the loss of one fixed batch.
 """
+
 import ctypes
 import gc
 import json
@@ -30,13 +31,12 @@ import torch.distributed as dist
 from accelerate import init_empty_weights
 from accelerate.utils import FullyShardedDataParallelPlugin
 from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+from malloc_info import mallinfo2  # tests/, this script's folder, is first on sys.path
 from torch.distributed.device_mesh import init_device_mesh
 from transformers import AutoConfig, AutoModelForCausalLM
 
 import tpt.models
 from tpt.models import load_causal_lm
-
-from malloc_info import mallinfo2  # tests/, this script's folder, is first on sys.path
 
 tpt.models.device = lambda: "cuda"  # as on the GPU machines FSDP runs on (on a CPU accelerate trains as DDP)
 
@@ -80,9 +80,14 @@ def main(model_dir: str, out_dir: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("fsdp",))
-    accelerator = SimpleNamespace(state=SimpleNamespace(fsdp_plugin=FullyShardedDataParallelPlugin()),  # from the env
-                                  torch_device_mesh=mesh, parallelism_config=SimpleNamespace(fsdp_dim_names=["fsdp"]),
-                                  mixed_precision="no", is_main_process=rank == 0, device=torch.device("cpu"))
+    accelerator = SimpleNamespace(
+        state=SimpleNamespace(fsdp_plugin=FullyShardedDataParallelPlugin()),  # from the env
+        torch_device_mesh=mesh,
+        parallelism_config=SimpleNamespace(fsdp_dim_names=["fsdp"]),
+        mixed_precision="no",
+        is_main_process=rank == 0,
+        device=torch.device("cpu"),
+    )
     batch = torch.arange(64).reshape(2, 32) % 1000
     with init_empty_weights():  # import the model's code now: importing it costs ~250 MB, not the load
         AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
@@ -100,10 +105,22 @@ def main(model_dir: str, out_dir: str) -> None:
     sharded_bytes = storage_bytes(model)  # before any forward: one leaves the embedding's group gathered
     with torch.no_grad():
         loss = model(input_ids=batch, labels=batch).loss.item()
-    Path(out_dir, f"rank{rank}.json").write_text(json.dumps({
-        "world": world, "rss_before_kb": before, "rss_loaded_kb": loaded, "peak_loading_kb": peak_loading,
-        "rss_sharded_kb": sharded, "held_before_kb": held_before, "held_sharded_kb": held_sharded,
-        "loaded_bytes": loaded_bytes, "sharded_bytes": sharded_bytes, "loss": loss}))
+    Path(out_dir, f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "world": world,
+                "rss_before_kb": before,
+                "rss_loaded_kb": loaded,
+                "peak_loading_kb": peak_loading,
+                "rss_sharded_kb": sharded,
+                "held_before_kb": held_before,
+                "held_sharded_kb": held_sharded,
+                "loaded_bytes": loaded_bytes,
+                "sharded_bytes": sharded_bytes,
+                "loss": loss,
+            }
+        )
+    )
     dist.barrier()
     dist.destroy_process_group()
 

@@ -9,6 +9,7 @@ device mesh of the processes; one AdamW step, each rank on its half of the batch
 averaged); then gather the full state dict and save it with `save_pretrained` on rank 0, as
 tpt/training/accelerate/fsdp.yaml (FULL_STATE_DICT) asks. Rank 0 also writes the local shard sizes.
 """
+
 import json
 import os
 import sys
@@ -44,8 +45,9 @@ def main(batch_path: str, model_dir: str, out_dir: str, lr: float) -> None:
         unsharded.save_pretrained(out_dir, state_dict=state)
         AutoTokenizer.from_pretrained(model_dir).save_pretrained(out_dir)
         with open(f"{out_dir}/fsdp_step.json", "w") as f:
-            json.dump({"world": world, "full": full_sizes, "shard": shard_sizes,
-                       "losses": [float(x) for x in losses]}, f)
+            json.dump(
+                {"world": world, "full": full_sizes, "shard": shard_sizes, "losses": [float(x) for x in losses]}, f
+            )
     # Rank 1 waits while rank 0 saves. Then both leave without gloo's teardown: under load a rank aborted
     # there twice (std::terminate, "terminate called without an active exception"), once while the other
     # still saved (CI at fde9662) and once after the barrier (the AVX2 emulation at ec0436a). Everything

@@ -1,6 +1,7 @@
 """tpt's GSM8K answer checking against lm-evaluation-harness's own gsm8k task (its filters and its
 exact_match metric, read from the installed package), on real completions of the embedded model
 and on hand-written edge cases. Every disagreement must have a reason listed here."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,9 @@ def lm_eval_gsm8k():
     for f in task["filter_list"]:
         regex, take = f["filter"]
         assert regex["function"] == "regex" and take["function"] == "take_first"
-        filters[f["name"]] = RegexFilter(regex_pattern=regex["regex_pattern"], group_select=regex.get("group_select", 0))
+        filters[f["name"]] = RegexFilter(
+            regex_pattern=regex["regex_pattern"], group_select=regex.get("group_select", 0)
+        )
 
     def judge(completion: str, gold_solution: str):
         out = {}
@@ -69,7 +72,11 @@ EDGE_CASES = [
     ("#### 0.5", "#### .5", "numeric: lm-eval compares the strings '0.5' and '.5'"),
     ("#### 5,000.00", "#### 5000", "numeric: lm-eval compares the strings '5000.00' and '5000'"),
     ("#### 18.0", "#### 18", "numeric: lm-eval compares the strings '18.0' and '18'"),
-    ("It costs $18.00 in all", "#### 18", "numeric: flexible-extract reads '18.00', lm-eval compares it to '18' as a string"),
+    (
+        "It costs $18.00 in all",
+        "#### 18",
+        "numeric: flexible-extract reads '18.00', lm-eval compares it to '18' as a string",
+    ),
     ("#### 007", "#### 7", "numeric: lm-eval compares the strings '007' and '7'"),
 ]
 
@@ -99,7 +106,9 @@ def gold_answer_text(gold_solution: str) -> str:
 def test_hand_written_edge_cases_agree_with_lm_eval_or_have_a_reason(lm_eval_gsm8k):
     found = {c: why for c, _, why in EDGE_CASES}
     differing = {c for c, *_ in disagreements([(c, g) for c, g, _ in EDGE_CASES], lm_eval_gsm8k)}
-    assert differing == {c for c, why in found.items() if why}, "disagreements without a listed reason, or reasons that no longer apply"
+    assert differing == {c for c, why in found.items() if why}, (
+        "disagreements without a listed reason, or reasons that no longer apply"
+    )
     assert all(numeric_only(c, g) for c, g, why in EDGE_CASES if why)
 
 

@@ -1,5 +1,6 @@
 """The shared caches: generation hits, keys, concurrent askers, cells of a sweep sharing them, and
 trained checkpoints reused by lineage."""
+
 import json
 import multiprocessing as mp
 import shutil
@@ -10,9 +11,9 @@ import pytest
 
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
+from tpt.backends import Completion, Sampling
 from tpt.backends.cache import GenerationCache, generation_key
 from tpt.cache import lineage, model_fingerprint
-from tpt.backends import Completion, Sampling
 
 pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
@@ -101,9 +102,12 @@ def test_two_processes_compute_once(tmp_path):
     ctx = mp.get_context("spawn")
     counter = tmp_path / "counter"
     askers = [str(tmp_path / f"asking{i}") for i in range(2)]
-    procs = [ctx.Process(target=_ask, args=(str(tmp_path / "cache"), str(counter), str(tmp_path / f"out{i}"), askers[i],
-                                            askers))
-             for i in range(2)]
+    procs = [
+        ctx.Process(
+            target=_ask, args=(str(tmp_path / "cache"), str(counter), str(tmp_path / f"out{i}"), askers[i], askers)
+        )
+        for i in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -121,8 +125,9 @@ def test_cells_of_a_sweep_share_baseline_and_round_1_samples(tiny_model_dir, tmp
     loop.run_cell(compose(tiny_overrides(tiny_model_dir, cache_dir=cache_dir) + ["pruning=none"]), tmp_path / "a")
     assert calls == ["round 0 eval", "round 1 think", "round 1 eval"]
     calls.clear()
-    loop.run_cell(compose(tiny_overrides(tiny_model_dir, cache_dir=cache_dir) + ["pruning=none", "data.size=2"]),
-             tmp_path / "b")
+    loop.run_cell(
+        compose(tiny_overrides(tiny_model_dir, cache_dir=cache_dir) + ["pruning=none", "data.size=2"]), tmp_path / "b"
+    )
     assert calls == ["round 1 eval"]  # M_1 differs (other data); M_0's generations came from the cache
     think = [(tmp_path / c / "round_1" / "think" / "samples.jsonl").read_text() for c in ("a", "b")]
     assert think[0] == think[1]
@@ -168,8 +173,9 @@ def test_a_cell_training_what_another_trained_reuses_its_checkpoint(tiny_model_d
     shutil.rmtree(tmp_path / "a")
     loop.run_cell(compose(cell + ["name=third"]), tmp_path / "c")
     assert len(trained) == 1
-    assert (tmp_path / "c" / "round_1" / "train" / "model" / "model.safetensors").read_bytes() == \
-        (b / "model" / "model.safetensors").read_bytes()
+    assert (tmp_path / "c" / "round_1" / "train" / "model" / "model.safetensors").read_bytes() == (
+        b / "model" / "model.safetensors"
+    ).read_bytes()
 
 
 @pytest.mark.e2e
@@ -205,8 +211,9 @@ def test_a_torn_checkpoint_entry_is_not_reused(tmp_path):
     assert not list((tmp_path / "trained").glob(".*.tmp"))
 
 
-def test_a_checkpoint_cache_on_another_filesystem_never_copies_by_default_nor_fails_the_stage(tmp_path, monkeypatch,
-                                                                                              caplog):
+def test_a_checkpoint_cache_on_another_filesystem_never_copies_by_default_nor_fails_the_stage(
+    tmp_path, monkeypatch, caplog
+):
     """Hard links fail across filesystems (EXDEV): the cache stores nothing rather than copying into a
     quota-limited home, unless cache.copy_checkpoints says so; a failed store (ENOSPC) is logged, never
     raised; a fetch that cannot be put in place lets the stage train."""
@@ -222,6 +229,7 @@ def test_a_checkpoint_cache_on_another_filesystem_never_copies_by_default_nor_fa
 
     def cross_device(src, dst, **kwargs):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
+
     monkeypatch.setattr(os, "link", cross_device)
     with caplog.at_level(logging.WARNING, logger="tpt.cache"):
         CheckpointCache(tmp_path / "cache").store("abc", model, {"steps": 1})
@@ -234,6 +242,7 @@ def test_a_checkpoint_cache_on_another_filesystem_never_copies_by_default_nor_fa
 
     def disk_full(src, dst, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr("shutil.copy2", disk_full)
     CheckpointCache(tmp_path / "cache", copy=True).store("def", model, {"steps": 1})  # logged, not raised
     assert not (tmp_path / "cache" / "def").exists()

@@ -1,5 +1,6 @@
 """Chunked generation: a stage resumes from its finished chunks and publishes what an uninterrupted
 run publishes, the cache works per chunk, replicas share the chunks, and SLURM arrays deal them out."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,11 @@ CHUNKED = ["pruning=none", "task.train_questions=8", "think.chunk_size=2", "eval
 
 
 def stage_files(run_dir):
-    return {f"{i}/{stage}/{name}": (run_dir / f"round_{i}" / stage / name).read_bytes()
-            for i, stage in ((0, "eval"), (1, "think"), (1, "eval")) for name in ("samples.jsonl", "prompts.jsonl")}
+    return {
+        f"{i}/{stage}/{name}": (run_dir / f"round_{i}" / stage / name).read_bytes()
+        for i, stage in ((0, "eval"), (1, "think"), (1, "eval"))
+        for name in ("samples.jsonl", "prompts.jsonl")
+    }
 
 
 def run_dying_on_the_third_think_chunk(monkeypatch, cfg, run_dir):
@@ -58,8 +62,9 @@ def test_the_cache_works_per_chunk(tiny_model_dir, tmp_path, monkeypatch):
     """Chunks one cell finished are reused by another: here `a` stopped after two of think's four
     chunks, and `b` (another data size, another run directory) generates only the other two."""
     cache = ["cache=on", f"cache.dir={tmp_path / 'cache'}"]
-    run_dying_on_the_third_think_chunk(monkeypatch, compose(tiny_overrides(tiny_model_dir) + CHUNKED + cache),
-                                       tmp_path / "a")
+    run_dying_on_the_third_think_chunk(
+        monkeypatch, compose(tiny_overrides(tiny_model_dir) + CHUNKED + cache), tmp_path / "a"
+    )
     generated = count_generate_calls(monkeypatch)
     loop.run_cell(compose(tiny_overrides(tiny_model_dir) + CHUNKED + cache + ["data.size=2"]), tmp_path / "b")
     assert generated.count("round 1 think") == 2 and "round 0 eval" not in generated
@@ -79,22 +84,30 @@ def test_replicas_get_their_own_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert [replica_environment(r, 2, 2, cpu=False) for r in range(2)] == [
-        {"CUDA_VISIBLE_DEVICES": "4,5"}, {"CUDA_VISIBLE_DEVICES": "6,7"}]
+        {"CUDA_VISIBLE_DEVICES": "4,5"},
+        {"CUDA_VISIBLE_DEVICES": "6,7"},
+    ]
     with pytest.raises(RuntimeError, match="needs 2 GPUs"):
         replica_environment(2, 3, 2, cpu=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert [replica_environment(r, 2, 1, cpu=True) for r in range(2)] == [
-        {"VLLM_CPU_OMP_THREADS_BIND": "0,1"}, {"VLLM_CPU_OMP_THREADS_BIND": "2,3"}]
+        {"VLLM_CPU_OMP_THREADS_BIND": "0,1"},
+        {"VLLM_CPU_OMP_THREADS_BIND": "2,3"},
+    ]
     assert replica_environment(0, 1, 1, cpu=True) == {}
     # Tensor parallel ranks on a CPU: each its own cores (vLLM's CPU workers need them bound).
     assert replica_environment(0, 1, 2, cpu=True) == {"VLLM_CPU_OMP_THREADS_BIND": "0,1|2,3"}
     assert [replica_environment(r, 2, 2, cpu=True) for r in range(2)] == [
-        {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}, {"VLLM_CPU_OMP_THREADS_BIND": "2|3"}]
+        {"VLLM_CPU_OMP_THREADS_BIND": "0|1"},
+        {"VLLM_CPU_OMP_THREADS_BIND": "2|3"},
+    ]
     with pytest.raises(RuntimeError, match="needs a core per rank"):
         replica_environment(0, 2, 4, cpu=True)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # equal shares: one core stays idle
     assert [replica_environment(r, 2, 1, cpu=True) for r in range(2)] == [
-        {"VLLM_CPU_OMP_THREADS_BIND": "0"}, {"VLLM_CPU_OMP_THREADS_BIND": "1"}]
+        {"VLLM_CPU_OMP_THREADS_BIND": "0"},
+        {"VLLM_CPU_OMP_THREADS_BIND": "1"},
+    ]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     # The cell's GPUs over the tensor parallel size; only vLLM runs replicas.
@@ -120,15 +133,18 @@ def test_replicas_share_a_stage_and_sample_alike(real_vllm, vllm_tiny_dir, tmp_p
     model = vllm_tiny_dir
     samples = {}
     for replicas in (2, 1):
-        cfg = compose(tiny_overrides(model) + TINY_VLLM + ["task.train_questions=8", "think.chunk_size=2",
-                                                           "think.n=3", f"backend.replicas={replicas}"])
-        cell = Cell.open(cfg, RunDir(tmp_path / f"run{replicas}"), *prepare(cfg))
+        cfg = compose(
+            tiny_overrides(model)
+            + TINY_VLLM
+            + ["task.train_questions=8", "think.chunk_size=2", "think.n=3", f"backend.replicas={replicas}"]
+        )
+        cell = Cell.open(prepare(cfg), RunDir(tmp_path / f"run{replicas}"))
         with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
             samples[replicas], _, _ = sample(cell, think.job(cell, 1))
         if replicas == 2:  # each replica's engine keeps to its half of the cores
             cores, half = sorted(os.sched_getaffinity(0)), len(os.sched_getaffinity(0)) // 2
             pinned = sorted(sorted(os.sched_getaffinity(int(pid))) for pid in engine_processes())
-            assert pinned == [cores[:half], cores[half:2 * half]]
+            assert pinned == [cores[:half], cores[half : 2 * half]]
         release_all()
     assert caplog.text.count("VLLM_CPU_OMP_THREADS_BIND") == 2  # two engines, one core each
     assert samples[1] == samples[2] and len(samples[1]) == 8 * 3

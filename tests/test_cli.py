@@ -1,4 +1,5 @@
 """`python launch.py` as a user types it: errors before compute, and the embedded default end to end."""
+
 import os
 import subprocess
 import sys
@@ -12,31 +13,38 @@ from tpt.validate import validate
 
 def launch(*args, timeout=600):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
-@pytest.mark.parametrize("override,message", [
-    ("model=nope", "Could not find 'model/nope'"),
-    ("task=nope", "Could not find 'task/nope'"),
-    ("data_size=3k", "Could not find 'data_size/3k'"),
-    ("data.sizee=3", "Key 'sizee' not in 'DataConfig'"),
-    ("rounds=two", "Value 'two' of type 'str' could not be converted to Integer"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model=nope", "Could not find 'model/nope'"),
+        ("task=nope", "Could not find 'task/nope'"),
+        ("data_size=3k", "Could not find 'data_size/3k'"),
+        ("data.sizee=3", "Key 'sizee' not in 'DataConfig'"),
+        ("rounds=two", "Value 'two' of type 'str' could not be converted to Integer"),
+    ],
+)
 def test_bad_overrides_fail_at_compose_time(override, message, tmp_path):
     res = launch(override, f"hydra.run.dir={tmp_path}/run", "--cfg", "job")
     assert res.returncode != 0 and message in res.stderr, res.stderr
 
 
-@pytest.mark.parametrize("override,message", [
-    ("data.size=0", "data.size must be a positive number"),
-    ("rounds=0", "rounds must be >= 1"),
-    ("eval.k=[1,50]", "eval.k values must lie in 1..eval.n"),
-    ("train.lr=-1", "train.lr must be > 0"),
-    ("pruning=soft", "soft keeps programs that pass at least one test: it needs a code task"),
-    ("model.lr=???", "model.lr must be given"),
-    ("data.scale=0", "data.scale must be > 0"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("data.size=0", "data.size must be a positive number"),
+        ("rounds=0", "rounds must be >= 1"),
+        ("eval.k=[1,50]", "eval.k values must lie in 1..eval.n"),
+        ("train.lr=-1", "train.lr must be > 0"),
+        ("pruning=soft", r"pruning.strategy soft \(soft-positive\) prunes code tasks only \(got a math task\)"),
+        ("model.lr=???", "model.lr must be given"),
+        ("data.scale=0", "data.scale must be > 0"),
+    ],
+)
 def test_impossible_values_are_rejected(override, message):
     with pytest.raises(ConfigError, match=message):
         validate(compose([override]))
@@ -65,8 +73,11 @@ def test_malformed_data_file_is_named(tmp_path):
 def test_a_2x2_multirun_gives_each_cell_its_own_directory(tiny_model_dir, tmp_path):
     from tests.conftest import tiny_overrides
 
-    overrides = [o for o in tiny_overrides(tiny_model_dir, cache_dir=tmp_path / "cache")
-                 if not o.startswith(("name=", "data.size="))]
+    overrides = [
+        o
+        for o in tiny_overrides(tiny_model_dir, cache_dir=tmp_path / "cache")
+        if not o.startswith(("name=", "data.size="))
+    ]
     res = launch("-m", "pruning=gt,none", "data.size=2,3", *overrides, f"hydra.sweep.dir={tmp_path}/sweep")
     assert res.returncode == 0, res.stderr[-3000:]
     cells = sorted(p.name for p in (tmp_path / "sweep").iterdir() if (p / "metrics.jsonl").is_file())
@@ -93,4 +104,3 @@ def test_a_cell_already_running_elsewhere_is_refused_untouched(tiny_model_dir, t
         res = launch(*tiny_overrides(tiny_model_dir), f"hydra.run.dir={run_dir}")
     assert res.returncode == 2 and "is in use by another tpt process" in res.stderr
     assert (run_dir / ".metrics.jsonl.abc.tmp").exists() and not (run_dir / "run_config.yaml").exists()
-

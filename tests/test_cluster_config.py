@@ -1,5 +1,6 @@
 """cluster=slurm's config: resources from the model preset, queue names from the environment; how a cell
 takes the SIGTERM that SLURM sends when it stops a job (the whole story is in test_slurm.py)."""
+
 import subprocess
 import sys
 
@@ -11,11 +12,17 @@ def test_resources_come_from_the_model_preset_and_queue_names_from_the_environme
     monkeypatch.setenv("TPT_SLURM_PARTITION", "gpu")
     monkeypatch.setenv("TPT_SLURM_ACCOUNT", "lab")
     monkeypatch.delenv("TPT_SLURM_QOS", raising=False)
-    cfg = compose(["cluster=slurm", "model=gemma2_9b_it", "cluster.setup=[module load cuda]",
-                   "+cluster.sbatch.constraint=h100"])
+    cfg = compose(
+        ["cluster=slurm", "model=gemma2_9b_it", "cluster.setup=[module load cuda]", "+cluster.sbatch.constraint=h100"]
+    )
     params = submitit_parameters(cfg.cluster, code_dir=None)
     assert params["slurm_partition"] == "gpu" and params["slurm_account"] == "lab" and "slurm_qos" not in params
-    assert (params["gpus_per_node"], params["cpus_per_task"], params["mem_gb"], params["timeout_min"]) == (4, 32, 256, 1440)
+    assert (params["gpus_per_node"], params["cpus_per_task"], params["mem_gb"], params["timeout_min"]) == (
+        4,
+        32,
+        256,
+        1440,
+    )
     assert params["slurm_setup"] == ["module load cuda"]
     assert params["slurm_additional_parameters"] == {"constraint": "h100", "requeue": True}
     assert params["slurm_array_parallelism"] == 64
@@ -23,8 +30,15 @@ def test_resources_come_from_the_model_preset_and_queue_names_from_the_environme
 
 def test_config_overrides_beat_the_preset_and_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("TPT_SLURM_PARTITION", "gpu")
-    cfg = compose(["cluster=slurm", "model=llama3_2_1b_instruct", "cluster.partition=debug", "cluster.gpus=2",
-                   "cluster.timeout_min=30"])
+    cfg = compose(
+        [
+            "cluster=slurm",
+            "model=llama3_2_1b_instruct",
+            "cluster.partition=debug",
+            "cluster.gpus=2",
+            "cluster.timeout_min=30",
+        ]
+    )
     params = submitit_parameters(cfg.cluster, code_dir=tmp_path)
     assert params["slurm_partition"] == "debug" and params["gpus_per_node"] == 2 and params["timeout_min"] == 30
     assert params["slurm_additional_parameters"]["chdir"] == str(tmp_path)

@@ -1,5 +1,6 @@
 """Code task loaders (CodeContests format from jsonl, parquet and through `datasets`; the LeetCode
 format), their errors, and a whole round on a code task."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import pytest
 from tests.conftest import compose, tiny_overrides
 from tpt import loop
 from tpt.config import ConfigError
-from tpt.validate import validate
 from tpt.tasks import DataError, load_task, task_kind
+from tpt.validate import validate
 from tpt.verify.code import CodeVerifier
 
 pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
@@ -26,19 +27,36 @@ def io_block(pairs):
 
 def cc_row(name, description, public, private=(), generated=(), solutions=(), seconds=2, nanos=0, mem=256 << 20):
     """A row shaped like deepmind/code_contests (the fields tpt reads, plus some it ignores)."""
-    return {"name": name, "description": description, "source": 2, "difficulty": 7,
-            "public_tests": io_block(public), "private_tests": io_block(private),
-            "generated_tests": io_block(generated),
-            "solutions": {"language": [l for l, _ in solutions], "solution": [s for _, s in solutions]},
-            "incorrect_solutions": {"language": [], "solution": []},
-            "time_limit": {"seconds": seconds, "nanos": nanos}, "memory_limit_bytes": mem,
-            "input_file": "", "output_file": "", "cf_tags": ["math"]}
+    return {
+        "name": name,
+        "description": description,
+        "source": 2,
+        "difficulty": 7,
+        "public_tests": io_block(public),
+        "private_tests": io_block(private),
+        "generated_tests": io_block(generated),
+        "solutions": {"language": [l for l, _ in solutions], "solution": [s for _, s in solutions]},
+        "incorrect_solutions": {"language": [], "solution": []},
+        "time_limit": {"seconds": seconds, "nanos": nanos},
+        "memory_limit_bytes": mem,
+        "input_file": "",
+        "output_file": "",
+        "cf_tags": ["math"],
+    }
 
 
 ADD = "a, b = map(int, input().split())\nprint(a + b)"
 TRAIN = [
-    cc_row("1_A. Add", "Print a + b.", [("1 2\n", "3\n")], [("5 5\n", "10\n")], [("0 0\n", "0\n"), ("7 1\n", "8\n")],
-           solutions=[(2, "int main() {}"), (1, "print 3"), (3, ADD)], seconds=2, nanos=500_000_000),
+    cc_row(
+        "1_A. Add",
+        "Print a + b.",
+        [("1 2\n", "3\n")],
+        [("5 5\n", "10\n")],
+        [("0 0\n", "0\n"), ("7 1\n", "8\n")],
+        solutions=[(2, "int main() {}"), (1, "print 3"), (3, ADD)],
+        seconds=2,
+        nanos=500_000_000,
+    ),
     cc_row("2_B. Echo", "Print the input line.", [("hi\n", "hi\n")], solutions=[(2, "int main() {}")], seconds=0),
 ]
 TEST = [
@@ -70,8 +88,12 @@ def test_codecontests_from_jsonl(tmp_path):
     data = load_task(cc_task(f"task.path={tmp_path}"))
     assert [p.question for p in data.eval] == ["Print 2x.", "Print -x."]  # the <image> problem is dropped
     add = next(p for p in data.train if "a + b" in p.question)
-    assert [(t.test_set, t.input) for t in add.tests] == [("public", "1 2\n"), ("private", "5 5\n"),
-                                                       ("generated", "0 0\n"), ("generated", "7 1\n")]
+    assert [(t.test_set, t.input) for t in add.tests] == [
+        ("public", "1 2\n"),
+        ("private", "5 5\n"),
+        ("generated", "0 0\n"),
+        ("generated", "7 1\n"),
+    ]
     assert add.solution == f"```python\n{ADD}\n```"  # the Python 3 solution, not the C++ or Python 2 one
     assert add.time_limit_s == 2.5 and add.memory_mb == 256 and task_kind("codecontests") == "code"
     echo = next(p for p in data.train if "input line" in p.question)
@@ -81,8 +103,14 @@ def test_codecontests_from_jsonl(tmp_path):
 def test_codecontests_test_selection_and_cap(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", TRAIN)
     write_jsonl(tmp_path / "test.jsonl", TEST)
-    data = load_task(cc_task(f"task.path={tmp_path}", "task.code.tests=[private,public]", "task.code.max_tests=1",
-                             "task.code.drop_image_problems=false"))
+    data = load_task(
+        cc_task(
+            f"task.path={tmp_path}",
+            "task.code.tests=[private,public]",
+            "task.code.max_tests=1",
+            "task.code.drop_image_problems=false",
+        )
+    )
     assert len(data.eval) == 3
     add = next(p for p in data.train if "a + b" in p.question)
     assert [t.test_set for t in add.tests] == ["private"]
@@ -101,12 +129,15 @@ def test_codecontests_from_the_hub_layout_in_parquet(tmp_path):
     assert all(v["correct"] for v in verdicts) and len(verdicts) == 2
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"name": "x"}, "not a CodeContests row"),
-    ({**TRAIN[0], "public_tests": {"input": ["1\n"], "output": []}}, "has 1 inputs but 0 outputs"),
-    ({**TRAIN[0], "description": ""}, "problem statement must be a non-empty string"),
-    ({**TRAIN[1], "public_tests": io_block([])}, "no tests of the selected kinds"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"name": "x"}, "not a CodeContests row"),
+        ({**TRAIN[0], "public_tests": {"input": ["1\n"], "output": []}}, "has 1 inputs but 0 outputs"),
+        ({**TRAIN[0], "description": ""}, "problem statement must be a non-empty string"),
+        ({**TRAIN[1], "public_tests": io_block([])}, "no tests of the selected kinds"),
+    ],
+)
 def test_malformed_codecontests_rows_are_named(tmp_path, row, message):
     write_jsonl(tmp_path / "train.jsonl", [TRAIN[0], row])
     write_jsonl(tmp_path / "test.jsonl", TEST)
@@ -128,12 +159,15 @@ def test_leetcode_format(tmp_path):
     assert "Starter code:" in two_sum.question
 
 
-@pytest.mark.parametrize("line, message", [
-    ("not json", "not valid JSON"),
-    (json.dumps({"question": "q"}), "field 'tests' must be a list"),
-    (json.dumps({"question": "q", "tests": [{"input": "1"}]}), "field 'tests' must be a list"),
-    (json.dumps({"question": "q", "tests": [{"input": "1", "output": "1"}], "solution": 3}), "field 'solution'"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", "not valid JSON"),
+        (json.dumps({"question": "q"}), "field 'tests' must be a list"),
+        (json.dumps({"question": "q", "tests": [{"input": "1"}]}), "field 'tests' must be a list"),
+        (json.dumps({"question": "q", "tests": [{"input": "1", "output": "1"}], "solution": 3}), "field 'solution'"),
+    ],
+)
 def test_malformed_leetcode_rows_are_named(tmp_path, line, message):
     (tmp_path / "train.jsonl").write_text(line + "\n")
     (tmp_path / "test.jsonl").write_text((DATA / "test.jsonl").read_text())
@@ -153,9 +187,22 @@ def test_impossible_code_settings_are_rejected():
 
 def test_a_round_on_a_code_task(tiny_model_dir, tmp_path):
     """Human solutions are verified in the sandbox, pruned, trained on; eval judges the model's programs."""
-    cfg = compose(tiny_overrides(tiny_model_dir) + [
-        "task=leetcode", f"task.path={DATA}", "task.few_shot=1", "task.train_questions=null", "source=human",
-        "pruning=soft", "rounds=1", "think.n=1", "eval.n=2", "eval.k=[1,2]", "task.code.workers=2"])
+    cfg = compose(
+        tiny_overrides(tiny_model_dir)
+        + [
+            "task=leetcode",
+            f"task.path={DATA}",
+            "task.few_shot=1",
+            "task.train_questions=null",
+            "source=human",
+            "pruning=soft",
+            "rounds=1",
+            "think.n=1",
+            "eval.n=2",
+            "eval.k=[1,2]",
+            "task.code.workers=2",
+        ]
+    )
     rows = loop.run_cell(cfg, tmp_path)
     stats = json.loads((tmp_path / "round_1" / "prune" / "stats.json").read_text())
     assert stats["samples"] == stats["correct_samples"] == 5  # every human solution passes (1 is the shot)

@@ -1,5 +1,6 @@
 """Code verification: extraction, DeepMind-style output comparison, and verdicts of real runs on
 the project's own problems (tests/data/code) with correct, wrong, partly right and slow programs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tpt.compose import compose
-from tpt.stages.prune import prune
+from tpt.pruning import RULES, prune
 from tpt.tasks import load_task
 from tpt.verify import code as code_mod
 from tpt.verify.code import CodeVerifier, extract_code, outputs_match, truncate_after_code
@@ -16,16 +17,19 @@ from tpt.verify.code import CodeVerifier, extract_code, outputs_match, truncate_
 DATA = Path(__file__).parent / "data" / "code"
 
 
-@pytest.mark.parametrize("text, code", [
-    ("Idea first.\n```python\nprint(1)\n```\nDone.", "print(1)"),
-    ("```py\nx = 2\nprint(x)\n```", "x = 2\nprint(x)"),
-    ("```\nprint(3)\n```", "print(3)"),  # untagged blocks count
-    ("```Python3\nprint(4)\n```", "print(4)"),
-    ("```text\n5\n```\n```python\nprint(5)\n```", "print(5)"),  # blocks in other languages are skipped
-    ("```python\nprint(6)\n```\n```python\nprint(7)\n```", "print(6)"),  # the first python block
-    ("print(8)", None),
-    ("```python\nprint(9)", None),  # never closed: cut off by the token limit
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("Idea first.\n```python\nprint(1)\n```\nDone.", "print(1)"),
+        ("```py\nx = 2\nprint(x)\n```", "x = 2\nprint(x)"),
+        ("```\nprint(3)\n```", "print(3)"),  # untagged blocks count
+        ("```Python3\nprint(4)\n```", "print(4)"),
+        ("```text\n5\n```\n```python\nprint(5)\n```", "print(5)"),  # blocks in other languages are skipped
+        ("```python\nprint(6)\n```\n```python\nprint(7)\n```", "print(6)"),  # the first python block
+        ("print(8)", None),
+        ("```python\nprint(9)", None),  # never closed: cut off by the token limit
+    ],
+)
 def test_extract_code(text, code):
     assert extract_code(text) == code
 
@@ -35,19 +39,22 @@ def test_generation_is_cut_after_the_first_block():
     assert truncate_after_code("no block") == "no block"
 
 
-@pytest.mark.parametrize("got, want, match", [
-    ("1 2 3\n", "1 2 3", True),
-    ("1   2\n3\n\n", "1 2 3", True),  # whitespace of any kind separates tokens
-    ("YES", "yes", True),  # case-insensitive, as DeepMind's tester
-    ("2.5000001", "2.5", True),  # floats within 1e-5
-    ("2.50002", "2.5", False),
-    ("1.0", "1", True),  # a float and an int compare as numbers
-    ("10", "010", True),  # two integers compare by value
-    ("1 2", "1 2 3", False),
-    ("abc", "abd", False),
-    ("", "", True),
-    ("nan", "0", False),
-])
+@pytest.mark.parametrize(
+    "got, want, match",
+    [
+        ("1 2 3\n", "1 2 3", True),
+        ("1   2\n3\n\n", "1 2 3", True),  # whitespace of any kind separates tokens
+        ("YES", "yes", True),  # case-insensitive, as DeepMind's tester
+        ("2.5000001", "2.5", True),  # floats within 1e-5
+        ("2.50002", "2.5", False),
+        ("1.0", "1", True),  # a float and an int compare as numbers
+        ("10", "010", True),  # two integers compare by value
+        ("1 2", "1 2 3", False),
+        ("abc", "abd", False),
+        ("", "", True),
+        ("nan", "0", False),
+    ],
+)
 def test_outputs_match_like_deepmind(got, want, match):
     assert outputs_match(got, want) is match
 
@@ -75,16 +82,24 @@ def test_every_reference_solution_passes(task, verifier):
     assert all(v["tests_run"] == v["tests_total"] == len(p.tests) for p, v in zip(problems, verdicts))
 
 
-@pytest.mark.parametrize("pid, code, verdict, some", [
-    ("add-two", "a, b = map(int, input().split())\nprint(a - b)", "wrong_answer", False),
-    ("add-two", "a, b = map(int, input().split())\nprint(3 if a == 1 else a - b)", "wrong_answer", True),
-    ("add-two", "print(int('x'))", "runtime_error", False),
-    ("add-two", "def f(:\n  pass", "syntax_error", False),
-    ("add-two", "x = " + "-" * 100000 + "1", "syntax_error", False),  # too deep for the parser: never run
-    ("sum-to-n", "n = int(input())\nprint(sum(range(n + 1)))", "timeout", True),  # right but too slow
-    ("average", "n = int(input())\nprint(round(sum(map(int, input().split())) / n, 7))", "passed", True),
-    ("two-sum", "class Solution:\n    def twoSum(self, nums, target):\n        return [0, 1]", "wrong_answer", True),
-])
+@pytest.mark.parametrize(
+    "pid, code, verdict, some",
+    [
+        ("add-two", "a, b = map(int, input().split())\nprint(a - b)", "wrong_answer", False),
+        ("add-two", "a, b = map(int, input().split())\nprint(3 if a == 1 else a - b)", "wrong_answer", True),
+        ("add-two", "print(int('x'))", "runtime_error", False),
+        ("add-two", "def f(:\n  pass", "syntax_error", False),
+        ("add-two", "x = " + "-" * 100000 + "1", "syntax_error", False),  # too deep for the parser: never run
+        ("sum-to-n", "n = int(input())\nprint(sum(range(n + 1)))", "timeout", True),  # right but too slow
+        ("average", "n = int(input())\nprint(round(sum(map(int, input().split())) / n, 7))", "passed", True),
+        (
+            "two-sum",
+            "class Solution:\n    def twoSum(self, nums, target):\n        return [0, 1]",
+            "wrong_answer",
+            True,
+        ),
+    ],
+)
 def test_verdicts_of_real_runs(task, verifier, pid, code, verdict, some):
     v = verifier.verify([(task[1][pid], fenced(code))])[0]
     assert (v["verdict"], v["passed_some"], v["correct"]) == (verdict, some, verdict == "passed")
@@ -135,9 +150,9 @@ def test_soft_pruning_keeps_programs_passing_some_tests():
         {"qid": "b", "completion": "x2", "correct": False, "passed_some": True},
         {"qid": "c", "completion": "x3", "correct": False, "passed_some": False},
     ]
-    assert {s["qid"] for s in prune(samples, "soft", 10, 0)[0]} == {"a", "b"}
-    assert {s["qid"] for s in prune(samples, "gt", 10, 0)[0]} == {"a"}
-    assert {s["qid"] for s in prune(samples, "none", 10, 0)[0]} == {"a", "b", "c"}
+    assert {s["qid"] for s in prune(samples, RULES["soft"](), 10, 0)[0]} == {"a", "b"}
+    assert {s["qid"] for s in prune(samples, RULES["gt"](), 10, 0)[0]} == {"a"}
+    assert {s["qid"] for s in prune(samples, RULES["none"](), 10, 0)[0]} == {"a", "b", "c"}
 
 
 def test_verdicts_are_cached_by_program_tests_and_limits(task, tmp_path, monkeypatch):
@@ -164,13 +179,17 @@ def test_verdicts_are_cached_by_program_tests_and_limits(task, tmp_path, monkeyp
     changed = dataclasses.replace(p, tests=(dataclasses.replace(p.tests[0], output="-1"),) + p.tests[1:])
     assert CodeVerifier(code_cfg, store).verify([(changed, p.solution)])[0]["verdict"] == "wrong_answer"
     assert len(runs) == 3
-    slower = compose(["task=leetcode", f"task.path={DATA}", "task.code.default_time_limit_s=1",
-                      "task.code.time_limit_scale=3"]).task.code
+    slower = compose(
+        ["task=leetcode", f"task.path={DATA}", "task.code.default_time_limit_s=1", "task.code.time_limit_scale=3"]
+    ).task.code
     CodeVerifier(slower, store).verify(pairs)
     assert len(runs) == 5  # other limits: other verdicts, possibly
 
-    monkeypatch.setattr(code_mod.CodeVerifier, "judge", lambda self, p, c: runs.append(c) or code_mod._verdict(
-        "sandbox_error", c, 0, 1, len(p.tests)))
+    monkeypatch.setattr(
+        code_mod.CodeVerifier,
+        "judge",
+        lambda self, p, c: runs.append(c) or code_mod._verdict("sandbox_error", c, 0, 1, len(p.tests)),
+    )
     odd = [(p, fenced("print(1)"))]
     CodeVerifier(code_cfg, store).verify(odd)
     CodeVerifier(code_cfg, store).verify(odd)
@@ -178,13 +197,15 @@ def test_verdicts_are_cached_by_program_tests_and_limits(task, tmp_path, monkeyp
 
 
 def test_a_cell_keeps_verdicts_in_the_cache_unless_told_not_to(tmp_path):
-    from tpt.cell import Cell
+    from tpt.cell import Cell, Prepared
     from tpt.rundir import RunDir
 
     data = load_task(compose(["task=minicode"]).task)
     for switch, kept in (("cache.verdicts=true", True), ("cache.verdicts=false", False)):
         cfg = compose(["task=minicode", f"cache.dir={tmp_path / 'cache'}", switch])
-        cell = Cell.open(cfg, RunDir(tmp_path / switch), data, "unused", None)
+        cell = Cell.open(Prepared(cfg, {}, data, "unused", None), RunDir(tmp_path / switch))
         assert (cell.verifier.cache is not None) is kept
-    cell = Cell.open(compose(["task=minicode", "cache=off"]), RunDir(tmp_path / "off"), data, "unused", None)
+    cell = Cell.open(
+        Prepared(compose(["task=minicode", "cache=off"]), {}, data, "unused", None), RunDir(tmp_path / "off")
+    )
     assert cell.verifier.cache is None

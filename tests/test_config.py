@@ -1,25 +1,31 @@
 """The config layout: registries and config groups agree, conf/ holds no schema default twice, and
 the cell directory name leaves out exactly the rerun-free keys."""
+
 from pathlib import Path
 
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from tests.conftest import compose
 from tpt.backends import AUTO, BACKENDS
 from tpt.compose import CONF_DIR
 from tpt.config import Config
 from tpt.naming import RERUN_FREE_KEYS, cell_name, pinned
-from tpt.pruning import STRATEGIES
+from tpt.pruning import RULES
 from tpt.sources import SOURCES
 from tpt.tasks import TASKS
-from tests.conftest import compose
 
 
-@pytest.mark.parametrize("group, registry, key", [
-    ("task", TASKS, "task.name"), ("backend", BACKENDS, "backend.name"), ("pruning", STRATEGIES, "pruning.strategy"),
-    ("source", SOURCES, "source.kind"),
-])
+@pytest.mark.parametrize(
+    "group, registry, key",
+    [
+        ("task", TASKS, "task.name"),
+        ("backend", BACKENDS, "backend.name"),
+        ("pruning", RULES, "pruning.strategy"),
+        ("source", SOURCES, "source.kind"),
+    ],
+)
 def test_every_registered_name_has_its_config_file_and_back(group, registry, key):
     options = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
     assert options == set(registry) | ({AUTO} if group == "backend" else set())
@@ -62,8 +68,17 @@ def test_config_files_hold_only_what_differs_from_the_schema():
 def test_cell_name_leaves_out_the_rerun_free_keys_by_prefix():
     assert cell_name([]) == "default"
     assert cell_name(["pruning=none", "data_size=1k"]) == "data_size=1k,pruning=none"  # sorted, as Hydra's
-    free = ["name=x", "rounds=3", "logger=wandb", "cache.dir=/c", "cluster=slurm", "+cluster.sbatch.constraint=h100",
-            "task.code.workers=4", "think.array_tasks=8", "eval.array_tasks=2"]
+    free = [
+        "name=x",
+        "rounds=3",
+        "logger=wandb",
+        "cache.dir=/c",
+        "cluster=slurm",
+        "+cluster.sbatch.constraint=h100",
+        "task.code.workers=4",
+        "think.array_tasks=8",
+        "eval.array_tasks=2",
+    ]
     assert cell_name(free + ["pruning=none"]) == "pruning=none"
     assert cell_name(["model.id=/a/b"]) == "model.id=_a_b"  # no sub-folders
     assert set(RERUN_FREE_KEYS) >= {"name", "rounds", "logger", "cache", "cluster"}
@@ -76,19 +91,32 @@ def test_long_cell_names_stay_valid_file_names_and_distinct():
 
 
 def test_the_pinned_config_drops_the_same_keys():
-    a = pinned(compose(["task=minicode", "rounds=1", "name=a", "cluster.array_parallelism=3", "task.code.workers=2",
-                        "think.array_tasks=4"]))
+    a = pinned(
+        compose(
+            [
+                "task=minicode",
+                "rounds=1",
+                "name=a",
+                "cluster.array_parallelism=3",
+                "task.code.workers=2",
+                "think.array_tasks=4",
+            ]
+        )
+    )
     b = pinned(compose(["task=minicode", "rounds=4", "name=b", "logger=wandb", "cache=off"]))
     assert a == b and "rounds" not in a and "cluster" not in a and "workers" not in a["task"]["code"]
     assert "array_tasks" not in a["think"] and a["think"]["chunk_size"] == 256  # the chunking does change samples
 
 
-@pytest.mark.parametrize("task, own, others", [
-    ("gsm8k", {"strict_match"}, {"arith", "minicode", "code"}),
-    ("arith", {"strict_match", "arith"}, {"minicode", "code"}),
-    ("codecontests", {"code"}, {"arith", "minicode", "strict_match"}),
-    ("minicode", {"code", "minicode"}, {"arith", "strict_match"}),
-])
+@pytest.mark.parametrize(
+    "task, own, others",
+    [
+        ("gsm8k", {"strict_match"}, {"arith", "minicode", "code"}),
+        ("arith", {"strict_match", "arith"}, {"minicode", "code"}),
+        ("codecontests", {"code"}, {"arith", "minicode", "strict_match"}),
+        ("minicode", {"code", "minicode"}, {"arith", "strict_match"}),
+    ],
+)
 def test_a_cell_shows_only_its_own_tasks_settings(task, own, others):
     keys = set(compose([f"task={task}"]).task.keys())
     assert own <= keys and not others & keys

@@ -1,5 +1,6 @@
 """Train/eval overlap by word n-grams (tpt/contamination.py): the normalisation, the overlaps against a
 brute-force pairwise check on the real GSM8K, a cell's contamination.json, and task.decontaminate."""
+
 import json
 
 from tests.conftest import compose
@@ -10,18 +11,24 @@ from tpt.tasks.base import Problem
 
 
 def test_text_is_normalised_as_open_r1_does():
-    assert words("Natalia sold clips to 48 of her friends in April, and then she sold half as many") == \
-        "natalia sold clips to 48 of her friends in april and then she sold half as many".split()
+    assert (
+        words("Natalia sold clips to 48 of her friends in April, and then she sold half as many")
+        == "natalia sold clips to 48 of her friends in april and then she sold half as many".split()
+    )
     assert words("It's $1,200.50!") == ["it", "s", "1", "200", "50"]
     assert ngrams("a b c", 2) == {("a", "b"), ("b", "c")} and ngrams("a b", 3) == set()
 
 
 def test_overlaps_name_every_eval_question_sharing_an_ngram():
-    evals = [("e1", "Tom has five red apples and three green pears in a basket"),
-             ("e2", "How many legs do nine spiders have altogether")]
-    train = [("t1", "TOM HAS FIVE RED APPLES, and three green pears in a BASKET!"),  # e1 again, other case and marks
-             ("t2", "Sara counts how many legs do nine spiders have altogether today"),  # e2's 8 words inside
-             ("t3", "Tom has five red apples and two")]  # 5 words in common: less than 8
+    evals = [
+        ("e1", "Tom has five red apples and three green pears in a basket"),
+        ("e2", "How many legs do nine spiders have altogether"),
+    ]
+    train = [
+        ("t1", "TOM HAS FIVE RED APPLES, and three green pears in a BASKET!"),  # e1 again, other case and marks
+        ("t2", "Sara counts how many legs do nine spiders have altogether today"),  # e2's 8 words inside
+        ("t3", "Tom has five red apples and two"),
+    ]  # 5 words in common: less than 8
     assert overlaps(train, evals, 8) == {"t1": ["e1"], "t2": ["e2"]}
     assert overlaps(train, evals, 5) == {"t1": ["e1"], "t2": ["e2"], "t3": ["e1"]}
 
@@ -36,20 +43,32 @@ def test_on_the_real_gsm8k_the_overlaps_are_what_a_pairwise_check_finds(gsm8k_di
     for p in train[:500]:
         mine = ngrams(p.question, 8)
         assert report["pairs"].get(p.id, []) == sorted(e for e, g in grams.items() if mine & g), p.id
-    print(f"GSM8K train vs test, 8-grams: {report['overlapping_train']} of {report['train_questions']} train "
-          f"questions overlap {report['overlapping_eval']} of {report['eval_questions']} test questions")
+    print(
+        f"GSM8K train vs test, 8-grams: {report['overlapping_train']} of {report['train_questions']} train "
+        f"questions overlap {report['overlapping_eval']} of {report['eval_questions']} test questions"
+    )
 
 
 def jsonl_cell(tmp_path, *extra):
-    rows = [{"q": f"Question number {i}: what is {i} plus {i} when counted by a careful child", "a": 2 * i}
-            for i in range(12)]
+    rows = [
+        {"q": f"Question number {i}: what is {i} plus {i} when counted by a careful child", "a": 2 * i}
+        for i in range(12)
+    ]
     rows[3]["q"] = rows[10]["q"]  # a train question that is also a test question
     folder = tmp_path / "data"
     folder.mkdir(parents=True)
     for name, part in (("train", rows[:8]), ("test", rows[8:])):
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
-    return compose(["task=jsonl", f"task.path={folder}", "task.fields.question=q", "task.fields.answer=a",
-                    "task.eval_questions=4", *extra])
+    return compose(
+        [
+            "task=jsonl",
+            f"task.path={folder}",
+            "task.fields.question=q",
+            "task.fields.answer=a",
+            "task.eval_questions=4",
+            *extra,
+        ]
+    )
 
 
 def test_a_cell_reports_its_overlap_and_decontaminate_drops_it(tmp_path):
@@ -73,22 +92,48 @@ def test_a_rounds_training_solutions_are_checked_and_reported(tmp_path, capsys):
     from tpt.contamination import check_solutions
     from tpt.report import main
 
-    evals = [Problem("e1", "A train travels 270 miles in 3 hours at a constant speed, how fast?", "", "90"),
-             Problem("e2", "Tom has 3 apples and eats one.", "", "2")]
-    records = [{"qid": "t1", "origin": "teacher", "completion": "As in: a train travels 270 miles in 3 hours at a "
-                "constant speed. So 90. #### 90"},
-               {"qid": "t2", "origin": "teacher", "completion": "Add them: 2 + 2 = 4. #### 4"}]
+    evals = [
+        Problem("e1", "A train travels 270 miles in 3 hours at a constant speed, how fast?", "", "90"),
+        Problem("e2", "Tom has 3 apples and eats one.", "", "2"),
+    ]
+    records = [
+        {
+            "qid": "t1",
+            "origin": "teacher",
+            "completion": "As in: a train travels 270 miles in 3 hours at a constant speed. So 90. #### 90",
+        },
+        {"qid": "t2", "origin": "teacher", "completion": "Add them: 2 + 2 = 4. #### 4"},
+    ]
     leaks = check_solutions(records, evals, 8)
-    assert (leaks["compared"], leaks["overlapping_examples"], leaks["pairs"]) == \
-        ("training solutions (teacher)", 1, {"t1/teacher": ["e1"]})
+    assert (leaks["compared"], leaks["overlapping_examples"], leaks["pairs"]) == (
+        "training solutions (teacher)",
+        1,
+        {"t1/teacher": ["e1"]},
+    )
     assert check_solutions(records, evals, 13)["overlapping_examples"] == 0  # 12 words shared, not 13
 
     cell = tmp_path / "cell"
     (cell / "round_1" / "prune").mkdir(parents=True)
     (cell / "run_config.yaml").write_text("rounds: 1\nmodel: {name: m}\ntask: {name: gsm8k}\n")
-    (cell / "metrics.jsonl").write_text("".join(json.dumps({"round": r, "pass@1": 0.5, "pass@4": 0.6, "correct@4": 0.6, "distinct_answers": 2.0, "text_diversity": 0.5}) + "\n"
-                                                for r in (0, 1)))
-    (cell / "contamination.json").write_text(json.dumps({"ngram": 8, "overlapping_train": 0, "overlapping_eval_ids": []}))
+    (cell / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "round": r,
+                    "pass@1": 0.5,
+                    "pass@4": 0.6,
+                    "correct@4": 0.6,
+                    "distinct_answers": 2.0,
+                    "text_diversity": 0.5,
+                }
+            )
+            + "\n"
+            for r in (0, 1)
+        )
+    )
+    (cell / "contamination.json").write_text(
+        json.dumps({"ngram": 8, "overlapping_train": 0, "overlapping_eval_ids": []})
+    )
     (cell / "round_1" / "prune" / "contamination.json").write_text(json.dumps(leaks))
     main([str(tmp_path)])
     assert "- cell: round 1 solutions: 1 share a 8-gram with 1 eval questions (e1)" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """Training beyond one process: the accelerate commands per strategy, multi-node under SLURM, the
 model presets' settings, Gemma's chat handling, and a real 2-process DDP round on CPU."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,33 @@ from tests.conftest import compose, tiny_overrides
 from tpt import loop
 from tpt.cluster import submitit_parameters
 from tpt.config import ConfigError
-from tpt.validate import validate
-from tpt.training.distributed import ACCELERATE_CONFIGS, LaunchError, accelerate_command, write_job
 from tpt.prompt import build_messages
+from tpt.training.distributed import ACCELERATE_CONFIGS, LaunchError, write_job
+from tpt.training.strategies import STRATEGIES
+from tpt.validate import validate
+
+
+def train_cfg(strategy, processes, nodes, checkpointing):
+    return compose(
+        [
+            f"model.train_strategy={strategy}",
+            f"model.gpus={processes}",
+            f"model.nodes={nodes}",
+            f"model.gradient_checkpointing={checkpointing}",
+            f"train.global_batch_size={processes * nodes}",
+        ]
+    ).train
+
+
+def command(strategy, processes, nodes, job, checkpointing=False, env=None):
+    cmd, _ = STRATEGIES[strategy].command(
+        job, train_cfg(strategy, processes, nodes, checkpointing), cpu=False, env={} if env is None else env
+    )
+    return cmd
 
 
 def test_single_node_fsdp_command(tmp_path):
-    cmd = accelerate_command("fsdp", 4, 1, tmp_path / "job.json", gradient_checkpointing=True, cpu=False)
+    cmd = command("fsdp", 4, 1, tmp_path / "job.json", checkpointing=True)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--config_file") + 1] == str(ACCELERATE_CONFIGS / "fsdp.yaml")
     assert cmd[cmd.index("--num_processes") + 1] == "4" and cmd[cmd.index("--num_machines") + 1] == "1"
@@ -33,8 +54,10 @@ def test_a_worker_trains_the_job_it_is_given(tiny_model_dir, tmp_path):
     from tpt.training import worker
     from tpt.training.sft import to_conversations
 
-    examples = to_conversations([{"question": f"{i} + 1?", "completion": f"#### {i + 1}"} for i in range(4)],
-                                lambda q: build_messages(q, "Solve."))
+    examples = to_conversations(
+        [{"question": f"{i} + 1?", "completion": f"#### {i + 1}"} for i in range(4)],
+        lambda q: build_messages(q, "Solve."),
+    )
     cfg = compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-3"]).train
     job = write_job(ModelRef(str(tiny_model_dir), None, lambda: "tiny"), examples, tmp_path / "model", cfg)
     worker.main(str(job))
@@ -45,11 +68,23 @@ def test_a_worker_trains_the_job_it_is_given(tiny_model_dir, tmp_path):
 
 def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path, slurm_cluster):
     env = {**slurm_cluster, "SLURM_JOB_NODELIST": "gpu[07-08]"}  # scontrol expands the list
-    cmd = accelerate_command("fsdp", 8, 2, tmp_path / "job.json", gradient_checkpointing=False, cpu=False, env=env)
+    command("fsdp", 8, 2, tmp_path / "job.json", env=env)
     env["SLURM_CPUS_PER_TASK"] = "64"
-    cmd = accelerate_command("fsdp", 8, 2, tmp_path / "job.json", gradient_checkpointing=False, cpu=False, env=env)
-    assert cmd[:8] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--overlap", "--gpus-per-node=8",
-                       "--kill-on-bad-exit=1", "--cpus-per-task=64", "bash"] and cmd[8] == "-c"
+    cmd = command("fsdp", 8, 2, tmp_path / "job.json", env=env)
+    assert (
+        cmd[:8]
+        == [
+            "srun",
+            "--nodes=2",
+            "--ntasks-per-node=1",
+            "--overlap",
+            "--gpus-per-node=8",
+            "--kill-on-bad-exit=1",
+            "--cpus-per-task=64",
+            "bash",
+        ]
+        and cmd[8] == "-c"
+    )
     per_node = cmd[9]
     assert per_node.startswith("trap '' USR2; exec ")  # the timeout warning is the cell's, not training's
     assert "--num_processes 16 --num_machines 2" in per_node
@@ -59,15 +94,18 @@ def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path, slurm
 
 def test_multi_node_outside_an_allocation_is_refused(tmp_path):
     with pytest.raises(LaunchError, match="inside a SLURM allocation"):
-        accelerate_command("ddp", 8, 2, tmp_path / "job.json", gradient_checkpointing=False, cpu=False, env={})
+        command("ddp", 8, 2, tmp_path / "job.json", env={})
 
 
-@pytest.mark.parametrize("preset, strategy, procs, nodes, ckpt, tp, lr, system_role", [
-    ("gemma2_2b_it", "single", 1, 1, False, 1, 1e-6, False),
-    ("gemma2_9b_it", "fsdp", 4, 1, True, 1, 1e-6, False),
-    ("llama3_2_1b_instruct", "single", 1, 1, False, 1, 1e-5, True),
-    ("llama3_3_70b_instruct", "fsdp", 8, 2, True, 8, 1e-5, True),
-])
+@pytest.mark.parametrize(
+    "preset, strategy, procs, nodes, ckpt, tp, lr, system_role",
+    [
+        ("gemma2_2b_it", "single", 1, 1, False, 1, 1e-6, False),
+        ("gemma2_9b_it", "fsdp", 4, 1, True, 1, 1e-6, False),
+        ("llama3_2_1b_instruct", "single", 1, 1, False, 1, 1e-5, True),
+        ("llama3_3_70b_instruct", "fsdp", 8, 2, True, 8, 1e-5, True),
+    ],
+)
 def test_model_presets_carry_the_paper_settings(preset, strategy, procs, nodes, ckpt, tp, lr, system_role):
     cfg = compose([f"model={preset}", "task=gsm8k", "backend=vllm", "cluster=slurm"])
     validate(cfg)
@@ -108,8 +146,9 @@ def test_gemma_presets_fold_the_system_prompt_into_the_first_user_turn(tiny_mode
     from tpt.tasks import load_task
 
     example = load_task(shot.task).few_shot[0]
-    folded = build_messages("Q?", "Solve.", [(example.question, example.solution)], cfg.task.system_prompt,
-                            cfg.model.system_role)
+    folded = build_messages(
+        "Q?", "Solve.", [(example.question, example.solution)], cfg.task.system_prompt, cfg.model.system_role
+    )
     assert [m["role"] for m in folded] == ["user", "assistant", "user"]
     assert folded[0]["content"].startswith("Be brief.\n\nSolve.")
     text = tok.apply_chat_template(folded, tokenize=False, add_generation_prompt=True)
@@ -125,8 +164,10 @@ def test_a_round_trained_with_tpts_fsdp_strategy_on_cpu_processes(tiny_model_dir
     strategy runs the same way in tests/test_vllm_backend.py."""
     import logging
 
-    cfg = compose(tiny_overrides(tiny_model_dir) + ["pruning=none", "model.train_strategy=fsdp", "model.gpus=2",
-                                                    "data.size=4", "task.train_questions=4"])
+    cfg = compose(
+        tiny_overrides(tiny_model_dir)
+        + ["pruning=none", "model.train_strategy=fsdp", "model.gpus=2", "data.size=4", "task.train_questions=4"]
+    )
     with caplog.at_level(logging.INFO, logger="tpt.training"):
         rows = loop.run_cell(cfg, tmp_path)
     train_dir = tmp_path / "round_1" / "train"

@@ -16,6 +16,7 @@ holds `<...>` (`source.teacher=<hub id or dir>`) or `...`, is left out of the co
 key is checked to exist, like a key named in prose; a command with such an override is composed but
 not validated (the value it leaves out may be the one validation asks for, as source.teacher is).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,37 +32,61 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from tpt.compose import compose
-from tpt.config import Config
+from tpt.config import Config, schema_has_key
 from tpt.experiments import cells as experiment_cells
+from tpt.pruning import RULES
+from tpt.tasks import TASKS
 from tpt.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-README_COMMANDS = ("bash scripts/install.sh && .venv/bin/python launch.py",
-                   "bash scripts/install.sh && .venv/bin/python -m pytest -q")
+README_COMMANDS = (
+    "bash scripts/install.sh && .venv/bin/python launch.py",
+    "bash scripts/install.sh && .venv/bin/python -m pytest -q",
+)
 MAX_README_LINES = 150
 
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```", re.M | re.S)
 SHELL_LANGS = ("", "bash", "sh", "shell", "console")
 # Hydra's command-line flags: dropped, with the value of those that take one
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                    "--config-dir", "-cd", "--experimental-rerun"}
+FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 SHELL_END = re.compile(r"^(&&|\|\||\||;|&|\d*>.*|<.*|&>.*)$")
 PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.")
 
 TOP_LEVEL = sorted(f.name for f in dataclasses.fields(Config))
 KEY = re.compile(r"(?<![\w./-])\+{0,2}((?:%s)(?:\.[A-Za-z_]\w*)+)" % "|".join(TOP_LEVEL))
-FILE_SUFFIXES = {"json", "jsonl", "yaml", "yml", "py", "md", "csv", "png", "txt", "sh", "parquet", "log",
-                 "safetensors", "toml"}  # `train.jsonl` is a file, not the key train.jsonl
+FILE_SUFFIXES = {
+    "json",
+    "jsonl",
+    "yaml",
+    "yml",
+    "py",
+    "md",
+    "csv",
+    "png",
+    "txt",
+    "sh",
+    "parquet",
+    "log",
+    "safetensors",
+    "toml",
+}  # `train.jsonl` is a file, not the key train.jsonl
 FREE_FORM = ("cluster.sbatch",)  # +cluster.sbatch.<flag>=...: any sbatch flag
-# Keys that exist only with one task's own settings: composed with a task that has them
-TASK_KEYS = {"task.code": ("task=codecontests",), "task.arith": ("task=arith",), "task.minicode": ("task=minicode",),
-             **{f"task.{k}": ("task=jsonl",) for k in ("fields", "test_fraction", "train_split", "test_split")},
-             **{f"task.{k}": ("task=math500",) for k in ("train_hub_id", "train_hub_configs")}}
-
-
 # ---- reading the pages ----------------------------------------------------------------------------
+
 
 def page_text(page: Path) -> str:
     return page.read_text(encoding="utf-8")
@@ -73,7 +98,9 @@ def rel(page: Path) -> str:
 
 def launch_words(line: str) -> Optional[List[str]]:
     """The words after `launch.py` on a shell line, up to the end of that command; None without one."""
-    line = re.sub(r"=<[^<>]*>", lambda m: m.group(0).replace(" ", "_"), line)  # key=<hub id>: one word, not a redirection
+    line = re.sub(
+        r"=<[^<>]*>", lambda m: m.group(0).replace(" ", "_"), line
+    )  # key=<hub id>: one word, not a redirection
     words = shlex.split(line, comments=True)
     for i, word in enumerate(words):
         if " " in word and "launch.py" in word:  # a quoted command: sbatch --wrap "python launch.py ..."
@@ -82,7 +109,7 @@ def launch_words(line: str) -> Optional[List[str]]:
                 return inner
         if word == "launch.py" or word.endswith("/launch.py"):
             rest = []
-            for w in words[i + 1:]:
+            for w in words[i + 1 :]:
                 if SHELL_END.match(w):
                     break
                 rest.append(w)
@@ -99,7 +126,9 @@ def overrides_of(words: Sequence[str]) -> Tuple[List[str], List[str]]:
             skip = False
             continue
         if word.startswith("-"):
-            skip = word in FLAGS_WITH_VALUE or (word == "--info" and i + 1 < len(words) and words[i + 1] in INFO_CHOICES)
+            skip = word in FLAGS_WITH_VALUE or (
+                word == "--info" and i + 1 < len(words) and words[i + 1] in INFO_CHOICES
+            )
             continue
         if word == "...":
             continue
@@ -149,6 +178,7 @@ def named_keys() -> Dict[str, List[str]]:
 
 # ---- composing ------------------------------------------------------------------------------------
 
+
 def expand(overrides: Sequence[str]) -> List[List[str]]:
     """The cells of a command: comma sweeps expanded; `+experiment=tableN` as tpt.experiments.cells."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
@@ -173,8 +203,14 @@ def composed(overrides: Tuple[str, ...]) -> DictConfig:
 
 
 def config_for(key: str) -> DictConfig:
-    base = next((task for prefix, task in TASK_KEYS.items() if key == prefix or key.startswith(prefix + ".")), ())
-    return composed(tuple(base))
+    """A config that has `key`: a task's or a pruning rule's own key is composed with one that has it."""
+    group, _, rest = key.partition(".")
+    registry = {
+        "task": {t.name: t.settings for t in TASKS.values()},
+        "pruning": {r.name: r.settings for r in RULES.values()},
+    }.get(group, {})
+    base = next((f"{group}={name}" for name, schema in registry.items() if rest and schema_has_key(schema, rest)), None)
+    return composed((base,) if base else ())
 
 
 def has_key(cfg: DictConfig, key: str) -> bool:
@@ -197,7 +233,9 @@ def test_the_pages_are_read():
 
 def test_the_readme_is_short_and_keeps_its_two_commands():
     text = page_text(ROOT / "README.md")
-    assert len(text.splitlines()) <= MAX_README_LINES, f"README.md has {len(text.splitlines())} lines: move detail to docs/"
+    assert len(text.splitlines()) <= MAX_README_LINES, (
+        f"README.md has {len(text.splitlines())} lines: move detail to docs/"
+    )
     for command in README_COMMANDS:
         assert command in text, f"README.md lost the command {command!r}"
 
@@ -223,6 +261,7 @@ def test_named_key_exists(key):
 
 
 # ---- links ----------------------------------------------------------------------------------------
+
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""

@@ -1,6 +1,7 @@
 """What survives what (docs/guarantees.md): many processes writing one cache entry at once, with file
 locks that work, that fail, or that do not reach across nodes; damaged cache entries and finished
 stages; a disk that fills in the middle of a stage."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import pytest
 from tests.conftest import ROOT, compose, outcome, tiny_overrides
 from tpt import loop
 from tpt.cache import CheckpointCache, KeyedStore
-from tpt.training import distributed
 from tpt.io import Damaged, DiskFull, no_space_code, write_text_atomic
+from tpt.training import distributed
 
 WRITERS = 8
 
@@ -25,9 +26,16 @@ WRITERS = 8
 def ask_at_once(kind: str, locks: str, root: Path, writers: int = WRITERS) -> list:
     """`writers` real processes ask the cache for the same entry at once; what each got back."""
     gates = root / f"gates-{kind}-{locks}"
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.cache_writer", kind, locks, str(root), str(gates),
-                               str(writers), str(i)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for i in range(writers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.cache_writer", kind, locks, str(root), str(gates), str(writers), str(i)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(writers)
+    ]
     answers = []
     for p in procs:
         out, err = p.communicate(timeout=600)  # nobody waits forever
@@ -52,8 +60,10 @@ def test_many_writers_of_one_keyed_entry_agree_on_one_whole_value(tmp_path, kind
     assert len(set(values)) == 1, values  # each wrote its own index: everyone returns the first published
     [entry] = (tmp_path / ("generations" if kind == "generation" else "verdicts")).glob("*.json")
     stored = json.loads(entry.read_text())["value"]
-    assert json.dumps(stored if kind == "verdict" else [[c["text"] for c in cs] for cs in stored],
-                      sort_keys=True) == values[0]
+    assert (
+        json.dumps(stored if kind == "verdict" else [[c["text"] for c in cs] for cs in stored], sort_keys=True)
+        == values[0]
+    )
     assert not leftovers(tmp_path)
 
 
@@ -140,9 +150,14 @@ def finished_run(tiny_model_dir, tmp_path_factory):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("damaged, how", [("round_1/think/samples.jsonl", "truncate"),
-                                          ("round_1/train/model/model.safetensors", "flip"),
-                                          ("round_1/prune/DONE.json", "truncate")])
+@pytest.mark.parametrize(
+    "damaged, how",
+    [
+        ("round_1/think/samples.jsonl", "truncate"),
+        ("round_1/train/model/model.safetensors", "flip"),
+        ("round_1/prune/DONE.json", "truncate"),
+    ],
+)
 @pytest.mark.usefixtures("train_in_process")  # the redone stages train here; finished_run trained in its own process
 def test_a_damaged_finished_stage_is_refused_with_the_command_that_redoes_it(finished_run, tmp_path, damaged, how):
     cfg, original, rows = finished_run
@@ -180,7 +195,9 @@ def small_disk(tmp_path):
     """A 128 MiB tmpfs: a real filesystem that fills (root only; CI runs as root)."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true but a tmpfs cannot be mounted here: {done.stderr}")
@@ -194,7 +211,11 @@ def test_a_write_that_finds_no_space_names_the_path_and_keeps_the_old_file(small
     write_text_atomic(target, "old")
     with pytest.raises(DiskFull) as full:
         write_text_atomic(target, "x" * (129 << 20))
-    assert str(target) in str(full.value) and "MiB free there" in str(full.value) and "run the same command" in str(full.value)
+    assert (
+        str(target) in str(full.value)
+        and "MiB free there" in str(full.value)
+        and "run the same command" in str(full.value)
+    )
     assert target.read_text() == "old"  # the finished file is intact
     assert [p.name for p in small_disk.iterdir()] == ["metrics.json"]  # and no torn temporary is left
 
@@ -258,8 +279,9 @@ def test_a_conversion_that_finds_no_space_says_so_and_leaves_no_half_copy(small_
 
 
 @pytest.mark.e2e
-def test_a_run_that_fills_the_disk_resumes_to_the_same_results_once_space_is_freed(finished_run, small_disk,
-                                                                                    monkeypatch):
+def test_a_run_that_fills_the_disk_resumes_to_the_same_results_once_space_is_freed(
+    finished_run, small_disk, monkeypatch
+):
     """The tiny cell's round 1 checkpoint does not fit beside what a filler leaves free: training stops
     with a clear message; deleting the filler and running again ends with the undisturbed run's results.
     The training process must say it ran out of space: the parent's fallback (a disk found nearly full

@@ -1,15 +1,16 @@
 """Every paper table is one experiment (conf/experiment/tableN.yaml): each of its cells composes,
 through Hydra's public API, into a valid config at the paper's setting, and as a CPU miniature."""
+
 from __future__ import annotations
 
 import pytest
 
 from tpt import miniature
-from tpt.sources import scaled
-from tpt.validate import validate
 from tpt.compose import compose
 from tpt.experiments import TABLES
 from tpt.experiments import cells as experiment_cells
+from tpt.sources import scaled
+from tpt.validate import validate
 
 # What the cells need from the user besides the experiment (Table 8: the unnamed LeetCode set).
 EXTRA = {"table8": ["task.path=/data/leetcode"]}
@@ -40,10 +41,9 @@ def test_every_cell_of_a_table_composes_and_validates(table):
 @pytest.mark.parametrize("table", TABLES)
 def test_every_cell_has_a_valid_cpu_miniature(table):
     for overrides in cells(table, "miniature=true"):
+        paper_size = compose([o for o in overrides if o != "miniature=true"]).data.size
         cfg = compose(overrides)
         assert cfg.name == f"{table}_cpu"
-        paper_size = cfg.data.size
-        miniature.apply(cfg)
         validate(cfg)
         assert cfg.model.id == "embedded:smollm2-135m-instruct"
         assert cfg.task.name in ("arith", "minicode")
@@ -54,12 +54,18 @@ def test_every_cell_has_a_valid_cpu_miniature(table):
 def test_rows_carry_the_paper_setting():
     t3 = {c[-1]: compose(c) for c in cells("table3")}
     assert {r: (c.model.name, c.task.name, c.data.size, c.rounds) for r, c in t3.items()} == {
-        "row=t3_2b": ("gemma2_2b_it", "gsm8k", 2000, 4), "row=t3_9b": ("gemma2_9b_it", "gsm8k", 2000, 3)}
+        "row=t3_2b": ("gemma2_2b_it", "gsm8k", 2000, 4),
+        "row=t3_9b": ("gemma2_9b_it", "gsm8k", 2000, 3),
+    }
     t5 = {c[-1]: compose(c) for c in cells("table5")}
     soft, distilled = t5["row=t5_code_soft_1k"], t5["row=t5_code_none_5k_9b"]
     assert (soft.pruning.strategy, soft.task.name, soft.data.size) == ("soft", "codecontests", 1000)
     assert (distilled.source.kind, distilled.source.teacher, distilled.pruning.strategy, distilled.data.size) == (
-        "distill", "google/gemma-2-9b-it", "none", 5000)
+        "distill",
+        "google/gemma-2-9b-it",
+        "none",
+        5000,
+    )
     mixed = compose(cells("table9")[1])
     assert (mixed.source.kind, mixed.source.human_size, mixed.data.size) == ("mixed", 1000, 2000)
 
@@ -73,30 +79,27 @@ def test_table8_says_it_needs_the_leetcode_data():
 
 
 def test_a_miniature_keeps_what_the_command_line_set():
-    from hydra.core.hydra_config import HydraConfig
-
     overrides = ["+experiment=table3", "row=t3_2b", "miniature=true", "task.eval_questions=256", "eval.k=[1,2]"]
     cfg = compose(overrides)
-    HydraConfig.instance().set_config(compose(overrides, hydra=True))  # as inside `python launch.py`
-    try:
-        assert miniature.user_settings() == [("task.eval_questions", 256), ("eval.k", [1, 2])]
-        miniature.apply(cfg)
-    finally:
-        HydraConfig.instance().cfg = None
     assert (cfg.task.name, cfg.task.eval_questions, list(cfg.eval.k), cfg.eval.n) == ("arith", 256, [1, 2], 4)
+    assert (cfg.miniature_of, cfg.task.train_questions, cfg.data.scale) == ("gsm8k", 96, 0.012)
 
 
-def test_a_miniature_asks_for_its_own_resources_and_applying_it_twice_changes_nothing():
-    from omegaconf import OmegaConf
-
+def test_a_miniature_asks_for_its_own_resources_and_is_composed_once():
     from tpt.cluster import submitit_parameters
+    from tpt.compose import compose_plain
 
     overrides = ["+experiment=table6", "row=t6_llama70b", "cluster=slurm", "miniature=true", "task.eval_questions=8"]
-    cfg = compose(overrides)
-    assert (cfg.cluster.gpus, cfg.cluster.nodes) == (8, 2)  # the paper's 70B row
-    miniature.apply(cfg, overrides)  # as the SLURM launcher does at submit time
-    once = OmegaConf.to_container(cfg, resolve=True)
+    paper = compose_plain(overrides)
+    assert (paper.cluster.gpus, paper.cluster.nodes) == (8, 2)  # the paper's 70B row
+    cfg = compose(overrides)  # as the SLURM launcher composes it at submit time
     params = submitit_parameters(cfg.cluster, None)
     assert "gpus_per_node" not in params and params["nodes"] == 1 and cfg.task.eval_questions == 8
-    miniature.apply(cfg, overrides)  # and the cell again when it runs
-    assert OmegaConf.to_container(cfg, resolve=True) == once
+    assert miniature.compose_miniature(cfg, overrides, compose_plain) is None  # the job runs it as it is
+
+
+def test_a_miniature_refuses_a_key_no_task_has():
+    from tpt.config import ConfigError
+
+    with pytest.raises(ConfigError, match="task.nonsense is not a config key"):
+        validate(compose(["miniature=true", "row=t3_2b", "+task.nonsense=1"]))

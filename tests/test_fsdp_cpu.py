@@ -6,6 +6,7 @@ accelerate runs FSDP only on accelerators (`train.strategy=fsdp` on a CPU trains
 tpt says so), so the two processes here are driven through torch's API directly, as accelerate's
 FSDP2 path would drive them (tests/fsdp_cpu_step.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ TOLERANCE = 1e-5  # fp32: gloo's all-reduce sums in another order than one proce
 def one_batch(model_dir, tmp_path) -> dict:
     """The batch tpt's trainer would make of RECORDS (prompt masked out of the labels)."""
     cfg = compose(["train.batch_size=4", f"train.lr={LR}"]).train
-    trainer = build_trainer(str(model_dir), to_conversations(RECORDS, lambda q: build_messages(q, "Solve it.")),
-                            tmp_path / "trainer", cfg)
+    trainer = build_trainer(
+        str(model_dir), to_conversations(RECORDS, lambda q: build_messages(q, "Solve it.")), tmp_path / "trainer", cfg
+    )
     return trainer.data_collator([trainer.train_dataset[i] for i in range(len(RECORDS))])
 
 
@@ -54,9 +56,26 @@ def fsdp_step(vllm_tiny_dir, tmp_path_factory):
     batch = one_batch(vllm_tiny_dir, tmp_path)
     torch.save(dict(batch), tmp_path / "batch.pt")
     out = tmp_path / "fsdp_model"
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29611",
-                          str(ROOT / "tests" / "fsdp_cpu_step.py"), str(tmp_path / "batch.pt"), str(vllm_tiny_dir),
-                          str(out), str(LR)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29611",
+            str(ROOT / "tests" / "fsdp_cpu_step.py"),
+            str(tmp_path / "batch.pt"),
+            str(vllm_tiny_dir),
+            str(out),
+            str(LR),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return batch, out
 
@@ -91,10 +110,22 @@ def accelerate_fsdp_env(processes: int) -> dict:
 
     from tpt.training.distributed import ACCELERATE_CONFIGS
 
-    args = launch_command_parser().parse_args(["--config_file", str(ACCELERATE_CONFIGS / "fsdp.yaml"),
-                                               "--num_processes", str(processes), "-m", "tpt.training.worker", "job"])
-    return {k: v for k, v in prepare_multi_gpu_env(_validate_launch_command(args)[0]).items()
-            if k.startswith(("FSDP_", "ACCELERATE_USE_FSDP"))}
+    args = launch_command_parser().parse_args(
+        [
+            "--config_file",
+            str(ACCELERATE_CONFIGS / "fsdp.yaml"),
+            "--num_processes",
+            str(processes),
+            "-m",
+            "tpt.training.worker",
+            "job",
+        ]
+    )
+    return {
+        k: v
+        for k, v in prepare_multi_gpu_env(_validate_launch_command(args)[0]).items()
+        if k.startswith(("FSDP_", "ACCELERATE_USE_FSDP"))
+    }
 
 
 def test_fsdp_ranks_hold_half_the_model_after_loading(tmp_path):
@@ -102,15 +133,32 @@ def test_fsdp_ranks_hold_half_the_model_after_loading(tmp_path):
     FSDP2 preparation): the second rank never holds a copy of the model (transformers' own path for it
     fills one with zeros: 8 x 280 GB of host RAM for the 70B), and after sharding each rank holds about
     half of it, with the weights rank 0 read (the same loss as the unsharded model)."""
-    from tests.tiny_model import build
     from transformers import AutoModelForCausalLM
+
+    from tests.tiny_model import build
 
     model_dir = build(tmp_path / "model", hidden=768, heads=12, layers=8)  # ~80M parameters: 0.3 GB in fp32
     env = {**os.environ, **accelerate_fsdp_env(2)}
     assert env["FSDP_CPU_RAM_EFFICIENT_LOADING"] == "true"
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29612",
-                          str(ROOT / "tests" / "fsdp_cpu_load.py"), str(model_dir), str(tmp_path)],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29612",
+            str(ROOT / "tests" / "fsdp_cpu_load.py"),
+            str(model_dir),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
 
@@ -123,10 +171,13 @@ def test_fsdp_ranks_hold_half_the_model_after_loading(tmp_path):
     for r, info in enumerate(ranks):
         grew = (info["held_sharded_kb"] - info["held_before_kb"]) * 1024  # allocated, not freed memory kept for reuse
         resident = (info["rss_sharded_kb"] - info["rss_before_kb"]) * 1024
-        print(f"rank {r}: model {full * mb:.0f} MB; loaded {info['loaded_bytes'] * mb:.0f} MB, "
-              f"peak while loading +{(info['peak_loading_kb'] - info['rss_before_kb']) / 1024:.0f} MB; "
-              f"sharded {info['sharded_bytes'] * mb:.0f} MB, held +{grew * mb:.0f} MB (resident +{resident * mb:.0f} MB); "
-              f"loss {info['loss']:.6f}")
+        print(
+            f"rank {r}: model {full * mb:.0f} MB; loaded {info['loaded_bytes'] * mb:.0f} MB, "
+            f"peak while loading +{(info['peak_loading_kb'] - info['rss_before_kb']) / 1024:.0f} MB; "
+            f"sharded {info['sharded_bytes'] * mb:.0f} MB, held +{grew * mb:.0f} MB "
+            f"(resident +{resident * mb:.0f} MB); "
+            f"loss {info['loss']:.6f}"
+        )
         assert info["sharded_bytes"] <= 0.55 * full  # its half of the parameters (norms are small and whole)
         assert 0.3 * full < grew < 0.75 * full  # held: about half, not the whole
         assert abs(info["loss"] - reference_loss) < 1e-4  # rank 0's weights, not zeros or random ones

@@ -1,6 +1,7 @@
 """SIGKILL a real `python launch.py` again and again, between stages and in the middle of think and
 eval, each time resuming the same run directory; the run ends like an uninterrupted one, leaves no
 torn file, and each resume redoes at most the chunk that was being generated."""
+
 import json
 import os
 import random
@@ -19,17 +20,30 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]  # ten runs of launch.
 # directory (a stage's partial folder is `.<stage>.partial-<host>-<pid>`). `{k}` inside a stage: once
 # its k-th chunk is written, k drawn from a seeded stream (think has 4 chunks, eval 3; never the last,
 # after which the stage publishes at once). TPT_KILL_SEED=<n> replays another draw.
-KILL_POINTS = ["round_0/.eval.partial", "round_0/.eval.chunks/{k}", "round_1/.think.chunks/{k}",
-               "round_1/think/DONE.json", "round_1/.train.partial", "round_1/train/DONE.json",
-               "round_1/.eval.partial", "round_1/.eval.chunks/{k}"]
+KILL_POINTS = [
+    "round_0/.eval.partial",
+    "round_0/.eval.chunks/{k}",
+    "round_1/.think.chunks/{k}",
+    "round_1/think/DONE.json",
+    "round_1/.train.partial",
+    "round_1/train/DONE.json",
+    "round_1/.eval.partial",
+    "round_1/.eval.chunks/{k}",
+]
 CHUNKS = {"round_0/.eval.chunks": 3, "round_1/.think.chunks": 4, "round_1/.eval.chunks": 3}
 SEED = int(os.environ.get("TPT_KILL_SEED", "0"))
 
 
 def command(model_dir, run_dir):
-    cell = tiny_overrides(model_dir) + ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24",
-                                        "eval.max_new_tokens=24", "data.size=6", "think.chunk_size=2",
-                                        "eval.chunk_size=1"]
+    cell = tiny_overrides(model_dir) + [
+        "pruning=none",
+        "task.train_questions=8",
+        "think.max_new_tokens=24",
+        "eval.max_new_tokens=24",
+        "data.size=6",
+        "think.chunk_size=2",
+        "eval.chunk_size=1",
+    ]
     return [sys.executable, "launch.py", *cell, f"hydra.run.dir={run_dir}"]
 
 
@@ -55,8 +69,10 @@ def test_sigkill_at_any_point_then_rerun_gives_the_same_metrics(tiny_model_dir, 
     subprocess.run(command(tiny_model_dir, reference), cwd=ROOT, check=True, capture_output=True)
     expected = metrics(reference)
     rng = random.Random(SEED)
-    points = [p.format(k=f"{rng.randrange(CHUNKS[p.rsplit('/', 1)[0]] - 1):05d}.json") if "{k}" in p else p
-              for p in KILL_POINTS]
+    points = [
+        p.format(k=f"{rng.randrange(CHUNKS[p.rsplit('/', 1)[0]] - 1):05d}.json") if "{k}" in p else p
+        for p in KILL_POINTS
+    ]
 
     run_dir = tmp_path / "run"
     resumed_chunks = []  # (stage, chunks finished when killed, of how many): what the next run must take

@@ -1,12 +1,13 @@
 """The whole loop on the tiny model: stages, files, resume, config pinning."""
+
 import json
 
 import pytest
 
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
-from tpt.stages import prune, train
 from tpt.config import ConfigError
+from tpt.stages import prune, train
 
 pytestmark = pytest.mark.usefixtures("train_in_process")  # about the loop around training (tests/conftest.py)
 
@@ -103,7 +104,18 @@ def test_accumulate_keeps_earlier_rounds_data(tiny_model_dir, tmp_path):
 
 @pytest.mark.e2e
 def test_gsm8k_cell_on_the_real_data(tiny_model_dir, tmp_path, gsm8k_dir):
-    rows = run(tiny_model_dir, tmp_path, "task=gsm8k", f"task.path={gsm8k_dir}", "task.eval_questions=3",
-               "task.train_questions=4", "rounds=1", "think.n=2", "eval.n=2", "eval.k=[1,2]",
-               "pruning=none", "data.size=3")
+    rows = run(
+        tiny_model_dir,
+        tmp_path,
+        "task=gsm8k",
+        f"task.path={gsm8k_dir}",
+        "task.eval_questions=3",
+        "task.train_questions=4",
+        "rounds=1",
+        "think.n=2",
+        "eval.n=2",
+        "eval.k=[1,2]",
+        "pruning=none",
+        "data.size=3",
+    )
     assert rows[1]["questions"] == 3

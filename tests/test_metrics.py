@@ -45,8 +45,10 @@ def test_diversity_separates_collapsed_from_varied_samples():
     from tpt.metrics import diversity
 
     same = [{"pred": "5", "completion": "2 + 3 = 5\n#### 5"}] * 4
-    varied = [{"pred": p, "completion": c} for p, c in
-              [("5", "two plus three is 5"), ("6", "add them: 6"), (None, "no idea at all"), ("5", "2 + 3 = 5")]]
+    varied = [
+        {"pred": p, "completion": c}
+        for p, c in [("5", "two plus three is 5"), ("6", "add them: 6"), (None, "no idea at all"), ("5", "2 + 3 = 5")]
+    ]
     collapsed, mixed = diversity([same]), diversity([varied])
     assert (collapsed["distinct_answers"], collapsed["text_diversity"]) == (1.0, 0.0)
     assert mixed["distinct_answers"] == 3.0  # 5, 6 and no answer

@@ -1,4 +1,5 @@
 """`tpt.report --paper`: the paper's tables (tpt/paper.py) beside ours, on made-up sweep trees."""
+
 import csv
 import json
 import os
@@ -19,8 +20,18 @@ def make_cell(root, name, paper_row, metrics_by_round, k=20, questions=500):
     d = root / name
     d.mkdir(parents=True)
     (d / "run_config.yaml").write_text(f"paper_row: {paper_row}\nmodel: {{name: m}}\ntask: {{name: gsm8k}}\n")
-    rows = [{"round": r, "pass@1": p1, "pass@1_se": 0.01, f"pass@{k}": pk, f"pass@{k}_se": 0.02,
-             f"correct@{k}": pk * questions, "questions": questions} for r, (p1, pk) in metrics_by_round.items()]
+    rows = [
+        {
+            "round": r,
+            "pass@1": p1,
+            "pass@1_se": 0.01,
+            f"pass@{k}": pk,
+            f"pass@{k}_se": 0.02,
+            f"correct@{k}": pk * questions,
+            "questions": questions,
+        }
+        for r, (p1, pk) in metrics_by_round.items()
+    ]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -49,10 +60,14 @@ def test_table3_beside_ours_gives_exact_differences_and_marks_missing_rows(tmp_p
     assert rows[("t3_9b", "0")]["paper_pass@1_pct"] == "66.4" and rows[("t3_9b", "0")]["d_pass@1_pct"] == ""
 
     markdown = (tmp_path / "paper_table3.md").read_text()
-    assert "| Gemma-2-2B baseline | t3_2b@0 | 45.00 ± 1.00 | 41.90 | +3.10 | 80.00 ± 2.00 | 76.00 | +4.00 " \
-           "| 400/500 | 380/500 |" in markdown
-    assert "| Gemma-2-9B rec 2 (M3) | t3_9b@3 | missing | 82.40 | - | missing | 90.20 | - | missing | 451/500 |" \
+    assert (
+        "| Gemma-2-2B baseline | t3_2b@0 | 45.00 ± 1.00 | 41.90 | +3.10 | 80.00 ± 2.00 | 76.00 | +4.00 "
+        "| 400/500 | 380/500 |" in markdown
+    )
+    assert (
+        "| Gemma-2-9B rec 2 (M3) | t3_9b@3 | missing | 82.40 | - | missing | 90.20 | - | missing | 451/500 |"
         in markdown
+    )
     out = capsys.readouterr().out
     assert markdown.strip() in out and "9 paper row(s), 7 missing" in out
     assert (tmp_path / "paper_table3.png").read_bytes()[:8] == PNG
@@ -128,6 +143,7 @@ def test_a_table_without_a_figure_writes_only_md_and_csv(tmp_path):
 
 
 # ---- the transcription: every number in tpt/paper.py is the one in tables.md ------------------
+
 
 def tables_md() -> str:
     if not TABLES_MD.is_file():

@@ -1,6 +1,7 @@
 """The paper's setting, checked where it can be without a GPU: evaluation as the paper reports each
 table, samples cut by the token limit counted, soft positives that survive a timeout, and Gemma-2
 trained with the attention it is sampled with."""
+
 import pytest
 import torch
 
@@ -31,8 +32,10 @@ def test_leetcode_has_correct_at_100_and_codecontests_the_papers_1000_examples()
 
 
 def test_samples_at_the_token_limit_are_counted_and_shown():
-    rows = [{"qid": "a", "correct": True, "lenient_correct": True, "pred": "1", "n_tokens": n, "completion": "x"}
-            for n in (10, 64, 64, 3)]
+    rows = [
+        {"qid": "a", "correct": True, "lenient_correct": True, "pred": "1", "n_tokens": n, "completion": "x"}
+        for n in (10, 64, 64, 3)
+    ]
     m = metrics(rows, [1], "math", max_new_tokens=64)
     assert m["cut_rate"] == 0.5
     table = format_summary([{**m, "round": 0}], [1])
@@ -48,9 +51,19 @@ def tiny_gemma2(path, softcap: float):
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
     torch.manual_seed(0)
-    config = Gemma2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                          num_attention_heads=2, num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=32,
-                          sliding_window=16, attn_logit_softcapping=softcap, final_logit_softcapping=None)
+    config = Gemma2Config(
+        vocab_size=64,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        query_pre_attn_scalar=32,
+        sliding_window=16,
+        attn_logit_softcapping=softcap,
+        final_logit_softcapping=None,
+    )
     model = Gemma2ForCausalLM(config)
     with torch.no_grad():  # large attention logits, so that a cap of `softcap` bites
         for layer in model.model.layers:
@@ -118,12 +131,14 @@ def test_a_global_batch_that_does_not_divide_over_the_gpus_is_refused():
 
 
 def test_examples_longer_than_the_limit_are_dropped_whole_and_counted(tokenizer_dir):
-    from tpt.models import ModelRef
+    from tpt.models import ModelRef, load_tokenizer
     from tpt.prompt import build_messages
     from tpt.training.sft import example_lengths, fit_length, to_conversations
-    from tpt.models import load_tokenizer
 
-    records = [{"question": "1 + 1?", "completion": "#### 2"}, {"question": "2 + 2?", "completion": "4 " * 200 + "#### 4"}]
+    records = [
+        {"question": "1 + 1?", "completion": "#### 2"},
+        {"question": "2 + 2?", "completion": "4 " * 200 + "#### 4"},
+    ]
     examples = to_conversations(records, lambda q: build_messages(q, "Solve."))
     short, long = example_lengths(load_tokenizer(str(tokenizer_dir)), examples)
     assert long > short + 200
@@ -147,8 +162,9 @@ def test_a_bf16_base_is_checkpointed_in_bf16_and_loads(tiny_model_dir, tmp_path)
     base = tmp_path / "bf16-base"
     shutil.copytree(tiny_model_dir, base)
     cast_checkpoint(base, torch.bfloat16)  # a base model published in bf16, as Gemma-2 and Llama-3 are
-    examples = to_conversations([{"question": "1 + 1?", "completion": "#### 2"}] * 2,
-                                lambda q: build_messages(q, "Solve."))
+    examples = to_conversations(
+        [{"question": "1 + 1?", "completion": "#### 2"}] * 2, lambda q: build_messages(q, "Solve.")
+    )
     cfg = compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-3", "train.bf16=false"]).train
     sft(ModelRef(str(base), None, lambda: "b"), examples, tmp_path / "m1", cfg)
     weights = load_file(tmp_path / "m1" / "model.safetensors")
@@ -187,19 +203,17 @@ def test_the_paper_report_says_where_the_paper_disagrees_with_itself(tmp_path):
 
 # --- data sizes: reached, or said ----------------------------------------------------------------------
 
+
 def test_the_readme_ablation_gives_four_different_training_set_sizes():
     """`python launch.py -m data_size=1k,2k,4k,6k pruning=gt,none miniature=true` on the embedded
     default: the paper's sizes scaled to the CPU task, each reachable, all different."""
-    from tpt import miniature
     from tpt.preflight import check_reachable
     from tpt.sources import source_of
     from tpt.tasks import load_task
 
     sizes = []
     for size in ("1k", "2k", "4k", "6k"):
-        overrides = [f"data_size={size}", "pruning=gt"]
-        cfg = compose(overrides + ["miniature=true"])
-        miniature.apply(cfg, overrides)
+        cfg = compose([f"data_size={size}", "pruning=gt", "miniature=true"])
         check_reachable(cfg, len(load_task(cfg.task).train))
         sizes.append(source_of(cfg).sizes(cfg)[0])
     assert sizes == [12, 24, 48, 72]
@@ -220,6 +234,7 @@ def fake_verdicts_correct_only_when_resampled(cell):
     def verify(pairs, desc="verify", reused=None):
         verdicts = real(pairs, desc, reused)
         return [{**v, "correct": "resample" in desc} for v in verdicts]
+
     cell.verifier.verify = verify
 
 
@@ -239,6 +254,7 @@ def test_a_short_data_size_is_resampled_warned_or_refused(tiny_model_dir, tmp_pa
         cell = real_open(cls, *args, **kwargs)
         fake_verdicts_correct_only_when_resampled(cell)
         return cell
+
     monkeypatch.setattr(Cell, "open", classmethod(open_with_fake_verdicts))
     cfg = compose(tiny_overrides(tiny_model_dir) + [f"data.shortfall={shortfall}", "data.size=4", "pruning=gt"])
     if shortfall == "fail":

@@ -1,4 +1,5 @@
 """`--plan`: what a command would run, before any GPU-hour, checked against figures computed by hand."""
+
 import subprocess
 import sys
 
@@ -81,8 +82,23 @@ def test_an_unreachable_size_and_a_cut_are_warned():
 
 
 def test_launch_plan_prints_the_table_and_runs_nothing(tmp_path):
-    res = subprocess.run([sys.executable, "launch.py", "-m", "+experiment=table6", "--plan", "--gpu", "h100-80gb",
-                          "--runs", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "launch.py",
+            "-m",
+            "+experiment=table6",
+            "--plan",
+            "--gpu",
+            "h100-80gb",
+            "--runs",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert "| row=t6_llama70b | llama3_3_70b_instruct | 16 |" in res.stdout and "Sweep: 2 cell(s)" in res.stdout
     assert "Launching" not in res.stdout + res.stderr  # Hydra's launcher never started
@@ -104,8 +120,11 @@ def test_a_second_plan_reads_the_solve_rate_an_earlier_run_measured(tmp_path):
     [second] = plan([], runs=tmp_path)
     assert "expected_available" not in first.figures  # the paper has no baseline of the embedded model
     assert second.figures["expected_available"] == 12
-    assert any("data size 24 likely not reached: about 12 questions of 48 get a correct sample (measured by an "
-               "earlier run: 25.0% at 4 samples)" in w for w in second.warnings)
+    assert any(
+        "data size 24 likely not reached: about 12 questions of 48 get a correct sample (measured by an "
+        "earlier run: 25.0% at 4 samples)" in w
+        for w in second.warnings
+    )
 
 
 @pytest.mark.parametrize("table", TABLES)

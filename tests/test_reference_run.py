@@ -3,6 +3,7 @@
 embedded SmolLM2-135M and the backend the README's command gets (backend=auto: vLLM's CPU build where
 installed, as in CI); then its metrics recomputed from its samples by brute force, `tpt.report` and
 `tpt.report --paper` on it, and the same command again finding every stage finished."""
+
 from __future__ import annotations
 
 import csv
@@ -25,13 +26,35 @@ pytestmark = [pytest.mark.e2e, pytest.mark.engine, pytest.mark.timeout(900)]  # 
 
 # Smaller than the miniature (seconds on the embedded model): 4 eval questions with 2 samples each, 8 train
 # questions with 4 (enough for some correct ones to train on).
-SMALL = ["cache=off", "rounds=1", "task.eval_questions=4", "task.train_questions=8", "think.n=4",
-         "eval.n=2", "eval.k=[1,2]", "data.scale=0.003"]  # the row's 2k examples -> 6 of the 8 questions
+SMALL = [
+    "cache=off",
+    "rounds=1",
+    "task.eval_questions=4",
+    "task.train_questions=8",
+    "think.n=4",
+    "eval.n=2",
+    "eval.k=[1,2]",
+    "data.scale=0.003",
+]  # the row's 2k examples -> 6 of the 8 questions
 
 
 def launch_row(sweep: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "launch.py", "-m", "+experiment=table6", "row=t6_llama1b", "miniature=true",
-                           *SMALL, f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [
+            sys.executable,
+            "launch.py",
+            "-m",
+            "+experiment=table6",
+            "row=t6_llama1b",
+            "miniature=true",
+            *SMALL,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +125,10 @@ def test_the_second_judge_is_what_math_verify_says_of_each_sample(miniature_swee
     report_main([str(sweep), "--disagreements", "2"])
     out = capsys.readouterr().out
     for row in metrics(cell):
-        assert (f"round {row['round']}: 8 samples, {row['judge_rule_only']} where the rule says right, math-verify "
-                f"wrong, {row['judge_second_only']} where math-verify says right") in out
+        assert (
+            f"round {row['round']}: 8 samples, {row['judge_rule_only']} where the rule says right, math-verify "
+            f"wrong, {row['judge_second_only']} where math-verify says right"
+        ) in out
 
 
 def test_the_report_reads_the_run(miniature_sweep, capsys):

@@ -1,4 +1,5 @@
 """tpt.report on a made-up outputs tree with known numbers."""
+
 import csv
 import json
 
@@ -14,20 +15,33 @@ def make_cell(root, name, pruning, size, rounds, metrics_by_round):
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "config.yaml").write_text(f"rounds: {rounds}\n")
     (d / "run_config.yaml").write_text(
-        f"model: {{name: m1}}\ntask: {{name: gsm8k}}\npruning: {{strategy: {pruning}}}\ndata: {{size: {size}}}\n")
-    rows = [{"round": r, "pass@1": p1, "pass@4": p4, "correct@4": p4, "distinct_answers": 2.0,
-             "text_diversity": 0.5, **({"data_size": size} if r else {})}
-            for r, (p1, p4) in metrics_by_round.items()]
+        f"model: {{name: m1}}\ntask: {{name: gsm8k}}\npruning: {{strategy: {pruning}}}\ndata: {{size: {size}}}\n"
+    )
+    rows = [
+        {
+            "round": r,
+            "pass@1": p1,
+            "pass@4": p4,
+            "correct@4": p4,
+            "distinct_answers": 2.0,
+            "text_diversity": 0.5,
+            **({"data_size": size} if r else {}),
+        }
+        for r, (p1, p4) in metrics_by_round.items()
+    ]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def test_report_tables_plots_and_missing_cells(tmp_path, capsys):
     make_cell(tmp_path, "data_size=1k,pruning=gt", "gt", 1000, 2, {0: (0.2, 0.5), 1: (0.3, 0.6), 2: (0.35, 0.62)})
-    make_cell(tmp_path, "data_size=1k,pruning=none", "none", 1000, 2, {0: (0.2, 0.5), 1: (0.25, 0.55)})  # round 2 still running
+    make_cell(
+        tmp_path, "data_size=1k,pruning=none", "none", 1000, 2, {0: (0.2, 0.5), 1: (0.25, 0.55)}
+    )  # round 2 still running
     make_cell(tmp_path, "data_size=2k,pruning=gt", "gt", 2000, 2, {0: (0.2, 0.5), 1: (0.32, 0.6), 2: (0.4, 0.7)})
     (tmp_path / "data_size=2k,pruning=none" / ".hydra").mkdir(parents=True)  # failed before it started
     (tmp_path / "data_size=2k,pruning=none" / ".hydra" / "config.yaml").write_text(
-        "rounds: 2\nmodel: {name: m1}\ntask: {name: gsm8k}\npruning: {strategy: none}\ndata: {size: 2000}\n")
+        "rounds: 2\nmodel: {name: m1}\ntask: {name: gsm8k}\npruning: {strategy: none}\ndata: {size: 2000}\n"
+    )
 
     main([str(tmp_path)])
 
@@ -41,8 +55,10 @@ def test_report_tables_plots_and_missing_cells(tmp_path, capsys):
     assert by[("data_size=1k,pruning=none", "2")]["status"] == "missing"
     assert all(by[("data_size=2k,pruning=none", str(r))]["status"] == "missing" for r in range(3))
     assert by[("data_size=2k,pruning=gt", "0")]["source"] == "self"
-    assert "| data_size=2k,pruning=gt | m1 | gsm8k | self | gt | 2000 | 2 | done | 2000 | 4 | 0.400 |" in \
-        (tmp_path / "report.md").read_text()
+    assert (
+        "| data_size=2k,pruning=gt | m1 | gsm8k | self | gt | 2000 | 2 | done | 2000 | 4 | 0.400 |"
+        in (tmp_path / "report.md").read_text()
+    )
     for png in ("pass_by_round.png", "pass_by_data_size.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -58,9 +74,13 @@ def write_samples(cell_dir, round_idx, verdicts):
     """eval/samples.jsonl for made-up per-question verdicts {qid: [bool, ...]}."""
     d = cell_dir / f"round_{round_idx}" / "eval"
     d.mkdir(parents=True, exist_ok=True)
-    d.joinpath("samples.jsonl").write_text("".join(json.dumps({"qid": q, "sample": j, "correct": ok, "n_tokens": 10 + j})
-                                                   + "\n"
-                                                   for q, v in verdicts.items() for j, ok in enumerate(v)))
+    d.joinpath("samples.jsonl").write_text(
+        "".join(
+            json.dumps({"qid": q, "sample": j, "correct": ok, "n_tokens": 10 + j}) + "\n"
+            for q, v in verdicts.items()
+            for j, ok in enumerate(v)
+        )
+    )
 
 
 def test_report_marks_paired_changes_beyond_two_standard_errors(tmp_path, capsys):
@@ -86,19 +106,44 @@ def test_report_marks_paired_changes_beyond_two_standard_errors(tmp_path, capsys
 
 def test_disagreements_prints_each_kind_with_examples(tmp_path, capsys):
     make_cell(tmp_path, "a", "gt", 1000, 1, {0: (0.5, 0.5)})
-    rows = [{"qid": "q1", "sample": 0, "answer": "42", "pred": "42", "correct": True, "second_correct": False,
-             "completion": "#### 42\nSo the total is 41."},
-            {"qid": "q2", "sample": 1, "answer": "42", "pred": None, "correct": False, "second_correct": True,
-             "completion": "The answer is 42 dollars"},
-            {"qid": "q3", "sample": 0, "answer": "7", "pred": "7", "correct": True, "second_correct": True,
-             "completion": "#### 7"}]
+    rows = [
+        {
+            "qid": "q1",
+            "sample": 0,
+            "answer": "42",
+            "pred": "42",
+            "correct": True,
+            "second_correct": False,
+            "completion": "#### 42\nSo the total is 41.",
+        },
+        {
+            "qid": "q2",
+            "sample": 1,
+            "answer": "42",
+            "pred": None,
+            "correct": False,
+            "second_correct": True,
+            "completion": "The answer is 42 dollars",
+        },
+        {
+            "qid": "q3",
+            "sample": 0,
+            "answer": "7",
+            "pred": "7",
+            "correct": True,
+            "second_correct": True,
+            "completion": "#### 7",
+        },
+    ]
     eval_dir = tmp_path / "a" / "round_0" / "eval"
     eval_dir.mkdir(parents=True)
     (eval_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     main([str(tmp_path), "--disagreements"])
     out = capsys.readouterr().out
-    assert ("a, round 0: 3 samples, 1 where the rule says right, math-verify wrong, 1 where math-verify says right, "
-            "the rule wrong") in out
+    assert (
+        "a, round 0: 3 samples, 1 where the rule says right, math-verify wrong, 1 where math-verify says right, "
+        "the rule wrong"
+    ) in out
     assert "q1 sample 0, gold '42', rule read '42'" in out and "So the total is 41." in out
     assert "q2 sample 1, gold '42', rule read None" in out and "q3" not in out
 
@@ -111,13 +156,21 @@ def test_reasoning_plots_and_the_pass_at_k_curve(tmp_path):
     from tpt.report import load_cells, pass_curve, plot_reasoning
 
     make_cell(tmp_path, "a", "gt", 1000, 1, {0: (0.25, 0.5), 1: (0.5, 0.75)})
-    verdicts = {0: {"q0": [True, False, False, False], "q1": [False, False, False, False], "q2": [True, True, False, True]},
-                1: {"q0": [True, True, False, False], "q1": [False, True, False, False], "q2": [True, True, True, True]}}
+    verdicts = {
+        0: {"q0": [True, False, False, False], "q1": [False, False, False, False], "q2": [True, True, False, True]},
+        1: {"q0": [True, True, False, False], "q1": [False, True, False, False], "q2": [True, True, True, True]},
+    }
     for r, per_q in verdicts.items():
         write_samples(tmp_path / "a", r, per_q)
         samples = [json.loads(line) for line in (tmp_path / "a" / f"round_{r}" / "eval" / "samples.jsonl").open()]
-        brute = [sum(sum(any(c) for c in itertools.combinations(v, k)) / len(list(itertools.combinations(v, k)))
-                     for v in per_q.values()) / len(per_q) for k in range(1, 5)]
+        brute = [
+            sum(
+                sum(any(c) for c in itertools.combinations(v, k)) / len(list(itertools.combinations(v, k)))
+                for v in per_q.values()
+            )
+            / len(per_q)
+            for k in range(1, 5)
+        ]
         assert pass_curve(samples) == pytest.approx(brute)
     written = plot_reasoning(load_cells(tmp_path), tmp_path)
     assert [p.name for p in written] == ["pass_at_k.png", "completion_lengths.png"]
@@ -132,10 +185,19 @@ def test_cost_totals_each_cell_and_the_sweep(tmp_path, capsys):
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         for row, h in zip(rows, hours):
             reused = name == "b" and row["round"] == 1
-            row.update({"cost/device": "gpu", "cost/device_hours": h, "cost/eval_s": 1800.0, "cost/prompt_tokens": 300,
-                        "cost/generated_tokens": 1000, "cost/trained_tokens": 500 * row["round"],
-                        "cost/checkpoint_from_cache": reused, "cost/generations_reused": 2 if reused else 0,
-                        "cost/saved_s": 3600.0 if reused else 0.0})
+            row.update(
+                {
+                    "cost/device": "gpu",
+                    "cost/device_hours": h,
+                    "cost/eval_s": 1800.0,
+                    "cost/prompt_tokens": 300,
+                    "cost/generated_tokens": 1000,
+                    "cost/trained_tokens": 500 * row["round"],
+                    "cost/checkpoint_from_cache": reused,
+                    "cost/generations_reused": 2 if reused else 0,
+                    "cost/saved_s": 3600.0 if reused else 0.0,
+                }
+            )
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     main([str(tmp_path), "--cost", "--gpu-hour-price", "2"])
     out = capsys.readouterr().out
@@ -168,23 +230,36 @@ def test_a_run_records_what_it_cost_and_its_contamination(tiny_model_dir, tmp_pa
         assert row["cost/device_hours"] == pytest.approx(sum(m["device_seconds"] for m in markers.values()) / 3600)
         assert row["cost/device"] == "cpu" and markers["eval"]["devices"] >= 1
         generating = [s for s in ("think", "eval") if s in stages]
-        tokens = sum(json.loads(line)["n_tokens"] for s in generating
-                     for line in (run_dir / f"round_{r}" / s / "samples.jsonl").open())
+        tokens = sum(
+            json.loads(line)["n_tokens"]
+            for s in generating
+            for line in (run_dir / f"round_{r}" / s / "samples.jsonl").open()
+        )
         assert row["cost/generated_tokens"] == tokens > 0
-        prompts = [json.loads(line)["prompt"] for s in generating
-                   for line in (run_dir / f"round_{r}" / s / "prompts.jsonl").open()]
+        prompts = [
+            json.loads(line)["prompt"]
+            for s in generating
+            for line in (run_dir / f"round_{r}" / s / "prompts.jsonl").open()
+        ]
         assert row["cost/prompt_tokens"] == sum(len(ids) for ids in encode(tokenizer, prompts)) > 0  # once per question
         assert row["cost/generations_reused"] == row["cost/chunks_resumed"] == 0 and row["cost/saved_s"] == 0
-        first_generation_s += sum(json.loads((run_dir / f"round_{r}" / s / "cost.json").read_text())["chunk_seconds"]
-                                  for s in generating)
+        first_generation_s += sum(
+            json.loads((run_dir / f"round_{r}" / s / "cost.json").read_text())["chunk_seconds"] for s in generating
+        )
         if r:
             assert row["cost/trained_tokens"] > 0 and row["cost/checkpoint_from_cache"] is False
-            assert row["cost/trained_examples"] == json.loads((run_dir / "round_1/train/result.json").read_text())["examples"]
+            assert (
+                row["cost/trained_examples"]
+                == json.loads((run_dir / "round_1/train/result.json").read_text())["examples"]
+            )
     assert "What it cost:" in (run_dir / "summary.md").read_text()
 
     again = loop.run_cell(compose(overrides), tmp_path / "runs" / "again")  # same caches, another run directory
     trained_s = json.loads((run_dir / "round_1/train/result.json").read_text())["seconds"]
-    assert [r["cost/generations_reused"] for r in again] == [1, 2]  # a chunk each of round 0 eval, round 1 think and eval
+    assert [r["cost/generations_reused"] for r in again] == [
+        1,
+        2,
+    ]  # a chunk each of round 0 eval, round 1 think and eval
     assert again[1]["cost/checkpoint_from_cache"] is True
     saved = sum(r["cost/saved_s"] for r in again)
     assert trained_s < saved <= first_generation_s + trained_s + 0.01  # generation saved: less than its chunks took

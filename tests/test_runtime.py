@@ -1,5 +1,6 @@
 """tpt/runtime.py: the settings every tpt process applies first thing, checked in fresh processes (the
 test process itself is already tuned by conftest)."""
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,17 @@ print(json.dumps({"mapped": mapped, "young_every": gc.get_threshold()[0],
 """
 
 libc, version = platform.libc_ver()
-glibc_only = pytest.mark.skipif(libc != "glibc" or tuple(map(int, version.split(".")[:2])) < (2, 33),
-                                reason="glibc's malloc settings (tpt/runtime.py), read back with mallinfo2 (glibc 2.33+)")
+glibc_only = pytest.mark.skipif(
+    libc != "glibc" or tuple(map(int, version.split(".")[:2])) < (2, 33),
+    reason="glibc's malloc settings (tpt/runtime.py), read back with mallinfo2 (glibc 2.33+)",
+)
 
 
 def probe(mode: str, **env) -> dict:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # conftest tuned this one
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], cwd=ROOT, env={**clean, **env}, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], cwd=ROOT, env={**clean, **env}, check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)
 
 

@@ -2,6 +2,7 @@
 machine and the verifier healthy (no process left behind, a correct program still passes). The
 later tests are the findings of an attacker's review: runs reading each other, shared uids, memory
 and CPU not bounded per run, the host in sight, no syscall filter, a full disk misnamed."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,9 @@ def problem(tests, **kw):
 
 @pytest.fixture(scope="module")
 def verifier():
-    cfg = compose(["task=leetcode", "task.code.default_time_limit_s=1", "task.code.default_memory_mb=128",
-                   "task.code.workers=2"])
+    cfg = compose(
+        ["task=leetcode", "task.code.default_time_limit_s=1", "task.code.default_memory_mb=128", "task.code.workers=2"]
+    )
     return CodeVerifier(cfg.task.code)
 
 
@@ -139,8 +141,10 @@ def test_no_connection_to_a_server_on_localhost(verifier):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    code = (f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
-            "print(s.recv(100).decode().strip())\n")
+    code = (
+        f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        "print(s.recv(100).decode().strip())\n"
+    )
     try:
         verdict, _ = judge_hostile(verifier, code, expected="secret-from-server\n")
     finally:
@@ -157,8 +161,10 @@ def test_no_writing_or_deleting_outside_its_directory(verifier, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     os.chmod(tmp_path, 0o777)  # even a world-writable directory stays out of reach
-    code = (f"import os\nopen({str(tmp_path / 'escaped.txt')!r}, 'w').write('x')\n"
-            f"os.remove({str(victim)!r})\nprint('done')\n")
+    code = (
+        f"import os\nopen({str(tmp_path / 'escaped.txt')!r}, 'w').write('x')\n"
+        f"os.remove({str(victim)!r})\nprint('done')\n"
+    )
     verdict, _ = judge_hostile(verifier, code)
     assert verdict["verdict"] == "runtime_error"
     assert not (tmp_path / "escaped.txt").exists() and victim.read_text() == "keep me"
@@ -182,7 +188,7 @@ def test_runs_in_parallel_slots_do_not_share_a_directory():
 
 def test_many_files_cannot_fill_the_disk(verifier):
     need("filesystem")
-    code = ("i = 0\nwhile True:\n    open(f'f{i}', 'w').write('x' * (1 << 20))\n    i += 1\n")
+    code = "i = 0\nwhile True:\n    open(f'f{i}', 'w').write('x' * (1 << 20))\n    i += 1\n"
     verdict, took = judge_hostile(verifier, code)  # 64 MB in all, then "No space left on device"
     assert verdict["verdict"] == "disk_full" and took < 5  # named for what happened
     assert_healthy(verifier)
@@ -192,8 +198,10 @@ UNPRIVILEGED_PROGRAM = (
     "import os, socket\nprint(os.getuid())\n"
     "try:\n    open({escape!r}, 'w').write('x')\nexcept OSError as e:\n    print('write', e.errno)\n"
     "try:\n    print(open({token!r}).read())\nexcept OSError as e:\n    print('token', e.errno)\n"
-    "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\nexcept OSError as e:\n    print('net', e.errno)\n"
-    "open('mine.txt', 'w').write('ok')\nprint(open('mine.txt').read())\n")
+    "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
+    "except OSError as e:\n    print('net', e.errno)\n"
+    "open('mine.txt', 'w').write('ok')\nprint(open('mine.txt').read())\n"
+)
 
 
 def test_unprivileged_users_get_the_same_containment():
@@ -217,14 +225,33 @@ def test_unprivileged_users_get_the_same_containment():
     shutil.chown(home / "token", 1000, 1000)
     os.chmod(tmp_path, 0o777)
     program = UNPRIVILEGED_PROGRAM.format(escape=str(tmp_path / "escaped"), token=str(home / "token"))
-    driver = ("import sys; from tpt.verify.sandbox import Sandbox, Limits; "
-              f"r = Sandbox().run({program!r}, '', Limits(cpu_s=2)); print(r.stdout, end=''); print(r.stderr, file=sys.stderr)")
+    driver = (
+        "import sys; from tpt.verify.sandbox import Sandbox, Limits; "
+        f"r = Sandbox().run({program!r}, '', Limits(cpu_s=2)); print(r.stdout, end=''); "
+        "print(r.stderr, file=sys.stderr)"
+    )
     site = [p for p in sys.path if p.endswith("site-packages")]
     env = {"PYTHONPATH": ":".join([str(Path(__file__).resolve().parents[1]), *site]), "HOME": str(home)}
     try:
-        out = subprocess.run(["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", "--inh-caps=-all",
-                              "/usr/bin/python3", "-c", driver], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=60)
+        out = subprocess.run(
+            [
+                "setpriv",
+                "--reuid",
+                "1000",
+                "--regid",
+                "1000",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "/usr/bin/python3",
+                "-c",
+                driver,
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         lines = out.stdout.split("\n")
         assert lines[0] == "1000" and lines[-2:] == ["ok", ""], out.stdout + out.stderr
         assert lines[3] in ("net 101", "net 111")  # its own network: unreachable, or nothing listening there
@@ -285,11 +312,15 @@ def test_two_tpt_processes_never_share_a_uid(tmp_path):
     import sys
 
     if os.geteuid() != 0:
-        reason = ("distinct uids per run are given as root (an ordinary user's runs share that user's uid, each in "
-                  "a user namespace of its own)")
+        reason = (
+            "distinct uids per run are given as root (an ordinary user's runs share that user's uid, each in "
+            "a user namespace of its own)"
+        )
         pytest.fail(f"CI=true (which runs as root): {reason}") if CI else pytest.skip(reason)
-    driver = ("from tpt.verify.sandbox import Sandbox, Limits; "
-              "print(Sandbox().run('import time; time.sleep(3)', '', Limits(cpu_s=2, wall_s=6)).status)")
+    driver = (
+        "from tpt.verify.sandbox import Sandbox, Limits; "
+        "print(Sandbox().run('import time; time.sleep(3)', '', Limits(cpu_s=2, wall_s=6)).status)"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     drivers = {p.pid for p in procs}
 
@@ -304,8 +335,10 @@ def test_two_tpt_processes_never_share_a_uid(tmp_path):
     while len(uids) < 2 and time.time() < deadline:
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
-                if ((status.parent / "cmdline").read_bytes().split(b"\0")[-2:-1] == [b"main.py"]  # the program itself
-                        and descends_from_a_driver(int(status.parent.name))):
+                if (
+                    (status.parent / "cmdline").read_bytes().split(b"\0")[-2:-1] == [b"main.py"]  # the program itself
+                    and descends_from_a_driver(int(status.parent.name))
+                ):
                     uids.add(int(status.read_text().split("Uid:")[1].split()[0]))
             except (OSError, IndexError):  # a process that ended meanwhile
                 pass
@@ -377,7 +410,7 @@ def test_the_host_is_out_of_sight(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     program = f"""
 import os, socket
-seen = [p for p in ({str(repo)!r}, {str(repo / '.git')!r}, "/etc/passwd", "/root", "/home", "/opt", {str(sock_path)!r})
+seen = [p for p in ({str(repo)!r}, {str(repo / ".git")!r}, "/etc/passwd", "/root", "/home", "/opt", {str(sock_path)!r})
         if os.path.exists(p)]
 print("seen", seen)
 print("pid1", open("/proc/1/cmdline", "rb").read().split(bytes(1))[0].decode())
@@ -437,7 +470,21 @@ def test_no_new_privileges_and_a_syscall_filter():
         pytest.fail("no seccomp filter: libseccomp missing") if CI else pytest.skip("no libseccomp here")
     out = dict(line.split(" ", 1) for line in Sandbox().run(PRIVILEGES, "", Limits(cpu_s=5)).stdout.splitlines())
     assert out["nnp"] == "1 seccomp 2"  # no_new_privs, and a filter in force
-    for call in ("unshare", "mount", "ptrace", "keyctl", "bpf", "io_uring_setup", "userfaultfd", "perf_event_open",
-                 "process_vm_readv", "open_by_handle_at", "msgget", "io_setup", "setuid_call", "unassigned_470"):
+    for call in (
+        "unshare",
+        "mount",
+        "ptrace",
+        "keyctl",
+        "bpf",
+        "io_uring_setup",
+        "userfaultfd",
+        "perf_event_open",
+        "process_vm_readv",
+        "open_by_handle_at",
+        "msgget",
+        "io_setup",
+        "setuid_call",
+        "unassigned_470",
+    ):
         assert out[call] == "1", (call, out)  # EPERM: only the calls the filter allows get through
     assert out["setuid"] == "[]"  # and no setuid binary in sight

@@ -1,4 +1,5 @@
 """cluster=slurm against a real SLURM (scripts/slurm_local.sh): sbatch, requeue, snapshot, failures."""
+
 import json
 import os
 import shutil
@@ -18,8 +19,14 @@ pytestmark = [pytest.mark.slurm, pytest.mark.timeout(900)]  # jobs queue, start 
 
 
 def launch(env, *args, cwd=ROOT):
-    return subprocess.Popen([sys.executable, str(Path(cwd) / "launch.py"), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(Path(cwd) / "launch.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc, timeout=600):
@@ -46,8 +53,11 @@ def slurm(env, *cmd):
 
 def job_ids(sweep_dir):
     """SLURM job ids of a sweep, from submitit's per-job folders."""
-    return sorted(p.name for p in (Path(sweep_dir) / ".submitit").iterdir() if p.is_dir() and p.name[0].isdigit()
-                  and any(p.glob("*_submitted.pkl")))
+    return sorted(
+        p.name
+        for p in (Path(sweep_dir) / ".submitit").iterdir()
+        if p.is_dir() and p.name[0].isdigit() and any(p.glob("*_submitted.pkl"))
+    )
 
 
 def wait_for(predicate, timeout=300, what="condition", poll=0.2):
@@ -70,8 +80,13 @@ def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny
     assert len(ids) == 4
     arrays = ",".join(sorted({i.split("_")[0] for i in ids}))
     # The driver returns once each result is on disk; SLURM's accounting may lag a moment behind.
-    wait_for(lambda: slurm(slurm_cluster, "sacct", "-X", "-n", "-P", "-o", "State", "-j", arrays).split()
-             == ["COMPLETED"] * 4, timeout=60, what="sacct to show 4 COMPLETED jobs")
+    wait_for(
+        lambda: (
+            slurm(slurm_cluster, "sacct", "-X", "-n", "-P", "-o", "State", "-j", arrays).split() == ["COMPLETED"] * 4
+        ),
+        timeout=60,
+        what="sacct to show 4 COMPLETED jobs",
+    )
     scripts = [p.read_text() for p in (sweep / ".submitit").glob("*/*_submission.sh")]
     assert len(scripts) == 2  # one array per resource shape
     assert sorted(s.count("--cpus-per-task=1") + 2 * s.count("--cpus-per-task=2") for s in scripts) == [1, 2]
@@ -83,15 +98,25 @@ def test_a_sweep_goes_through_sbatch_with_per_cell_resources(slurm_cluster, tiny
 # A cell that trains in round 1 (pruning=none keeps every sample). The tests signal its job once round 1
 # train has started: its training process takes seconds to start, so the signal always lands inside
 # that stage, and nothing needs to make the cell slow.
-REQUEUED_CELL = ["pruning=none", "task.train_questions=8", "think.max_new_tokens=24", "eval.max_new_tokens=24",
-                 "data.size=6"]
+REQUEUED_CELL = [
+    "pruning=none",
+    "task.train_questions=8",
+    "think.max_new_tokens=24",
+    "eval.max_new_tokens=24",
+    "data.size=6",
+]
 
 
 def run_locally(tiny_model_dir, cell, run_dir):
     """The tiny cell with `cell`'s overrides run by launch.py on this machine, undisturbed: the run a
     SLURM test's cell must end like."""
-    ref = subprocess.run([sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *cell,
-                          f"hydra.run.dir={run_dir}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    ref = subprocess.run(
+        [sys.executable, "launch.py", *tiny_overrides(tiny_model_dir), *cell, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ref.returncode == 0, ref.stderr[-3000:]
     return run_dir
 
@@ -119,13 +144,17 @@ def test_a_requeued_job_resumes_from_its_finished_stages(slurm_cluster, tiny_mod
     cancel the step) and requeues once the cell has failed, so the SIGKILL always comes last."""
     sweep = tmp_path / "sweep"
     proc, job = submitted_while_training(slurm_cluster, tiny_model_dir, sweep)
-    wait_for(lambda: any("tpt.training.worker" in cmdline(pid) for pid in job_pids(slurm_cluster, job, "0")),
-             what="the training process to start")
+    wait_for(
+        lambda: any("tpt.training.worker" in cmdline(pid) for pid in job_pids(slurm_cluster, job, "0")),
+        what="the training process to start",
+    )
     assert signal_job(slurm_cluster, job, signal.SIGTERM, step="0")
     [run_log] = sweep.glob("*/launch.log")
     waiting = "SLURM is stopping it (requeue, preemption or scancel), so the failure is not its result"
-    wait_for(lambda: proc.poll() is not None or waiting in run_log.read_text(),
-             what="the cell to fail and wait for the SIGKILL")
+    wait_for(
+        lambda: proc.poll() is not None or waiting in run_log.read_text(),
+        what="the cell to fail and wait for the SIGKILL",
+    )
     assert proc.poll() is None, finish(proc)[1][-4000:]  # the driver must not have a result yet
     assert "the cell failed (LaunchError: training failed (exit code -15)" in run_log.read_text()
     assert not list(sweep.glob("*/round_1/eval/DONE.json"))
@@ -166,10 +195,12 @@ def restarted_job_resumes(env, job, proc, sweep, reference):
     # credential was revoked, and slurmd kills it: "Job credential revoked", state FAILED (seen in CI).
     code, log = finish(proc)
     assert code == 0, log[-4000:]
+
     # The driver returns once the restarted job wrote its result: wait for it to leave the queue too.
     def gone():  # squeue lists it while pending or running, and errors once SLURM forgets it
         q = subprocess.run(["squeue", "-h", "-j", job], env=env, capture_output=True, text=True)
         return q.returncode != 0 or not q.stdout.strip()
+
     wait_for(gone, what="the job to leave the queue")
     [cell] = cells(sweep)
     assert outcome(metrics(cell)) == outcome(metrics(reference))
@@ -183,8 +214,9 @@ def restarted_job_resumes(env, job, proc, sweep, reference):
     assert restarted == ["train"], run_log[-3000:]
 
 
-def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(slurm_cluster, tiny_model_dir, requeue_reference,
-                                                                   tmp_path):
+def test_the_timeout_warning_reaches_the_cell_which_requeues_itself(
+    slurm_cluster, tiny_model_dir, requeue_reference, tmp_path
+):
     """SLURM's timeout warning (submitit's --signal=USR2@90, no B:) goes to job steps, not the batch shell.
     Every cell, multi-node ones included (tests/test_distributed.py), runs as a one-task job step, so
     the warning reaches submitit in the cell, which requeues the job; it resumes from its finished stages.
@@ -225,8 +257,10 @@ def test_jobs_run_from_the_snapshot_taken_at_submit_time(slurm_cluster, tiny_mod
 
 def test_a_job_that_dies_is_named_with_its_log(slurm_cluster, tiny_model_dir, tmp_path):
     sweep = tmp_path / "sweep"
-    proc = launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, "pruning=none", "think.max_new_tokens=64",
-                                             "task.train_questions=16"))
+    proc = launch(
+        slurm_cluster,
+        *sweep_args(tiny_model_dir, sweep, "pruning=none", "think.max_new_tokens=64", "task.train_questions=16"),
+    )
     # Cancelled once the cell has started: its stages take seconds more, so the job never ends first
     # (and if it did, its state would read COMPLETED and the test fail).
     wait_for(lambda: list(sweep.glob("*/launch.log")), what="the cell to start")
@@ -238,12 +272,17 @@ def test_a_job_that_dies_is_named_with_its_log(slurm_cluster, tiny_model_dir, tm
     assert f"log: {sweep}/.submitit/{job}/{job}_0_log.err" in log
 
 
-@pytest.mark.parametrize("args,message", [
-    (["cluster.partition=nope"], "unknown SLURM partition 'nope' (cluster.partition or TPT_SLURM_PARTITION); "
-                                 "this cluster has: debug"),
-    (["data.size=0"], "tpt: error: cell #0 (cluster=slurm "),
-    (["data.size=0"], "invalid config: data.size must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["cluster.partition=nope"],
+            "unknown SLURM partition 'nope' (cluster.partition or TPT_SLURM_PARTITION); this cluster has: debug",
+        ),
+        (["data.size=0"], "tpt: error: cell #0 (cluster=slurm "),
+        (["data.size=0"], "invalid config: data.size must be a positive number"),
+    ],
+)
 def test_bad_cluster_input_fails_before_anything_is_queued(slurm_cluster, tiny_model_dir, tmp_path, args, message):
     sweep = tmp_path / "sweep"
     code, log = finish(launch(slurm_cluster, *sweep_args(tiny_model_dir, sweep, *args)))
@@ -258,8 +297,13 @@ def test_missing_sbatch_is_named(tiny_model_dir, tmp_path):
 
 
 def test_cluster_slurm_without_multirun_says_add_m(tiny_model_dir, tmp_path):
-    res = subprocess.run([sys.executable, "launch.py", "cluster=slurm", f"hydra.run.dir={tmp_path}/run"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "launch.py", "cluster=slurm", f"hydra.run.dir={tmp_path}/run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and "add -m" in res.stderr
     assert not (tmp_path / "run" / "run_config.yaml").exists()
 
@@ -268,11 +312,30 @@ def test_a_paper_table_miniature_goes_to_slurm_as_a_cpu_job(slurm_cluster, tmp_p
     """Table 6's 70B row asks for 2 nodes x 8 GPUs at the paper's setting; its miniature is submitted
     with the embedded model's resources (this SLURM has no GPU, so the row's would never start)."""
     sweep = tmp_path / "sweep"
-    small = ["backend=hf", "cache=off", "task.eval_questions=4", "task.train_questions=4", "think.n=2", "eval.n=2",
-             "eval.k=[1,2]", "think.max_new_tokens=16", "eval.max_new_tokens=16",
-             "data.scale=0.0005"]  # 6k examples -> 3 of the 4 questions (a bigger size is refused)
-    code, log = finish(launch(slurm_cluster, "-m", "+experiment=table6", "row=t6_llama70b", "miniature=true",
-                              "cluster=slurm", *small, f"hydra.sweep.dir={sweep}"))
+    small = [
+        "backend=hf",
+        "cache=off",
+        "task.eval_questions=4",
+        "task.train_questions=4",
+        "think.n=2",
+        "eval.n=2",
+        "eval.k=[1,2]",
+        "think.max_new_tokens=16",
+        "eval.max_new_tokens=16",
+        "data.scale=0.0005",
+    ]  # 6k examples -> 3 of the 4 questions (a bigger size is refused)
+    code, log = finish(
+        launch(
+            slurm_cluster,
+            "-m",
+            "+experiment=table6",
+            "row=t6_llama70b",
+            "miniature=true",
+            "cluster=slurm",
+            *small,
+            f"hydra.sweep.dir={sweep}",
+        )
+    )
     assert code == 0, log[-4000:]
     (cell,) = cells(sweep)
     assert [m["round"] for m in metrics(cell)] == [0, 1]
@@ -292,8 +355,9 @@ def array_reference(tiny_model_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("when", ["pending", "running"])
-def test_a_stage_fanned_out_as_a_job_array_survives_a_cancelled_task(slurm_cluster, tiny_model_dir, array_reference,
-                                                                     tmp_path, when):
+def test_a_stage_fanned_out_as_a_job_array_survives_a_cancelled_task(
+    slurm_cluster, tiny_model_dir, array_reference, tmp_path, when
+):
     """think in 3 array tasks, one cancelled (still queued, or at work): the driver submits its chunk
     again and the cell ends with the samples a local run has."""
     cell, local = tiny_overrides(tiny_model_dir) + ARRAY_CELL, array_reference

@@ -88,8 +88,7 @@ def test_unreachable_hub_names_the_dataset(monkeypatch):
 def write_split(folder, rows_train, rows_test):
     folder.mkdir(exist_ok=True)
     for name, rows in (("train", rows_train), ("test", rows_test)):
-        (folder / f"{name}.jsonl").write_text("".join(r if isinstance(r, str) else json.dumps(r) + "\n"
-                                                      for r in rows))
+        (folder / f"{name}.jsonl").write_text("".join(r if isinstance(r, str) else json.dumps(r) + "\n" for r in rows))
 
 
 GOOD = {"question": "1+1?", "answer": "1+1=2\n#### 2"}

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from tpt.prompt import build_messages, encode, render
 from tpt.backends import Sampling
 from tpt.backends.hf import AnswerDoneStop, HFGenerator, left_pad
+from tpt.prompt import build_messages, encode, render
 from tpt.verify import answer_format
 
 
@@ -67,10 +67,13 @@ def test_left_pad():
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
-@pytest.mark.parametrize("kind, texts", [
-    ("math", ["2 + 3 = 5\n#### 5\n", "2 + 3 = 5\n#### 5", "thinking"]),
-    ("code", ["Idea.\n```python\nprint(1)\n```", "```python\nprint(1)\n", "```text\nno\n```"]),
-])
+@pytest.mark.parametrize(
+    "kind, texts",
+    [
+        ("math", ["2 + 3 = 5\n#### 5\n", "2 + 3 = 5\n#### 5", "thinking"]),
+        ("code", ["Idea.\n```python\nprint(1)\n```", "```python\nprint(1)\n", "```text\nno\n```"]),
+    ],
+)
 def test_answer_done_stop_marks_rows_once_the_answer_is_complete(tokenizer_dir, kind, texts):
     from transformers import AutoTokenizer
 
@@ -90,9 +93,14 @@ def test_shared_prompt_cache_matches_plain_generate(tiny_model_dir):
     ids_list = prompts(gen, 2)
     ours = gen.generate(ids_list, Sampling(n=2, temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0))
     for ids, samples in zip(ids_list, ours):
-        plain = gen.model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                   do_sample=False, max_new_tokens=6, pad_token_id=gen.tokenizer.pad_token_id)
-        expected = gen.tokenizer.decode(plain[0, len(ids):], skip_special_tokens=True)
+        plain = gen.model.generate(
+            input_ids=torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            do_sample=False,
+            max_new_tokens=6,
+            pad_token_id=gen.tokenizer.pad_token_id,
+        )
+        expected = gen.tokenizer.decode(plain[0, len(ids) :], skip_special_tokens=True)
         assert [s.text for s in samples] == [expected, expected]
 
 

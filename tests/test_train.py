@@ -30,7 +30,9 @@ def test_loss_is_on_the_completion_only(tiny_model_dir, tmp_path, train_cfg):
 
 
 def test_sft_updates_and_saves_a_loadable_model(tiny_model_dir, tmp_path, train_cfg):
-    result = sft(base_model("tiny", str(tiny_model_dir), None), to_conversations(RECORDS, prompt), tmp_path / "m", train_cfg)
+    result = sft(
+        base_model("tiny", str(tiny_model_dir), None), to_conversations(RECORDS, prompt), tmp_path / "m", train_cfg
+    )
     assert result["examples"] == 4 and result["steps"] == 2
     before = load_file(tiny_model_dir / "model.safetensors")
     after = load_file(tmp_path / "m" / "model.safetensors")
@@ -63,8 +65,9 @@ def test_single_trains_in_a_process_of_its_own_and_leaves_no_memory_behind(tmp_p
     from tpt.training.sft import sft, to_conversations
 
     base = str(materialize_embedded("smollm2-135m-instruct"))
-    examples = to_conversations([{"question": "1 + 1?", "completion": "#### 2"}] * 2,
-                                lambda q: build_messages(q, "Solve."))
+    examples = to_conversations(
+        [{"question": "1 + 1?", "completion": "#### 2"}] * 2, lambda q: build_messages(q, "Solve.")
+    )
     cfg = compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-5", "train.bf16=false"]).train
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
     result = sft(ModelRef(base, None, lambda: "smollm"), examples, tmp_path / "model", cfg)
@@ -74,14 +77,15 @@ def test_single_trains_in_a_process_of_its_own_and_leaves_no_memory_behind(tmp_p
     assert load_causal_lm(str(tmp_path / "model"), dtype="float32") is not None
 
 
-def test_training_loads_the_model_where_it_is_for_the_trainer_or_fsdp_to_place(tiny_model_dir, monkeypatch, train_cfg,
-                                                                                tmp_path):
+def test_training_loads_the_model_where_it_is_for_the_trainer_or_fsdp_to_place(
+    tiny_model_dir, monkeypatch, train_cfg, tmp_path
+):
     """On a GPU, moving the whole fp32 model onto every FSDP rank's device before sharding needs the whole
     model on each GPU (or fails on ranks that load on the meta device): training leaves placement to the
     Trainer and accelerate."""
-    import tpt.models as models
-
     from transformers import PreTrainedModel
+
+    import tpt.models as models
 
     moved = []
     monkeypatch.setattr(models, "device", lambda: "cuda")  # as on a GPU machine
@@ -100,10 +104,14 @@ def test_fsdp_reduces_gradients_in_fp32_like_the_other_strategies(monkeypatch):
 
     import tpt.training.sft as sft_module
     from tests.conftest import compose
-    from tpt.training.sft import fsdp_plugin_args
+    from tpt.training.strategies import strategy_of
 
     cfg = compose(["train.bf16=true", "model.train_strategy=fsdp", "model.gpus=2"]).train
     monkeypatch.setattr(sft_module.torch.cuda, "is_available", lambda: True)  # bf16 as on GPUs
+
+    def fsdp_plugin_args(cfg):
+        return strategy_of(cfg).plugin_args(cfg, sft_module.uses_bf16(cfg))
+
     assert fsdp_plugin_args(cfg) is None  # not under accelerate's FSDP: nothing to set
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     monkeypatch.setenv("FSDP_VERSION", "2")

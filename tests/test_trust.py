@@ -1,6 +1,7 @@
 """What would silently bend numbers at the paper's setting: the pinned revision, the chat template's
 date, the cache key, token counts under a pad token that is no EOS, misspelt keys, and the prompts
 saved with the samples."""
+
 import json
 import shutil
 
@@ -9,9 +10,9 @@ import pytest
 from tests.conftest import compose, count_generate_calls, tiny_overrides
 from tpt import loop
 from tpt.config import ConfigError
-from tpt.validate import validate
 from tpt.models import load_tokenizer
 from tpt.prompt import CHAT_TEMPLATE_KWARGS, build_messages, encode, render
+from tpt.validate import validate
 
 # Llama 3.x's way with dates: today's, unless the caller passes date_string.
 DATED_TEMPLATE = (
@@ -51,7 +52,9 @@ def test_a_pinned_revision_is_used_by_every_stage_that_loads_the_base_model(tiny
     # skipped and round 1's eval samples the base model again.
     for pruning in ("none", "gt"):
         loads.clear()
-        loop.run_cell(compose(tiny_overrides(tiny_model_dir) + ["model.revision=v1", f"pruning={pruning}"]), tmp_path / pruning)
+        loop.run_cell(
+            compose(tiny_overrides(tiny_model_dir) + ["model.revision=v1", f"pruning={pruning}"]), tmp_path / pruning
+        )
         # eval 0, think 1, then eval 1 (gt); none trains round 1 in a process of its own, from the job
         # it is given (tpt/training/distributed.py), which names the same revision
         here = [rev for path, rev in loads if path == base]
@@ -70,8 +73,14 @@ def test_the_chat_template_date_is_pinned_for_think_train_and_eval(dated_model_d
     [text] = render(tok, [conv])
     assert f"Today Date: {CHAT_TEMPLATE_KWARGS['date_string']}" in text  # not today's date
     cfg = compose(["train.batch_size=2", "train.global_batch_size=2", "train.lr=1e-3"]).train
-    trainer = build_trainer(str(dated_model_dir), to_conversations([{"question": "What is 1 + 1?", "completion": "2\n#### 2"}],
-                                                                  lambda q: build_messages(q, "Solve it.")), tmp_path, cfg)
+    trainer = build_trainer(
+        str(dated_model_dir),
+        to_conversations(
+            [{"question": "What is 1 + 1?", "completion": "2\n#### 2"}], lambda q: build_messages(q, "Solve it.")
+        ),
+        tmp_path,
+        cfg,
+    )
     prompt_ids = encode(tok, [text])[0]
     assert trainer.train_dataset[0]["input_ids"][: len(prompt_ids)] == prompt_ids  # training sees the same prompt
 
@@ -97,8 +106,9 @@ def test_token_counts_stop_where_the_answer_check_stopped_even_if_pad_is_no_eos(
 
     gen = HFGenerator(str(tiny_model_dir), batch_size=4)
     eos = set(gen._eos_ids())
-    gen.tokenizer.pad_token = next(t for t in gen.tokenizer.all_special_tokens
-                                   if gen.tokenizer.convert_tokens_to_ids(t) not in eos)
+    gen.tokenizer.pad_token = next(
+        t for t in gen.tokenizer.all_special_tokens if gen.tokenizer.convert_tokens_to_ids(t) not in eos
+    )
     assert gen.tokenizer.pad_token_id not in eos
     stopped = []
 
@@ -115,11 +125,17 @@ def test_token_counts_stop_where_the_answer_check_stopped_even_if_pad_is_no_eos(
     assert len(stopped) == 1 and counts[0] <= 3 and counts[-1] == 24, counts  # not 24 for the stopped row
 
 
-@pytest.mark.parametrize("override, message", [
-    ("+think.temprature=0.1", "think.temprature is not a config key (nothing reads it); did you mean think.temperature?"),
-    ("+task.few_shots=3", "task.few_shots is not a config key"),
-    ("+seed=3", "seed is not a config key"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "+think.temprature=0.1",
+            "think.temprature is not a config key (nothing reads it); did you mean think.temperature?",
+        ),
+        ("+task.few_shots=3", "task.few_shots is not a config key"),
+        ("+seed=3", "seed is not a config key"),
+    ],
+)
 def test_a_misspelt_new_key_is_refused(override, message):
     with pytest.raises(ConfigError, match=message.replace("?", r"\?").replace("(", r"\(").replace(")", r"\)")):
         validate(compose([override]))

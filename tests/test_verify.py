@@ -2,15 +2,39 @@ import json
 
 import pytest
 
-from tpt.verify.math import (answer_done, check, extract_lenient, extract_strict, gold_answer, normalize_number,
-                             truncate_after_answer)
+from tpt.verify.math import (
+    answer_done,
+    check,
+    extract_lenient,
+    extract_strict,
+    gold_answer,
+    normalize_number,
+    truncate_after_answer,
+)
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("72", "72"), ("72.", "72"), ("1,000", "1000"), ("$1,234.50", "1234.5"), ("-5", "-5"),
-    ("-0.25", "-0.25"), ("5.00", "5"), (" 18 ", "18"), ("100", "100"), ("0.0", "0"), (".5", "0.5"),
-    ("12 apples", None), ("abc", None), ("", None), ("1/2", None), ("5,000.00", "5000"), ("72..", None),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("72", "72"),
+        ("72.", "72"),
+        ("1,000", "1000"),
+        ("$1,234.50", "1234.5"),
+        ("-5", "-5"),
+        ("-0.25", "-0.25"),
+        ("5.00", "5"),
+        (" 18 ", "18"),
+        ("100", "100"),
+        ("0.0", "0"),
+        (".5", "0.5"),
+        ("12 apples", None),
+        ("abc", None),
+        ("", None),
+        ("1/2", None),
+        ("5,000.00", "5000"),
+        ("72..", None),
+    ],
+)
 def test_normalize_number(raw, expected):
     assert normalize_number(raw) == expected
 
@@ -56,15 +80,18 @@ def test_the_gold_answer_is_normalised_too():
     assert check("#### 2125", "$2,125.")["correct"]
 
 
-@pytest.mark.parametrize("text, done", [
-    ("x\n#### 12\n", True),
-    ("x\n#### 12", False),  # the number may still go on
-    ("#### 12 dollars", False),  # its line is not finished yet
-    ("**#### 38**\n", True),
-    ("##### 38\n", True),  # the extractor reads 38 here, so generation may stop
-    ("Format: ####\n12\n", False),  # no answer on the `####` line: not an answer, keep going
-    ("#### Step 1: add\n3 + 4\n", False),
-])
+@pytest.mark.parametrize(
+    "text, done",
+    [
+        ("x\n#### 12\n", True),
+        ("x\n#### 12", False),  # the number may still go on
+        ("#### 12 dollars", False),  # its line is not finished yet
+        ("**#### 38**\n", True),
+        ("##### 38\n", True),  # the extractor reads 38 here, so generation may stop
+        ("Format: ####\n12\n", False),  # no answer on the `####` line: not an answer, keep going
+        ("#### Step 1: add\n3 + 4\n", False),
+    ],
+)
 def test_generation_stops_exactly_when_the_judged_answer_is_complete(text, done):
     assert answer_done(text) is done
     if done:  # what stopped generation is what is judged
@@ -117,9 +144,19 @@ def test_the_second_judge_agrees_where_it_must_and_differs_where_it_is_known_to(
 def test_eval_metrics_count_each_kind_of_disagreement():
     from tpt.stages.eval import metrics
 
-    rows = [{"qid": f"q{i // 2}", "correct": c, "second_correct": s, "lenient_correct": c, "pred": "1", "n_tokens": 5,
-             "completion": f"x{i}", "answer": "1"}
-            for i, (c, s) in enumerate([(True, True), (True, False), (False, True), (False, None)])]
+    rows = [
+        {
+            "qid": f"q{i // 2}",
+            "correct": c,
+            "second_correct": s,
+            "lenient_correct": c,
+            "pred": "1",
+            "n_tokens": 5,
+            "completion": f"x{i}",
+            "answer": "1",
+        }
+        for i, (c, s) in enumerate([(True, True), (True, False), (False, True), (False, None)])
+    ]
     m = metrics(rows, [1, 2], "math", 48)
     assert m["judge_agreement"] == 0.5  # the first and the last (a timeout counts as wrong, as the rule judged it)
     assert (m["judge_rule_only"], m["judge_second_only"], m["judge_timeouts"]) == (1, 1, 1)
@@ -129,8 +166,19 @@ def test_eval_metrics_count_each_kind_of_disagreement():
 def test_eval_metrics_give_pass_at_k_for_every_k_and_the_length_spread():
     from tpt.stages.eval import metrics
 
-    rows = [{"qid": f"q{i // 4}", "correct": i in (0, 5, 6), "lenient_correct": False, "pred": None, "n_tokens": 10 * i,
-             "completion": f"x{i}", "answer": "1", "second_correct": False} for i in range(8)]
+    rows = [
+        {
+            "qid": f"q{i // 4}",
+            "correct": i in (0, 5, 6),
+            "lenient_correct": False,
+            "pred": None,
+            "n_tokens": 10 * i,
+            "completion": f"x{i}",
+            "answer": "1",
+            "second_correct": False,
+        }
+        for i in range(8)
+    ]
     m = metrics(rows, [1], "math", 100)
     # q0: 1 of 4 correct, q1: 2 of 4: Pass@k = 1 - C(n-c, k)/C(n, k), averaged
     assert m["pass_curve"] == pytest.approx([(1 / 4 + 2 / 4) / 2, (1 / 2 + 5 / 6) / 2, (3 / 4 + 1) / 2, 1.0])
@@ -138,9 +186,12 @@ def test_eval_metrics_give_pass_at_k_for_every_k_and_the_length_spread():
 
 
 def test_prune_counts_distinct_correct_solutions_per_solved_question():
-    from tpt.stages.prune import prune
+    from tpt.pruning import GroundTruth, prune
 
-    samples = [{"qid": "a", "completion": t, "correct": ok} for t, ok in [("x", True), (" x ", True), ("y", True), ("z", False)]]
+    samples = [
+        {"qid": "a", "completion": t, "correct": ok}
+        for t, ok in [("x", True), (" x ", True), ("y", True), ("z", False)]
+    ]
     samples += [{"qid": "b", "completion": "w", "correct": False}]
-    _, stats = prune(samples, "gt", 1, seed=0)
+    _, stats = prune(samples, GroundTruth(), 1, seed=0)
     assert stats["unique_correct"] == 2.0  # "x" (written twice) and "y"; b has none and does not count

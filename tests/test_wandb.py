@@ -1,4 +1,5 @@
 """W&B as a multirun logs it, read back from the offline run files (no key, no network)."""
+
 import hashlib
 import json
 import os
@@ -15,8 +16,9 @@ from tpt.tracking import SAMPLE_COLUMNS
 def launch(*args, home):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(home), HYDRA_FULL_ERROR="0")  # no ~/.netrc either: W&B must choose offline
-    return subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env
+    )
 
 
 @pytest.mark.e2e

@@ -6,6 +6,7 @@ Apache-2.0): a real model directory, built from a config, with no hub access.
 The tests use hidden 32 (fast on CPU); scripts/gpu_smoke.sh uses hidden 256 with 4 heads, whose
 head size (64) every vLLM attention backend supports.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,19 @@ def build(out: Path, hidden: int = 32, heads: int = 4, layers: int = 2, seed: in
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(TOKENIZER)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
-                         max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ header (":W&B", magic 0xBEE1, version), then 32 KiB blocks of records, each with
 (crc32, length, type: 1 full, 2 first, 3 middle, 4 last); a block's tail shorter than a header is
 padding. Each record is a protobuf `wandb.proto.wandb_internal_pb2.Record`.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,11 @@ def raw_records(path: Path) -> Iterator[bytes]:
         if left < HEADER:
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
         if kind == 0:  # zero padding to the end of the block
             pos += left
             continue
-        chunk = data[pos + HEADER:pos + HEADER + length]
+        chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == FULL:
             yield chunk

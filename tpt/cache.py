@@ -7,6 +7,7 @@ Many jobs on many nodes may ask for one entry at once (docs/guarantees.md): an e
 the first complete writer (tpt.io.write_text_once, publish_dir_once) and carries checksums of what it
 holds; a damaged entry is named in the log, dropped and computed again. File locks only save
 duplicate work, and nobody waits on one for longer than `lock_wait_s`."""
+
 from __future__ import annotations
 
 import errno
@@ -20,8 +21,19 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 from tpt.config import CacheConfig
-from tpt.io import (Damaged, DiskFull, advisory_lock, damage, manifest, publish_dir_once, read_json, sha256_of,
-                    unique_suffix, write_json, write_text_once)
+from tpt.io import (
+    Damaged,
+    DiskFull,
+    advisory_lock,
+    damage,
+    manifest,
+    publish_dir_once,
+    read_json,
+    sha256_of,
+    unique_suffix,
+    write_json,
+    write_text_once,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +95,15 @@ class KeyedStore:
         self.lock_wait_s = lock_wait_s
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def get_or_compute(self, key: str, compute: Callable[[], Any], desc: str = "",
-                       keep: Callable[[Any], bool] = lambda value: True) -> Any:
+    def get_or_compute(
+        self, key: str, compute: Callable[[], Any], desc: str = "", keep: Callable[[Any], bool] = lambda value: True
+    ) -> Any:
         """The stored value, or `compute()`'s, stored unless `keep(value)` is false."""
         return self.fetch_or_compute(key, compute, desc, keep)[0]
 
-    def fetch_or_compute(self, key: str, compute: Callable[[], Any], desc: str = "",
-                         keep: Callable[[Any], bool] = lambda value: True) -> Tuple[Any, Optional[float]]:
+    def fetch_or_compute(
+        self, key: str, compute: Callable[[], Any], desc: str = "", keep: Callable[[Any], bool] = lambda value: True
+    ) -> Tuple[Any, Optional[float]]:
         """(value, saved): `saved` is None when the value was computed here, else the seconds its
         computing took where it was computed (0.0 for an entry of a tpt that did not record them)."""
         path = self.root / f"{key}.json"
@@ -167,8 +181,12 @@ class CheckpointCache:
             log.warning("%s: the cached checkpoint %s is damaged (%s); dropping it and training", desc, entry, e)
             self._drop(entry)
             return None
-        log.info("%s: reusing the checkpoint trained earlier with the same parent, data and settings %s "
-                 "(cache.trained=false trains again)", desc, identity[:12])
+        log.info(
+            "%s: reusing the checkpoint trained earlier with the same parent, data and settings %s "
+            "(cache.trained=false trains again)",
+            desc,
+            identity[:12],
+        )
         try:
             shutil.copytree(entry / "model", model_dir, copy_function=_link_or_copy)
         except OSError as e:  # a copy across filesystems that does not fit: train instead
@@ -190,9 +208,15 @@ class CheckpointCache:
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             cross = getattr(e, "errno", None) == errno.EXDEV or "Invalid cross-device link" in str(e)
-            log.warning("checkpoint cache: %s not stored (%s)%s", identity[:12], e,
-                        "; the cache is on another filesystem than the run: set cache.copy_checkpoints=true to "
-                        "copy, or cache.dir beside the outputs to link" if cross else "")
+            log.warning(
+                "checkpoint cache: %s not stored (%s)%s",
+                identity[:12],
+                e,
+                "; the cache is on another filesystem than the run: set cache.copy_checkpoints=true to "
+                "copy, or cache.dir beside the outputs to link"
+                if cross
+                else "",
+            )
 
     def _drop(self, entry: Path) -> None:
         """Remove an entry: renamed out of the way first, so no reader finds it half deleted."""

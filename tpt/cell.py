@@ -1,5 +1,6 @@
 """What the stages of one experiment cell share: its config, run directory, task data, data source,
 prompt, verifier, models and the caches. Built once per cell; the stages only read it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,6 +21,18 @@ from tpt.tasks import TaskData, task_kind
 from tpt.verify import make_verifier
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A cell checked and ready: the config it runs (the composed one with what preflight decided,
+    read-only), what was decided, the task data, and the base model's and the teacher's paths."""
+
+    cfg: DictConfig
+    decided: Dict[str, object]  # dotted key -> the value preflight chose for it (preflight.json)
+    data: TaskData
+    base: str
+    teacher: Optional[str]
+
+
 @dataclass(eq=False)
 class Cell:
     cfg: DictConfig
@@ -37,8 +50,9 @@ class Cell:
     _memo: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, cfg: DictConfig, rundir: RunDir, data: TaskData, base_path: str,
-             teacher_path: Optional[str]) -> "Cell":
+    def open(cls, ready: Prepared, rundir: RunDir) -> "Cell":
+        """The cell of a prepared config (tpt.preflight.prepare) in its run directory."""
+        cfg, data, base_path, teacher_path = ready.cfg, ready.data, ready.base, ready.teacher
         kind = task_kind(cfg.task.name)
         source = source_of(cfg)
         base = base_model(cfg.model.id, base_path, cfg.model.revision)
@@ -49,10 +63,19 @@ class Cell:
         on = cfg.cache.enabled
         wait = cfg.cache.lock_wait_s
         verdicts = KeyedStore(root / "verdicts", "verdicts", wait) if on and cfg.cache.verdicts else None
-        return cls(cfg, rundir, data, kind, source, prompt, make_verifier(kind, cfg.task, verdicts),
-                   Lineage(rundir, base, OmegaConf.to_container(cfg.train, resolve=True), prompt), teacher,
-                   GenerationCache(root / "generations", wait) if on else None,
-                   CheckpointCache(root / "trained", cfg.cache.copy_checkpoints) if on and cfg.cache.trained else None)
+        return cls(
+            cfg,
+            rundir,
+            data,
+            kind,
+            source,
+            prompt,
+            make_verifier(kind, cfg.task, verdicts),
+            Lineage(rundir, base, OmegaConf.to_container(cfg.train, resolve=True), prompt),
+            teacher,
+            GenerationCache(root / "generations", wait) if on else None,
+            CheckpointCache(root / "trained", cfg.cache.copy_checkpoints) if on and cfg.cache.trained else None,
+        )
 
     def memo(self, name: str, compute: Callable[[], Any]) -> Any:
         """`compute()` once per cell (e.g. the human solutions, verified once and used every round)."""

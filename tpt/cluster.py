@@ -1,6 +1,7 @@
 """`cluster=slurm`: checks before submitting, the code snapshot, per-cell job parameters, failure
 reports and a cell's answer to SLURM's SIGTERM (docs/design.md, "Clusters"). The launcher class
 itself lives in hydra_plugins/tpt_slurm_launcher, where Hydra discovers launchers."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,10 @@ def fail(message: str) -> None:
 # --- checks before submitting -------------------------------------------------------------------
 def check_sbatch() -> None:
     if shutil.which("sbatch") is None:
-        raise ClusterError("cluster=slurm needs SLURM's `sbatch` on PATH, and it was not found. Run the "
-                           "sweep on a machine that can submit jobs (a login node), or use cluster=local.")
+        raise ClusterError(
+            "cluster=slurm needs SLURM's `sbatch` on PATH, and it was not found. Run the "
+            "sweep on a machine that can submit jobs (a login node), or use cluster=local."
+        )
 
 
 def partitions() -> List[str]:
@@ -51,8 +54,10 @@ def check_partition(name: str | None) -> None:
         return
     known = partitions()
     if name not in known:
-        raise ClusterError(f"unknown SLURM partition {name!r} (cluster.partition or TPT_SLURM_PARTITION); "
-                           f"this cluster has: {', '.join(known) or 'none'}")
+        raise ClusterError(
+            f"unknown SLURM partition {name!r} (cluster.partition or TPT_SLURM_PARTITION); "
+            f"this cluster has: {', '.join(known) or 'none'}"
+        )
 
 
 # --- code snapshot --------------------------------------------------------------------------------
@@ -60,13 +65,17 @@ def code_files(root: Path) -> List[str]:
     """The files that make up the code: git's tracked and untracked-not-ignored files, or, outside
     a git checkout, launch.py, conf/, tpt/ and hydra_plugins/."""
     if shutil.which("git") and (root / ".git").exists():
-        git = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
-                              "--exclude-standard"], capture_output=True, check=True)
+        git = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        )
         return sorted(f for f in git.stdout.decode().split("\0") if f and (root / f).is_file())
     files = ["launch.py"] if (root / "launch.py").is_file() else []
     for folder in ("conf", "tpt", "hydra_plugins"):
-        files += [str(p.relative_to(root)) for p in (root / folder).rglob("*")
-                  if p.is_file() and "__pycache__" not in p.parts]
+        files += [
+            str(p.relative_to(root)) for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ]
     return sorted(files)
 
 
@@ -101,10 +110,17 @@ def submitit_parameters(cluster, code_dir: Path | None) -> Dict[str, Any]:
     if code_dir is not None:
         extra["chdir"] = str(code_dir)  # run (and import tpt) from the snapshot
     params = {
-        "slurm_partition": cluster.partition, "slurm_account": cluster.account, "slurm_qos": cluster.qos,
-        "gpus_per_node": cluster.gpus or None, "cpus_per_task": cluster.cpus, "mem_gb": cluster.mem_gb,
-        "timeout_min": cluster.timeout_min, "slurm_array_parallelism": cluster.array_parallelism,
-        "slurm_setup": list(cluster.setup) or None, "slurm_additional_parameters": extra, "tasks_per_node": 1,
+        "slurm_partition": cluster.partition,
+        "slurm_account": cluster.account,
+        "slurm_qos": cluster.qos,
+        "gpus_per_node": cluster.gpus or None,
+        "cpus_per_task": cluster.cpus,
+        "mem_gb": cluster.mem_gb,
+        "timeout_min": cluster.timeout_min,
+        "slurm_array_parallelism": cluster.array_parallelism,
+        "slurm_setup": list(cluster.setup) or None,
+        "slurm_additional_parameters": extra,
+        "tasks_per_node": 1,
         "nodes": cluster.nodes,
     }
     # A cell runs once, as a one-task job step on the first node (on several nodes it starts its training
@@ -126,8 +142,10 @@ def describe_failure(job, idx: int, overrides: List[str], state: str, error: Exc
     if stderr.is_file():
         lines = stderr.read_text(errors="replace").strip().splitlines()[-8:]
         tail = "".join(f"\n      | {line}" for line in lines)
-    return (f"  - {cell_label(idx, overrides)}: SLURM job {job.job_id}, state {state}: {first_line(error)}\n"
-            f"    log: {stderr}{tail}")
+    return (
+        f"  - {cell_label(idx, overrides)}: SLURM job {job.job_id}, state {state}: {first_line(error)}\n"
+        f"    log: {stderr}{tail}"
+    )
 
 
 def first_line(error: BaseException) -> str:
@@ -172,8 +190,13 @@ class SigtermWatch:
         (someone else sent the SIGTERM: the failure is reported then)."""
         if self.received_at is None:
             return
-        log.warning("the cell failed (%s: %s) after SIGTERM reached this job: SLURM is stopping it (requeue, "
-                    "preemption or scancel), so the failure is not its result; waiting up to %d s for SLURM's "
-                    "SIGKILL", type(failure).__name__, first_line(failure), wait_s)
+        log.warning(
+            "the cell failed (%s: %s) after SIGTERM reached this job: SLURM is stopping it (requeue, "
+            "preemption or scancel), so the failure is not its result; waiting up to %d s for SLURM's "
+            "SIGKILL",
+            type(failure).__name__,
+            first_line(failure),
+            wait_s,
+        )
         time.sleep(max(0.0, self.received_at + wait_s - time.monotonic()))  # SIGKILL ends it sooner
         log.warning("no SIGKILL came within %d s of the SIGTERM: reporting the failure", wait_s)

@@ -5,8 +5,10 @@ with Hydra's message. The schema's defaults are the paper's GSM8K setting; YAML 
 hold only what differs from them. Value checks live in tpt.validate, the cell's directory name and
 pinned config in tpt.naming.
 """
+
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -15,6 +17,17 @@ from omegaconf import II, MISSING
 
 class ConfigError(ValueError):
     """A config value that is well-typed but impossible (e.g. data.size=0)."""
+
+
+def schema_has_key(schema, dotted: str) -> bool:
+    """Whether a structured config class has the (nested) key `a.b.c`."""
+    for part in dotted.split("."):
+        found = {f.name: f for f in dataclasses.fields(schema)}.get(part) if dataclasses.is_dataclass(schema) else None
+        if found is None:
+            return False
+        value = found.default_factory() if found.default_factory is not dataclasses.MISSING else found.default
+        schema = type(value) if dataclasses.is_dataclass(value) else None
+    return True
 
 
 @dataclass
@@ -29,8 +42,9 @@ class ModelConfig:
     system_role: Optional[bool] = True
     dtype: str = "auto"  # generation precision; auto: bfloat16 on GPUs and CPUs that compute it natively, else float32
     tensor_parallel_size: int = 1
-    # How training runs: single (one spawned process, one GPU) | ddp | fsdp (accelerate launch over gpus x nodes).
-    train_strategy: str = "single"
+    # How training runs: a key of tpt.training.strategies.STRATEGIES (one spawned process on one GPU, or
+    # accelerate launch over gpus x nodes); each preset says which
+    train_strategy: str = MISSING
     gradient_checkpointing: bool = False  # recompute activations: less memory for the big presets
     # fsdp: keep the sharded weights, gradients and optimizer states in CPU memory between uses (the 70B preset)
     offload_params: bool = False
@@ -40,31 +54,6 @@ class ModelConfig:
     cpus: int = 2
     mem_gb: int = 8
     timeout_min: int = 60
-
-
-@dataclass
-class MiniCodeConfig:
-    """Bundled generator of small stdin/stdout code problems (tpt/tasks/minicode.py): 88 in all."""
-
-    n_train: int = 56
-    n_test: int = 32
-    tests: int = 3  # per problem
-    seed: int = 4321
-
-
-@dataclass
-class ArithConfig:
-    """Bundled generator of GSM8K-format problems: a start value, then `steps` purchases."""
-
-    n_train: int = 1000
-    n_test: int = 500
-    min_steps: int = 1
-    max_steps: int = 2
-    start_min: int = 2
-    start_max: int = 9
-    operand_min: int = 1
-    operand_max: int = 9
-    seed: int = 1234
 
 
 @dataclass
@@ -89,8 +78,9 @@ class CodeConfig:
 
 @dataclass
 class TaskConfig:
-    """What every task has. Each task's own settings extend it (below): a composed cell shows only its
-    task's, and a key of another task's is refused at compose time."""
+    """What every task has. The two kinds' settings extend it (below), and a task's own settings extend
+    those in its module (tpt/tasks/<name>.py): a composed cell shows only its task's keys, and a key of
+    another task's is refused at compose time."""
 
     name: str = MISSING  # a key of tpt.tasks.TASKS
     path: Optional[str] = None  # local folder with the task's files (instead of the hub)
@@ -123,64 +113,10 @@ class MathTaskConfig(TaskConfig):
 
 
 @dataclass
-class ArithTaskConfig(MathTaskConfig):
-    name: str = "arith"
-    arith: ArithConfig = field(default_factory=ArithConfig)
-
-
-@dataclass
 class CodeTaskConfig(TaskConfig):
     """Code tasks: programs judged on tests in the sandbox (codecontests, leetcode)."""
 
     code: CodeConfig = field(default_factory=CodeConfig)
-
-
-@dataclass
-class MiniCodeTaskConfig(CodeTaskConfig):
-    name: str = "minicode"
-    minicode: MiniCodeConfig = field(default_factory=MiniCodeConfig)
-
-
-@dataclass
-class FieldsConfig:
-    """Which columns of a question/answer file hold what."""
-
-    question: str = "question"
-    answer: str = "answer"  # the gold answer, bare or at the end of a worked solution (read by task.answer's rule)
-    solution: Optional[str] = None  # a worked solution (few-shot turns, source=human); null: the answer field's text
-    id: Optional[str] = None  # a row id kept in samples.jsonl; null: <split>-<row>
-
-
-@dataclass
-class JsonlTaskConfig(MathTaskConfig):
-    """Any question/answer file (tpt/tasks/jsonl.py): task.path, a folder with train and test files
-    (.jsonl, .json, .csv or .parquet) or one file, or task.hub_id."""
-
-    name: str = "jsonl"
-    fields: FieldsConfig = field(default_factory=FieldsConfig)
-    train_split: str = "train"  # file stem or hub split of each
-    test_split: str = "test"
-    # task.path is one file: this share of its rows (seeded by task.eval_seed) is held out as the test split
-    test_fraction: float = 0.2
-
-
-@dataclass
-class Math500TaskConfig(MathTaskConfig):
-    """MATH (tpt/tasks/math500.py): eval on MATH-500, train on MATH's train split."""
-
-    name: str = "math500"
-    answer: str = "math"
-    train_hub_id: str = "EleutherAI/hendrycks_math"  # a maintained mirror of hendrycks/competition_math
-    # its configs, one per subject, concatenated for the train split
-    train_hub_configs: List[str] = field(default_factory=lambda: [
-        "algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
-        "prealgebra", "precalculus"])
-
-
-# The task settings' structured configs, by the name a conf/task/*.yaml file asks for in its
-# defaults list (`- /task_schema/<name>@task`); tpt.tasks.TASKS says which one each task has.
-TASK_SCHEMAS = {"math": MathTaskConfig, "arith": ArithTaskConfig, "code": CodeTaskConfig,
-                "minicode": MiniCodeTaskConfig, "jsonl": JsonlTaskConfig, "math500": Math500TaskConfig}
 
 
 @dataclass
@@ -201,7 +137,10 @@ class DataConfig:
 
 @dataclass
 class PruningConfig:
-    strategy: str = MISSING  # a key of tpt.pruning.STRATEGIES (conf/pruning/ sets it)
+    """Which pruning rule (conf/pruning/ sets it); a rule with parameters extends this with its own
+    (tpt/pruning.py), which its conf/pruning/<name>.yaml names."""
+
+    strategy: str = MISSING  # a key of tpt.pruning.RULES
 
 
 @dataclass
@@ -269,7 +208,7 @@ class TrainConfig:
     logging_steps: int = 1
     # bf16 mixed precision (fp32 weights); null: on GPUs and on CPUs that compute bf16 natively
     bf16: Optional[bool] = None
-    strategy: str = II("model.train_strategy")  # a key of tpt.training.STRATEGIES
+    strategy: str = II("model.train_strategy")  # a key of tpt.training.strategies.STRATEGIES
     processes_per_node: int = II("cluster.gpus")  # ddp / fsdp: one process per GPU
     nodes: int = II("cluster.nodes")
 
@@ -296,6 +235,7 @@ class SourceConfig:
 @dataclass
 class CacheConfig:
     """Work shared by every cell and sweep on a machine (tpt/cache.py)."""
+
     enabled: bool = True  # cache=off sets false: nothing is read from or written to the cache
     dir: Optional[str] = None  # null: <TPT_CACHE_DIR or ~/.cache/tpt>; holds generations/, verdicts/, trained/
     trained: bool = True  # reuse a checkpoint trained before from the same parent, data and train settings
@@ -348,3 +288,4 @@ class Config:
     paper_row: Optional[str] = None  # the row of the paper's tables this cell reproduces (conf/row/, tpt.paper)
     # Run this cell as a CPU miniature: the embedded default model and a CPU-sized task (tpt/miniature.py)
     miniature: bool = False
+    miniature_of: Optional[str] = None  # set by the miniature's composition: the task its bundled one stands in for

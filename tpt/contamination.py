@@ -8,6 +8,7 @@ Checked twice: the questions before any compute (`check`, the run's contaminatio
 round's training solutions once pruning chose them (`check_solutions`: a teacher's or the model's own
 solutions are only known then).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,7 @@ def words(text: str) -> List[str]:
 
 def ngrams(text: str, n: int) -> Set[Tuple[str, ...]]:
     w = words(text)
-    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
 
 
 def overlaps(train: Iterable[Tuple[str, str]], evals: Sequence[Tuple[str, str]], n: int) -> Dict[str, List[str]]:
@@ -46,9 +47,14 @@ def check(train_problems, eval_problems, n: int, with_solutions: bool) -> Dict:
     if with_solutions:
         items += [(p.id, p.solution) for p in train_problems if p.solution]
     found = overlaps(items, [(p.id, p.question) for p in eval_problems], n)
-    return _report(found, n, "train questions and their human solutions" if with_solutions else "train questions",
-                   train_questions=len(train_problems), eval_questions=len(eval_problems),
-                   overlapping_train=len(found))
+    return _report(
+        found,
+        n,
+        "train questions and their human solutions" if with_solutions else "train questions",
+        train_questions=len(train_problems),
+        eval_questions=len(eval_problems),
+        overlapping_train=len(found),
+    )
 
 
 def check_solutions(records: Sequence[dict], eval_problems, n: int) -> Dict:
@@ -58,12 +64,20 @@ def check_solutions(records: Sequence[dict], eval_problems, n: int) -> Dict:
     items = [(f"{r['qid']}/{r.get('origin', 'self')}", r["completion"]) for r in records]
     found = overlaps(items, [(p.id, p.question) for p in eval_problems], n)
     origins = sorted({r.get("origin", "self") for r in records})
-    return _report(found, n, f"training solutions ({', '.join(origins)})", examples=len(records),
-                   overlapping_examples=len(found))
+    return _report(
+        found, n, f"training solutions ({', '.join(origins)})", examples=len(records), overlapping_examples=len(found)
+    )
 
 
 def _report(found: Dict[str, List[str]], n: int, compared: str, **counts) -> Dict:
     """A contamination.json: n, the normalisation, what was compared, its counts, and the overlaps."""
     eval_ids = sorted({e for ids in found.values() for e in ids})
-    return {"ngram": n, "normalisation": NORMALISATION, "compared": compared, **counts,
-            "overlapping_eval": len(eval_ids), "overlapping_eval_ids": eval_ids, "pairs": {t: found[t] for t in sorted(found)}}
+    return {
+        "ngram": n,
+        "normalisation": NORMALISATION,
+        "compared": compared,
+        **counts,
+        "overlapping_eval": len(eval_ids),
+        "overlapping_eval_ids": eval_ids,
+        "pairs": {t: found[t] for t in sorted(found)},
+    }

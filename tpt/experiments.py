@@ -3,6 +3,7 @@
 An experiment sweeps `row` (conf/row/: one paper row's model, task, source, pruning, data size and
 rounds) through `hydra.sweeper.params`; `cells` expands that as `python launch.py -m` would.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -2,6 +2,7 @@
 never half of it; publishing where the first complete writer wins, so many jobs on many nodes may race
 for one name without locks; checksums that tell a damaged file from a whole one; a full disk named as
 such."""
+
 from __future__ import annotations
 
 import contextlib
@@ -39,14 +40,21 @@ def disk_full(path: Path, code: int = errno.ENOSPC, needed: Optional[int] = None
     free = shutil.disk_usage(where).free
     wanted = f"{needed / 2**20:.1f} MiB to write, " if needed is not None else ""
     why = "quota exceeded" if code == errno.EDQUOT else "no space left on the device"
-    return DiskFull(code, f"{why} writing {path} ({wanted}{free / 2**20:.1f} MiB free there). Finished stages "
-                          f"and cache entries are intact: free space (or raise the quota) and run the same "
-                          f"command again to resume")
+    return DiskFull(
+        code,
+        f"{why} writing {path} ({wanted}{free / 2**20:.1f} MiB free there). Finished stages "
+        f"and cache entries are intact: free space (or raise the quota) and run the same "
+        f"command again to resume",
+    )
 
 
 # How libraries that do their own I/O (safetensors in Rust) word it, when they raise no OSError
-NO_SPACE_WORDS = {"no space left on device": errno.ENOSPC, "os error 28": errno.ENOSPC,
-                  "disk quota exceeded": errno.EDQUOT, "os error 122": errno.EDQUOT}
+NO_SPACE_WORDS = {
+    "no space left on device": errno.ENOSPC,
+    "os error 28": errno.ENOSPC,
+    "disk quota exceeded": errno.EDQUOT,
+    "os error 122": errno.EDQUOT,
+}
 
 
 def no_space_code(error: BaseException) -> Optional[int]:
@@ -90,7 +98,7 @@ def _write_synced(tmp: Path, path: Path, data: bytes, fd: Optional[int] = None) 
     """Write `data` to `tmp` (the open descriptor `fd`, if given) and fsync it; a full disk is named
     as writing `path`. The caller publishes `tmp` and removes it."""
     try:
-        with (os.fdopen(fd, "wb") if fd is not None else open(tmp, "wb")) as f:
+        with os.fdopen(fd, "wb") if fd is not None else open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -182,8 +190,11 @@ def manifest(folder: Path, skip: Iterable[str] = ()) -> Dict[str, dict]:
     """Size and sha256 of every file under `folder` (paths relative to it), but those named in `skip`."""
     folder = Path(folder)
     skip = set(skip)
-    return {str(f.relative_to(folder)): {"bytes": f.stat().st_size, "sha256": sha256_of(f)}
-            for f in sorted(folder.rglob("*")) if f.is_file() and str(f.relative_to(folder)) not in skip}
+    return {
+        str(f.relative_to(folder)): {"bytes": f.stat().st_size, "sha256": sha256_of(f)}
+        for f in sorted(folder.rglob("*"))
+        if f.is_file() and str(f.relative_to(folder)) not in skip
+    }
 
 
 def damage(folder: Path, files: Dict[str, dict]) -> List[str]:
@@ -212,8 +223,9 @@ def advisory_lock(path: Path, wait_s: float) -> Iterator[bool]:
     try:
         lock.acquire()
     except Timeout:
-        log.warning("waited %.0f s for the lock %s; going on without it (at worst the work is done twice)",
-                    wait_s, path)
+        log.warning(
+            "waited %.0f s for the lock %s; going on without it (at worst the work is done twice)", wait_s, path
+        )
         yield False
         return
     except OSError as e:  # ENOLCK, ENOSYS, EOPNOTSUPP: a filesystem without working locks

@@ -1,6 +1,7 @@
 """Which model is M_i in a run directory, and what decides its outputs (its identity in the
 caches): the base model's files, then each round's training examples (as the trainer gets them,
 prompt included) and settings."""
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional
@@ -43,8 +44,9 @@ class Lineage:
         """M_i."""
         r = self.trained_round(i)
         if r not in self._models:
-            self._models[r] = ModelRef(str(self.rundir.stage(r, "train") / "model"), None,
-                                       lambda: self.trained_identity(r))
+            self._models[r] = ModelRef(
+                str(self.rundir.stage(r, "train") / "model"), None, lambda: self.trained_identity(r)
+            )
         return self._models[r]
 
     def trained_identity(self, i: int, examples: Optional[list] = None) -> str:

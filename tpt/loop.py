@@ -7,6 +7,7 @@ Each stage runs through `RunDir.run_stage`, so a rerun skips finished stages and
 interrupted run stopped. Everything that can be checked without compute is checked first
 (tpt.preflight).
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,8 @@ from tpt.cell import Cell
 from tpt.io import write_json, write_text_atomic
 from tpt.preflight import prepare
 from tpt.rundir import RunDir
-from tpt.stages import eval as eval_stage, prune, think, train
+from tpt.stages import eval as eval_stage
+from tpt.stages import prune, think, train
 from tpt.summary import format_cost, format_summary, round_row
 from tpt.tracking import Tracker
 
@@ -30,13 +32,22 @@ log = logging.getLogger(__name__)
 
 def run_cell(cfg: DictConfig, out_dir: Path) -> List[Dict]:
     """Run (or resume) one cell in `out_dir`; returns one metrics row per round."""
-    data, base, teacher = prepare(cfg)
+    ready = prepare(cfg)
+    cfg, data = ready.cfg, ready.data
     with RunDir(out_dir, devices_of(cfg)).claimed(cfg) as rundir:
         write_json(rundir.path / "contamination.json", data.contamination)
-        cell = Cell.open(cfg, rundir, data, base, teacher)
-        log.info("cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
-                 rundir.path, cfg.model.name, cfg.task.name, len(data.train), len(data.eval),
-                 len(data.few_shot), cfg.rounds)
+        write_json(rundir.path / "preflight.json", {"decided": ready.decided})
+        cell = Cell.open(ready, rundir)
+        log.info(
+            "cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
+            rundir.path,
+            cfg.model.name,
+            cfg.task.name,
+            len(data.train),
+            len(data.eval),
+            len(data.few_shot),
+            cfg.rounds,
+        )
         return run_rounds(cell)
 
 
@@ -78,6 +89,9 @@ def run_rounds(cell: Cell) -> List[Dict]:
     summary = format_summary(tracker.rows, cfg.eval.k)
     cost = format_cost(tracker.rows)
     write_text_atomic(rundir.path / "summary.md", summary + "\n" + (f"\nWhat it cost:\n\n{cost}\n" if cost else ""))
-    print(f"\n{cfg.model.name} on {cfg.task.name}, pruning={cfg.pruning.strategy} ({rundir.path})\n{summary}\n"
-          + (f"\nWhat it cost (python -m tpt.report {rundir.path.parent} --cost):\n{cost}\n" if cost else ""), flush=True)
+    print(
+        f"\n{cfg.model.name} on {cfg.task.name}, pruning={cfg.pruning.strategy} ({rundir.path})\n{summary}\n"
+        + (f"\nWhat it cost (python -m tpt.report {rundir.path.parent} --cost):\n{cost}\n" if cost else ""),
+        flush=True,
+    )
     return tracker.rows

@@ -6,6 +6,7 @@ standard deviation of those estimates over sqrt(questions): it counts both which
 drawn and the sampling noise within each (a bootstrap over questions gives the same, see
 tests/test_metrics.py). Correct@k is a count of questions, as the paper reports it (415 of 500).
 """
+
 from __future__ import annotations
 
 import math
@@ -61,8 +62,12 @@ def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> Dict[st
     if not common:
         raise ValueError("the two runs share no question: a paired comparison needs the same questions")
     diff, se = mean_and_se([a[q] - b[q] for q in common])
-    return {"diff": diff, "se": se, "z": diff / se if se > 0 else (0.0 if diff == 0 else math.inf),
-            "questions": len(common)}
+    return {
+        "diff": diff,
+        "se": se,
+        "z": diff / se if se > 0 else (0.0 if diff == 0 else math.inf),
+        "questions": len(common),
+    }
 
 
 def _bigrams(text: str) -> set:
@@ -81,8 +86,7 @@ def diversity(per_question_samples: Sequence[Sequence[dict]]) -> dict:
     for samples in per_question_samples:
         answers.append(len({s.get("pred") for s in samples}))
         grams = [_bigrams(s["completion"]) for s in samples]
-        sims = [len(a & b) / len(a | b) if a | b else 1.0
-                for i, a in enumerate(grams) for b in grams[i + 1:]]
+        sims = [len(a & b) / len(a | b) if a | b else 1.0 for i, a in enumerate(grams) for b in grams[i + 1 :]]
         texts.append(1.0 - float(np.mean(sims)) if sims else 0.0)
     out = {}
     for name, values in (("distinct_answers", answers), ("text_diversity", texts)):

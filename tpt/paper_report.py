@@ -8,6 +8,7 @@ marked, and no difference is taken across different k. Writes paper_<table>.md, 
 and paper_<table>.png (Table 3: the paper's Figure 2; Table 6: Figure 3; Table 5: the pruning
 criteria side by side) into the folder.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,17 +19,42 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tpt.io import write_text_atomic
 from tpt.metrics import paired_difference
 from tpt.paper import GPT4O_GSM8K_PASS1, QUESTIONS, TABLES, Row, Table, inconsistencies
+from tpt.pruning import RULES
 from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
 from tpt.summary import count_of
 
-CSV_COLUMNS = ("table", "row", "paper_row", "round", "status", "cell", "paper_k", "our_k",
-               "pass@1_pct", "pass@1_se_pct", "paper_pass@1_pct", "d_pass@1_pct",
-               "pass@k_pct", "pass@k_se_pct", "paper_pass@k_pct", "d_pass@k_pct",
-               "correct@k", "questions", "paper_correct@k", "paper_questions", "paper_from",
-               "gain@1_pct", "gain@1_se_pct", "paper_gain@1_pct", "gain@k_pct", "paper_gain@k_pct")
+CSV_COLUMNS = (
+    "table",
+    "row",
+    "paper_row",
+    "round",
+    "status",
+    "cell",
+    "paper_k",
+    "our_k",
+    "pass@1_pct",
+    "pass@1_se_pct",
+    "paper_pass@1_pct",
+    "d_pass@1_pct",
+    "pass@k_pct",
+    "pass@k_se_pct",
+    "paper_pass@k_pct",
+    "d_pass@k_pct",
+    "correct@k",
+    "questions",
+    "paper_correct@k",
+    "paper_questions",
+    "paper_from",
+    "gain@1_pct",
+    "gain@1_se_pct",
+    "paper_gain@1_pct",
+    "gain@k_pct",
+    "paper_gain@k_pct",
+)
 
 
 # ---- matching and the numbers ----------------------------------------------------------------
+
 
 def cells_by_paper_row(cells: Sequence[CellResult]) -> Dict[str, List[CellResult]]:
     by_row: Dict[str, List[CellResult]] = {}
@@ -44,11 +70,19 @@ def _percent(value) -> Optional[float]:
 
 def paper_side(table: Table, row: Row) -> Dict:
     task = table.task_of(row)
-    return {"table": table.id, "row": row.label, "paper_row": row.ours[0], "round": row.ours[1],
-            "status": "missing", "paper_k": table.k_of(row), "paper_pass@1_pct": row.pass1,
-            "paper_pass@k_pct": row.passk, "paper_correct@k": row.correct,
-            "paper_questions": QUESTIONS.get(task) if row.correct is not None else None,
-            "paper_from": _table_name(row.paper_from[0]) + f", {row.paper_from[1]}" if row.paper_from else ""}
+    return {
+        "table": table.id,
+        "row": row.label,
+        "paper_row": row.ours[0],
+        "round": row.ours[1],
+        "status": "missing",
+        "paper_k": table.k_of(row),
+        "paper_pass@1_pct": row.pass1,
+        "paper_pass@k_pct": row.passk,
+        "paper_correct@k": row.correct,
+        "paper_questions": QUESTIONS.get(task) if row.correct is not None else None,
+        "paper_from": _table_name(row.paper_from[0]) + f", {row.paper_from[1]}" if row.paper_from else "",
+    }
 
 
 def _table_name(table_id: str) -> str:
@@ -60,20 +94,28 @@ def ours_side(cell: CellResult, root: Path, row: Row, paper_k: int) -> Dict:
     m = cell.metrics[row.ours[1]]
     k = paper_k if f"pass@{paper_k}" in m else largest_k(m)
     pass1, passk = _percent(m["pass@1"]), _percent(m[f"pass@{k}"])
-    return {"status": "done", "cell": str(cell.path.relative_to(root)) if cell.path != root else cell.name,
-            "our_k": k, "pass@1_pct": pass1, "pass@1_se_pct": _percent(m.get("pass@1_se")),
-            "d_pass@1_pct": round(pass1 - row.pass1, 4),
-            "pass@k_pct": passk, "pass@k_se_pct": _percent(m.get(f"pass@{k}_se")),
-            "d_pass@k_pct": round(passk - row.passk, 4) if k == paper_k else None,
-            "correct@k": m.get(f"correct@{k}"), "questions": m.get("questions")}
+    return {
+        "status": "done",
+        "cell": str(cell.path.relative_to(root)) if cell.path != root else cell.name,
+        "our_k": k,
+        "pass@1_pct": pass1,
+        "pass@1_se_pct": _percent(m.get("pass@1_se")),
+        "d_pass@1_pct": round(pass1 - row.pass1, 4),
+        "pass@k_pct": passk,
+        "pass@k_se_pct": _percent(m.get(f"pass@{k}_se")),
+        "d_pass@k_pct": round(passk - row.passk, 4) if k == paper_k else None,
+        "correct@k": m.get(f"correct@{k}"),
+        "questions": m.get("questions"),
+    }
 
 
 def paper_baseline(table: Table, row: Row) -> Row:
     """The row's untrained model in the paper: the baseline row of the same cell, else of the same
     model (and task) in the table."""
     rounds_0 = [r for r in table.rows if r.ours[1] == 0 and table.task_of(r) == table.task_of(row)]
-    return next((r for r in rounds_0 if r.ours[0] == row.ours[0]),
-                next((r for r in rounds_0 if r.model == row.model), row))
+    return next(
+        (r for r in rounds_0 if r.ours[0] == row.ours[0]), next((r for r in rounds_0 if r.model == row.model), row)
+    )
 
 
 def shape_side(cell: CellResult, row: Row, base: Row, ours: Dict) -> Dict:
@@ -86,12 +128,16 @@ def shape_side(cell: CellResult, row: Row, base: Row, ours: Dict) -> Dict:
     now, before = cell.per_question(row.ours[1]), cell.per_question(0)
     d = paired_difference(now, before) if now and before else None
     k = ours["our_k"]
-    return {"shape": True, "d_pass@1_pct": None, "d_pass@k_pct": None,  # not comparable: see the docstring
-            "gain@1_pct": round(ours["pass@1_pct"] - _percent(m0["pass@1"]), 4),
-            "gain@1_se_pct": _percent(d["se"]) if d else None,
-            "paper_gain@1_pct": round(row.pass1 - base.pass1, 4),
-            "gain@k_pct": round(ours["pass@k_pct"] - _percent(m0[f"pass@{k}"]), 4) if f"pass@{k}" in m0 else None,
-            "paper_gain@k_pct": round(row.passk - base.passk, 4)}
+    return {
+        "shape": True,
+        "d_pass@1_pct": None,
+        "d_pass@k_pct": None,  # not comparable: see the docstring
+        "gain@1_pct": round(ours["pass@1_pct"] - _percent(m0["pass@1"]), 4),
+        "gain@1_se_pct": _percent(d["se"]) if d else None,
+        "paper_gain@1_pct": round(row.pass1 - base.pass1, 4),
+        "gain@k_pct": round(ours["pass@k_pct"] - _percent(m0[f"pass@{k}"]), 4) if f"pass@{k}" in m0 else None,
+        "paper_gain@k_pct": round(row.passk - base.passk, 4),
+    }
 
 
 def compare_table(table: Table, cells: Sequence[CellResult], root: Path) -> Tuple[List[Dict], List[str]]:
@@ -112,6 +158,7 @@ def compare_table(table: Table, cells: Sequence[CellResult], root: Path) -> Tupl
 
 
 # ---- markdown and CSV ------------------------------------------------------------------------
+
 
 def _num(value, sign: bool = False) -> str:
     return "-" if value is None else (f"{value:+.2f}" if sign else f"{value:.2f}")
@@ -154,12 +201,23 @@ def to_markdown(table: Table, rows: List[Dict], notes: List[str]) -> str:
     with_correct = any(r["paper_correct@k"] is not None for r in rows)
     head = ["paper row", "ours from", "Pass@1 ours", "paper", "ours − paper", f"{k} ours", "paper", "ours − paper"]
     head += [f"Correct@{table.k} ours", "paper"] if with_correct else []
-    lines = [f"## {_table_name(table.id)}: {table.title} — ours beside the paper", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"## {_table_name(table.id)}: {table.title} — ours beside the paper",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for r in rows:
-        cols = [_row_label(r), f"{r['paper_row']}@{r['round']}",
-                _ours(r, "pass@1"), _num(r["paper_pass@1_pct"]), _difference(r, "@1"),
-                _ours(r, "pass@k"), _num(r["paper_pass@k_pct"]), _difference(r, "@k")]
+        cols = [
+            _row_label(r),
+            f"{r['paper_row']}@{r['round']}",
+            _ours(r, "pass@1"),
+            _num(r["paper_pass@1_pct"]),
+            _difference(r, "@1"),
+            _ours(r, "pass@k"),
+            _num(r["paper_pass@k_pct"]),
+            _difference(r, "@k"),
+        ]
         if with_correct:
             paper = "-" if r["paper_correct@k"] is None else f"{r['paper_correct@k']}/{r['paper_questions']}"
             cols += [_correct(r), paper]
@@ -168,26 +226,33 @@ def to_markdown(table: Table, rows: List[Dict], notes: List[str]) -> str:
 
 
 def table_notes(table: Table, rows: List[Dict]) -> List[str]:
-    notes = ["Pass@1 and Pass@k in percent; ours ± one standard error over questions; ours − paper in "
-             "percentage points. `ours from`: the cell with `paper_row: <id>` in its run_config.yaml, at that round."]
+    notes = [
+        "Pass@1 and Pass@k in percent; ours ± one standard error over questions; ours − paper in "
+        "percentage points. `ours from`: the cell with `paper_row: <id>` in its run_config.yaml, at that round."
+    ]
     if table.k is None:
         ks = {table.task_of(row): table.k_of(row) for row in table.rows}
         notes.append("Pass@k: " + ", ".join(f"k={k} for {task}" for task, k in ks.items()) + ".")
     other_k = sorted({r["our_k"] for r in rows if r["status"] == "done" and r["our_k"] != r["paper_k"]})
     if other_k:
-        notes.append(f"Rows marked (k=...) ran without the paper's k: ours is Pass@k and Correct@k at the cell's "
-                     f"largest k ({', '.join(map(str, other_k))}), so no difference to the paper is given.")
+        notes.append(
+            f"Rows marked (k=...) ran without the paper's k: ours is Pass@k and Correct@k at the cell's "
+            f"largest k ({', '.join(map(str, other_k))}), so no difference to the paper is given."
+        )
     missing = sum(r["status"] == "missing" for r in rows)
     if missing:
         notes.append(f"{missing} of {len(rows)} rows missing: no cell with that paper_row has metrics for that round.")
     if any(r.get("shape") for r in rows):
-        notes.append("Miniature rows (miniature=true) compare shapes, not numbers: `gain` is our change since our "
-                     "own round 0 (± a paired standard error over the same questions), beside the paper's change "
-                     "since its baseline of that model. Full-scale rows give ours − paper.")
+        notes.append(
+            "Miniature rows (miniature=true) compare shapes, not numbers: `gain` is our change since our "
+            "own round 0 (± a paired standard error over the same questions), beside the paper's change "
+            "since its baseline of that model. Full-scale rows give ours − paper."
+        )
     return notes + inconsistencies(table.id)
 
 
 # ---- figures ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Bar:
@@ -205,8 +270,10 @@ def _pair(r: Dict, row: Row, key: str, color: str, name: str = "") -> List[Bar]:
     """Ours and the paper's bar for one paper row and metric (pass@1 or pass@k)."""
     paper = row.pass1 if key == "pass@1" else row.passk
     suffix = f", {name}" if name else ""
-    return [Bar(f"ours{suffix} (± 1 SE)", r.get(f"{key}_pct"), color, False, r.get(f"{key}_se_pct")),
-            Bar(f"paper{suffix}", paper, color, True)]
+    return [
+        Bar(f"ours{suffix} (± 1 SE)", r.get(f"{key}_pct"), color, False, r.get(f"{key}_se_pct")),
+        Bar(f"paper{suffix}", paper, color, True),
+    ]
 
 
 def draw_bars(ax, groups: List[Tuple[str, List[Bar]]], ylabel: str, width: float = 0.38) -> None:
@@ -218,12 +285,29 @@ def draw_bars(ax, groups: List[Tuple[str, List[Bar]]], ylabel: str, width: float
             if bar.value is None:
                 ax.text(pos, 0, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="dimgray")
                 continue
-            ax.bar(pos, bar.value, width, color=bar.color, alpha=0.45 if bar.paper else 0.9,
-                   hatch="//" if bar.paper else None, edgecolor=bar.color, label=bar.legend,
-                   yerr=bar.se, capsize=3, error_kw={"elinewidth": 1})
+            ax.bar(
+                pos,
+                bar.value,
+                width,
+                color=bar.color,
+                alpha=0.45 if bar.paper else 0.9,
+                hatch="//" if bar.paper else None,
+                edgecolor=bar.color,
+                label=bar.legend,
+                yerr=bar.se,
+                capsize=3,
+                error_kw={"elinewidth": 1},
+            )
             shown = f"{bar.value:.1f}" if bar.value >= 10 else f"{bar.value:.2f}"  # CodeContests lives below 10%
-            ax.text(pos, bar.value + (bar.se or 0), shown, ha="center", va="bottom", fontsize=6,
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8})  # over reference lines
+            ax.text(
+                pos,
+                bar.value + (bar.se or 0),
+                shown,
+                ha="center",
+                va="bottom",
+                fontsize=6,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8},
+            )  # over reference lines
             top = max(top, bar.value + (bar.se or 0))
         ticks.append((x + (len(bars) - 1) * width / 2, name))
         x += len(bars) * width + 0.5
@@ -283,8 +367,9 @@ def figure_before_after(pairs_by_model: Dict[str, List[Tuple[Row, Dict]]]):
         bars = _pair(rb, base, "pass@1", "tab:gray", "baseline") + _pair(rl, last, "pass@1", "tab:blue", "after TPT")
         groups.append((f"{model}\nafter: {last.stage}", bars))
     draw_bars(ax, groups, "GSM8K Pass@1 (%)", width=0.3)
-    ax.axhline(GPT4O_GSM8K_PASS1, color="tab:red", linestyle="--", linewidth=1,
-               label=f"GPT-4o, {GPT4O_GSM8K_PASS1:g}% (paper)")
+    ax.axhline(
+        GPT4O_GSM8K_PASS1, color="tab:red", linestyle="--", linewidth=1, label=f"GPT-4o, {GPT4O_GSM8K_PASS1:g}% (paper)"
+    )
     ax.set_ylim(0, 105)
     ax.set_title("Pass@1 before and after TPT: ours beside the paper (its Figure 3)", fontsize=10)
     _legend_below(fig, [ax])
@@ -292,10 +377,8 @@ def figure_before_after(pairs_by_model: Dict[str, List[Tuple[Row, Dict]]]):
     return fig
 
 
-CRITERIA = {"gt": ("ground truth", "tab:green"), "none": ("no pruning", "tab:red"),
-            "soft": ("soft-positive", "tab:orange")}
-# Table 5's row ids spell out what the figure groups by: t5_<task>_<criterion>_<size>[_9b]
-TABLE5_ID = re.compile(r"t5_[a-z0-9]+_(?P<criterion>gt|none|soft)_(?P<size>\d+k)(?P<nine>_9b)?")
+# Table 5's row ids spell out what the figure groups by: t5_<task>_<pruning rule>_<size>[_9b]
+TABLE5_ID = re.compile(r"t5_[a-z0-9]+_(?P<criterion>[a-z_]+)_(?P<size>\d+k)(?P<nine>_9b)?")
 
 
 def figure_pruning(table: Table, rows: List[Dict]):
@@ -309,8 +392,12 @@ def figure_pruning(table: Table, rows: List[Dict]):
         trained = [(row, r) for row, r in pairs if row.ours[1] > 0]
         for line, key in enumerate(("pass@1", "pass@k")):
             ax = axes[line][col]
-            draw_bars(ax, _pruning_groups(trained, key), "Pass@1 (%)" if key == "pass@1" else
-                      _k_label(table.k_of(pairs[0][0]), [r for _, r in pairs]), width=0.3)
+            draw_bars(
+                ax,
+                _pruning_groups(trained, key),
+                "Pass@1 (%)" if key == "pass@1" else _k_label(table.k_of(pairs[0][0]), [r for _, r in pairs]),
+                width=0.3,
+            )
             _baseline_lines(ax, baseline, key)
         axes[0][col].set_title(f"{task} (Gemma-2-2B, one round)")
     fig.suptitle("Pruning criterion: ours beside the paper (Table 5, ground truth from Tables 2 and 4)", fontsize=10)
@@ -325,13 +412,15 @@ def _criterion_and_setting(row: Row) -> Tuple[str, str]:
 
 
 def _pruning_groups(trained: List[Tuple[Row, Dict]], key: str) -> List[Tuple[str, List[Bar]]]:
-    """One group per data setting, its bars in the order of CRITERIA; groups by data size."""
-    parsed = sorted(((*_criterion_and_setting(row), row, r) for row, r in trained),
-                    key=lambda p: list(CRITERIA).index(p[0]))
+    """One group per data setting, its bars in the order of the pruning rules (tpt.pruning.RULES); groups
+    by data size."""
+    parsed = sorted(
+        ((*_criterion_and_setting(row), row, r) for row, r in trained), key=lambda p: list(RULES).index(p[0])
+    )
     groups: Dict[str, List[Bar]] = {}
     for criterion, setting, row, r in parsed:
-        name, color = CRITERIA[criterion]
-        groups.setdefault(setting, []).extend(_pair(r, row, key, color, name))
+        rule = RULES[criterion]
+        groups.setdefault(setting, []).extend(_pair(r, row, key, rule.color, rule.label))
     return sorted(groups.items(), key=lambda g: (int(g[0].split("k")[0]), g[0]))
 
 
@@ -371,8 +460,13 @@ def figures(table: Table, rows: List[Dict], cells: Sequence[CellResult], root: P
     else:
         return []
     # Say what "ours" ran: a CPU miniature is another model on another task than the paper's.
-    ran = sorted({f"{c.config.get('model', {}).get('name', '?')} on {c.config.get('task', {}).get('name', '?')}"
-                  for c in cells if c.config.get("paper_row") in {row.ours[0] for row in table.rows}})
+    ran = sorted(
+        {
+            f"{c.config.get('model', {}).get('name', '?')} on {c.config.get('task', {}).get('name', '?')}"
+            for c in cells
+            if c.config.get("paper_row") in {row.ours[0] for row in table.rows}
+        }
+    )
     if ran:
         fig.text(0.005, 0.995, "ours: " + ", ".join(ran), fontsize=8, ha="left", va="top")
     return [_close(fig, out)]

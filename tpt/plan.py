@@ -15,6 +15,7 @@
 and totals for the sweep. The figures are estimates from the models' published shapes; the warnings
 are what to fix before submitting.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,15 +29,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from tpt import miniature
 from tpt.compose import compose
 from tpt.config import ConfigError
 from tpt.experiments import cells as experiment_cells
 from tpt.paper import TABLES
+from tpt.pruning import rule_of
 from tpt.results import find_cells
 from tpt.sources import source_of
-from tpt.tasks import DataError, load_task
-from tpt.training import batch_shape, optimizer_steps, world_size
+from tpt.tasks import TASKS, DataError, load_task
+from tpt.training import batch_shape, optimizer_steps, strategy_of
 from tpt.validate import validate
 
 
@@ -64,14 +65,12 @@ SHAPES: Dict[str, Shape] = {
     "embedded:smollm2-135m-instruct": Shape(0.135e9, 576, 30, 49152, 3, 64, dtype_bytes=4),
 }
 
-# Train questions of the hub data sets (their train splits), so a plan need not download them.
-HUB_TRAIN_QUESTIONS = {"gsm8k": 7473, "codecontests": 13328, "math500": 7500}
-
 # Throughput and memory assumptions: order-of-magnitude figures, not measurements. The reference GPU is
 # an A100 80GB (312 TFLOP/s dense bf16). Training costs 6 x params FLOPs per token (Kaplan et al.,
 # 2020) at `train_mfu` of peak; generation 2 x params FLOPs per token at `generate_utilization` (vLLM
 # with hundreds of sequences in flight). `prompt_tokens.<task>` is a prompt's typical length with its
-# chat template and worked examples. Measure yours with a first run and pass --assume name=value.
+# chat template and worked examples (each task's TaskSpec states it). Measure yours with a first run
+# and pass --assume name=value.
 ASSUMPTIONS: Dict[str, float] = {
     "gpu_peak_tflops": 312.0,
     "gpu_memory_gb": 80.0,  # when cluster.gpu_memory_gb is null
@@ -79,12 +78,17 @@ ASSUMPTIONS: Dict[str, float] = {
     "generate_utilization": 0.3,
     "vllm_sequences": 256,  # sequences vLLM keeps in flight (its max_num_seqs): the KV cache it wants
     "overhead_gb": 3.0,  # CUDA context, NCCL buffers, allocator fragmentation per GPU
-    "prompt_tokens.gsm8k": 200, "prompt_tokens.math500": 200, "prompt_tokens.jsonl": 200,
-    "prompt_tokens.codecontests": 700, "prompt_tokens.leetcode": 500,
-    "prompt_tokens.arith": 250, "prompt_tokens.minicode": 450,
+    **{f"prompt_tokens.{task.name}": task.prompt_tokens for task in TASKS.values()},
 }
-GPU_MEMORY_GB = {"a100-40gb": 40, "a100-80gb": 80, "h100-80gb": 80, "h200": 141, "l40s": 48, "a10g": 24,
-                 "v100-32gb": 32}  # --gpu <name> sets cluster.gpu_memory_gb from this table
+GPU_MEMORY_GB = {
+    "a100-40gb": 40,
+    "a100-80gb": 80,
+    "h100-80gb": 80,
+    "h200": 141,
+    "l40s": 48,
+    "a10g": 24,
+    "v100-32gb": 32,
+}  # --gpu <name> sets cluster.gpu_memory_gb from this table
 
 
 @dataclass
@@ -97,14 +101,17 @@ class CellPlan:
 
 # ---- the cells of a command -------------------------------------------------------------------------
 
+
 def expand(overrides: Sequence[str]) -> List[List[str]]:
     """Each cell's overrides, as `python launch.py -m <overrides>` would run them: an experiment's rows
     (tpt.experiments) crossed with every comma sweep on the command line."""
     experiment = [o for o in overrides if o.startswith("+experiment=")]
     rest = [o for o in overrides if not o.startswith("+experiment=")]
     parsed = OverridesParser.create().parse_overrides(rest)
-    choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-               else [o.input_line] for o in parsed]
+    choices = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+        for o in parsed
+    ]
     combos = [list(c) for c in itertools.product(*choices)]
     if not experiment:
         return combos
@@ -112,14 +119,8 @@ def expand(overrides: Sequence[str]) -> List[List[str]]:
     return [base + combo for base in experiment_cells(table) for combo in combos]
 
 
-def composed(overrides: List[str]) -> DictConfig:
-    cfg = compose(overrides)
-    if cfg.miniature:
-        miniature.apply(cfg, overrides)
-    return cfg
-
-
 # ---- one cell -------------------------------------------------------------------------------------
+
 
 def shape_of(model_id: str) -> Optional[Shape]:
     """A preset's shape, or one read from a local model folder's config.json (None if unknown)."""
@@ -135,20 +136,30 @@ def shape_of(model_id: str) -> Optional[Shape]:
     head_dim = c.get("head_dim") or hidden // heads
     mlp = c.get("intermediate_size", 4 * hidden)
     params = vocab * hidden * (1 if c.get("tie_word_embeddings", True) else 2) + layers * (
-        hidden * head_dim * (heads + 2 * c.get("num_key_value_heads", heads)) + heads * head_dim * hidden + 3 * hidden * mlp)
+        hidden * head_dim * (heads + 2 * c.get("num_key_value_heads", heads))
+        + heads * head_dim * hidden
+        + 3 * hidden * mlp
+    )
     dtype = str(c.get("dtype") or c.get("torch_dtype") or "float32")
-    return Shape(params, hidden, layers, vocab, c.get("num_key_value_heads", heads), head_dim,
-                 dtype_bytes=2 if "16" in dtype else 4)
+    return Shape(
+        params,
+        hidden,
+        layers,
+        vocab,
+        c.get("num_key_value_heads", heads),
+        head_dim,
+        dtype_bytes=2 if "16" in dtype else 4,
+    )
 
 
 def train_questions(cfg: DictConfig) -> Tuple[Optional[int], str]:
     """How many questions think samples: read from bundled or local data, else the hub set's known size."""
-    if cfg.task.path or cfg.task.name in ("arith", "minicode"):
+    if cfg.task.path or TASKS[cfg.task.name].bundled:
         try:
             return len(load_task(cfg.task).train), "read"
         except DataError as e:
             return None, f"unreadable: {e}"
-    n = HUB_TRAIN_QUESTIONS.get(cfg.task.name)
+    n = TASKS[cfg.task.name].hub_train_questions
     if n is None:
         return None, "unknown (set task.path)"
     n -= cfg.task.few_shot
@@ -175,8 +186,12 @@ def measured_solve_rate(cfg: DictConfig, runs: Optional[Path]) -> Optional[Tuple
     for cell in find_cells(runs):
         c = cell.config
         stats = cell.path / "round_1" / "prune" / "stats.json"
-        if (c.get("model", {}).get("id") == cfg.model.id and c.get("task", {}).get("name") == cfg.task.name
-                and c.get("think", {}).get("n") == cfg.think.n and stats.is_file()):
+        if (
+            c.get("model", {}).get("id") == cfg.model.id
+            and c.get("task", {}).get("name") == cfg.task.name
+            and c.get("think", {}).get("n") == cfg.think.n
+            and stats.is_file()
+        ):
             s = json.loads(stats.read_text())
             if s.get("questions"):
                 return s["questions_with_correct"] / s["questions"], cfg.think.n
@@ -188,7 +203,7 @@ def gb(n_bytes: float) -> float:
 
 
 def plan_cell(overrides: List[str], assume: Dict[str, float], runs: Optional[Path]) -> CellPlan:
-    return plan_config(composed(overrides), overrides, assume, runs)
+    return plan_config(compose(overrides), overrides, assume, runs)
 
 
 def predicted(config: DictConfig, assume: Optional[Dict[str, float]] = None) -> Dict[str, object]:
@@ -216,8 +231,11 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
     generates = source_of(cfg).thinker is not None
     prompt = assume.get(f"prompt_tokens.{cfg.task.name}", 200)
     think_samples = (questions or 0) * think.n * rounds if generates else 0
-    resampled = (questions or 0) * think.n * cfg.data.resample_batches * rounds \
-        if generates and cfg.data.shortfall == "resample" else 0
+    resampled = (
+        (questions or 0) * think.n * cfg.data.resample_batches * rounds
+        if generates and cfg.data.shortfall == "resample"
+        else 0
+    )
     eval_samples = cfg.task.eval_questions * ev.n * (rounds + 1)
     f.update(think_samples=think_samples, resample_at_most=resampled, eval_samples=eval_samples)
     generated = (think_samples + resampled) * think.max_new_tokens + eval_samples * ev.max_new_tokens
@@ -225,16 +243,22 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
     trained = (self_size + human) * example * rounds * tr.epochs
     f.update(generated_tokens_at_most=generated, trained_tokens_at_most=trained)
     micro, accum = batch_shape(tr)
-    f.update(global_batch=tr.global_batch_size, micro_batch=micro, accumulation=accum,
-             steps_per_round=optimizer_steps(self_size + human, tr))
+    f.update(
+        global_batch=tr.global_batch_size,
+        micro_batch=micro,
+        accumulation=accum,
+        steps_per_round=optimizer_steps(self_size + human, tr),
+    )
 
     # Data: can the size be reached?
     if questions is None:
         w.append(f"train questions {where}: nothing checked about the data size")
     elif max(self_size, human) > questions * cfg.data.per_question:
-        w.append(f"data size {self_size + human} exceeds the {questions} train questions "
-                 f"({cfg.data.per_question} example each): refused at launch")
-    elif generates and cfg.pruning.strategy != "none":
+        w.append(
+            f"data size {self_size + human} exceeds the {questions} train questions "
+            f"({cfg.data.per_question} example each): refused at launch"
+        )
+    elif generates and rule_of(cfg.pruning).needs_correct:
         rate = measured_solve_rate(cfg, runs)
         basis = "measured by an earlier run" if rate else "the paper's baseline Pass@k"
         rate = rate or paper_solve_rate(shape, cfg.task.name)
@@ -242,18 +266,27 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
             expected = int(questions * rate[0]) * cfg.data.per_question
             f["expected_available"] = expected
             if expected < self_size:
-                w.append(f"data size {self_size} likely not reached: about {expected} questions of {questions} get a "
-                         f"correct sample ({basis}: {100 * rate[0]:.1f}% at {rate[1]} samples)"
-                         + (f"; data.shortfall=resample draws up to {cfg.data.resample_batches} more batches"
-                            if cfg.data.shortfall == "resample" else ""))
+                w.append(
+                    f"data size {self_size} likely not reached: about {expected} questions of {questions} get a "
+                    f"correct sample ({basis}: {100 * rate[0]:.1f}% at {rate[1]} samples)"
+                    + (
+                        f"; data.shortfall=resample draws up to {cfg.data.resample_batches} more batches"
+                        if cfg.data.shortfall == "resample"
+                        else ""
+                    )
+                )
     if tr.max_length is not None and tr.max_length < example:
-        w.append(f"train.max_length={tr.max_length} < prompt (~{prompt}) + think.max_new_tokens ({think.max_new_tokens}): "
-                 "longer examples will be dropped (counted in train/result.json)")
+        w.append(
+            f"train.max_length={tr.max_length} < prompt (~{prompt}) + think.max_new_tokens ({think.max_new_tokens}): "
+            "longer examples will be dropped (counted in train/result.json)"
+        )
 
     # Disk and memory
     if shape is None:
-        w.append(f"model {cfg.model.id}: shape unknown (not a preset, no local config.json): no memory, disk or "
-                 "GPU-hour estimate")
+        w.append(
+            f"model {cfg.model.id}: shape unknown (not a preset, no local config.json): no memory, disk or "
+            "GPU-hour estimate"
+        )
         return out
     checkpoint = shape.params * shape.dtype_bytes  # saved in the base model's dtype
     # train.keep=all keeps every round's checkpoint, last only the newest (the cache's entries are
@@ -261,42 +294,53 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
     f.update(checkpoint_disk_gb_all=round(gb(checkpoint * rounds), 1), checkpoint_disk_gb_last=round(gb(checkpoint), 1))
     f["checkpoint_disk_gb"] = f["checkpoint_disk_gb_all" if tr.keep == "all" else "checkpoint_disk_gb_last"]
     gpu_gb = cfg.cluster.gpu_memory_gb or assume["gpu_memory_gb"]
-    f.update(train_memory_gb=round(training_memory_gb(shape, cfg, example, micro, assume), 1),
-             vllm_memory_gb=round(vllm_memory_gb(shape, cfg, prompt, assume), 1), gpu_memory_gb=gpu_gb)
+    f.update(
+        train_memory_gb=round(training_memory_gb(shape, cfg, example, micro, assume), 1),
+        vllm_memory_gb=round(vllm_memory_gb(shape, cfg, prompt, assume), 1),
+        gpu_memory_gb=gpu_gb,
+    )
     on_gpu = gpus > 0
     if on_gpu and f["train_memory_gb"] > gpu_gb:
-        w.append(f"training needs ~{f['train_memory_gb']} GB per GPU ({tr.strategy}, micro-batch {micro}, "
-                 f"checkpointing {'on' if tr.gradient_checkpointing else 'off'}) > {gpu_gb} GB")
+        w.append(
+            f"training needs ~{f['train_memory_gb']} GB per GPU ({tr.strategy}, micro-batch {micro}, "
+            f"checkpointing {'on' if tr.gradient_checkpointing else 'off'}) > {gpu_gb} GB"
+        )
     if on_gpu and f["vllm_memory_gb"] > cfg.backend.gpu_memory_utilization * gpu_gb:
-        w.append(f"vLLM wants ~{f['vllm_memory_gb']} GB per GPU (weights / TP {cfg.model.tensor_parallel_size} + KV "
-                 f"cache of {int(assume['vllm_sequences'])} sequences) > {cfg.backend.gpu_memory_utilization} x "
-                 f"{gpu_gb} GB: fewer sequences in flight, slower generation")
+        w.append(
+            f"vLLM wants ~{f['vllm_memory_gb']} GB per GPU (weights / TP {cfg.model.tensor_parallel_size} + KV "
+            f"cache of {int(assume['vllm_sequences'])} sequences) > {cfg.backend.gpu_memory_utilization} x "
+            f"{gpu_gb} GB: fewer sequences in flight, slower generation"
+        )
 
     # GPU-hours
     peak = assume["gpu_peak_tflops"] * 1e12
     train_s = 6 * shape.params * trained / (assume["train_mfu"] * peak)
-    prompts = (think_samples + resampled) / max(think.n, 1) + eval_samples / max(ev.n, 1)  # each prefilled once for its n
+    prompts = (think_samples + resampled) / max(think.n, 1) + eval_samples / max(
+        ev.n, 1
+    )  # each prefilled once for its n
     generate_s = 2 * shape.params * (generated + prompt * prompts) / (assume["generate_utilization"] * peak)
     f["gpu_hours"] = round((train_s + generate_s) / 3600, 2) if on_gpu else 0.0
     if on_gpu and f["gpu_hours"] / max(gpus * nodes, 1) > cfg.cluster.timeout_min / 60 * (cfg.cluster.max_requeues + 1):
-        w.append(f"~{f['gpu_hours'] / (gpus * nodes):.1f} h of wall time exceeds cluster.timeout_min x "
-                 f"(max_requeues + 1): the job would run out of requeues")
+        w.append(
+            f"~{f['gpu_hours'] / (gpus * nodes):.1f} h of wall time exceeds cluster.timeout_min x "
+            f"(max_requeues + 1): the job would run out of requeues"
+        )
     return out
 
 
 def training_memory_gb(shape: Shape, cfg: DictConfig, seq: int, micro: int, assume: Dict[str, float]) -> float:
-    """Per GPU: fp32 weights, gradients and AdamW's two moments (16 bytes a parameter), divided over the
-    ranks by fsdp (or in CPU memory with offload_params), plus what fsdp gathers to compute; activations of one micro-batch (about 34 x seq x hidden bytes per layer without
-    checkpointing, Korthikanti et al. 2022, flash/SDPA attention; the layer inputs plus one layer's with
-    it), the fp32 logits and their gradient, and a fixed overhead."""
+    """Per GPU: weights, gradients and optimizer states as the training strategy holds them
+    (tpt.training.strategies: `state_bytes`); activations of one micro-batch (about 34 x seq x hidden
+    bytes per layer without checkpointing, Korthikanti et al. 2022, flash/SDPA attention; the layer
+    inputs plus one layer's with it), the fp32 logits and their gradient, and a fixed overhead."""
     tr = cfg.train
-    fsdp = tr.strategy == "fsdp"
-    states = 0.0 if fsdp and tr.offload_params else 16 * shape.params / (world_size(tr) if fsdp else 1)
-    if fsdp:  # gathered for compute: two layers' bf16 weights (one prefetched), the fp32 embeddings and head
-        states += 2 * 2 * shape.params / shape.layers + 2 * 4 * shape.vocab * shape.hidden
+    states = strategy_of(tr).state_bytes(shape, tr)
     per_layer = 34 * seq * micro * shape.hidden
-    activations = (2 * seq * micro * shape.hidden * shape.layers + per_layer) if tr.gradient_checkpointing \
+    activations = (
+        (2 * seq * micro * shape.hidden * shape.layers + per_layer)
+        if tr.gradient_checkpointing
         else per_layer * shape.layers
+    )
     logits = 2 * 4 * seq * micro * shape.vocab
     return gb(states + activations + logits) + assume["overhead_gb"]
 
@@ -312,24 +356,41 @@ def vllm_memory_gb(shape: Shape, cfg: DictConfig, prompt: int, assume: Dict[str,
 
 # ---- the sweep ------------------------------------------------------------------------------------
 
-def plan(overrides: Sequence[str], assume: Optional[Dict[str, float]] = None,
-         runs: Optional[Path] = Path("outputs")) -> List[CellPlan]:
+
+def plan(
+    overrides: Sequence[str], assume: Optional[Dict[str, float]] = None, runs: Optional[Path] = Path("outputs")
+) -> List[CellPlan]:
     assume = {**ASSUMPTIONS, **(assume or {})}
     plans = [plan_cell(cell, assume, runs) for cell in expand(overrides)]
     batches = {p.figures.get("global_batch") for p in plans if "global_batch" in p.figures}
     if len(batches) > 1:
         for p in plans:
-            p.warnings.append(f"the cells of this sweep train with different global batches {sorted(batches)}: "
-                              "their optimisation differs")
+            p.warnings.append(
+                f"the cells of this sweep train with different global batches {sorted(batches)}: "
+                "their optimisation differs"
+            )
     return plans
 
 
-COLUMNS = [("model", "model"), ("gpus", "GPUs"), ("nodes", "nodes"), ("hours", "SLURM h"), ("train_questions", "train q"),
-           ("data_size", "size"), ("expected_available", "expect"), ("think_samples", "think samples"),
-           ("eval_samples", "eval samples"), ("generated_tokens_at_most", "gen tok ≤"),
-           ("trained_tokens_at_most", "train tok ≤"), ("global_batch", "batch"), ("steps_per_round", "steps/round"),
-           ("checkpoint_disk_gb", "disk GB"), ("train_memory_gb", "train GB/GPU"), ("vllm_memory_gb", "vLLM GB/GPU"),
-           ("gpu_hours", "GPU-h")]
+COLUMNS = [
+    ("model", "model"),
+    ("gpus", "GPUs"),
+    ("nodes", "nodes"),
+    ("hours", "SLURM h"),
+    ("train_questions", "train q"),
+    ("data_size", "size"),
+    ("expected_available", "expect"),
+    ("think_samples", "think samples"),
+    ("eval_samples", "eval samples"),
+    ("generated_tokens_at_most", "gen tok ≤"),
+    ("trained_tokens_at_most", "train tok ≤"),
+    ("global_batch", "batch"),
+    ("steps_per_round", "steps/round"),
+    ("checkpoint_disk_gb", "disk GB"),
+    ("train_memory_gb", "train GB/GPU"),
+    ("vllm_memory_gb", "vLLM GB/GPU"),
+    ("gpu_hours", "GPU-h"),
+]
 
 
 def _cell_name(overrides: List[str]) -> str:
@@ -356,25 +417,43 @@ def to_markdown(plans: List[CellPlan], assume: Dict[str, float]) -> str:
         for p in warned:
             lines += [f"- {_cell_name(p.overrides)}: {w}" for w in p.warnings]
     total = lambda key: sum(p.figures.get(key) or 0 for p in plans)  # noqa: E731
-    lines += ["", f"Sweep: {len(plans)} cell(s), ~{total('gpu_hours'):,.1f} GPU-hours, checkpoints "
-                  f"~{total('checkpoint_disk_gb'):,.0f} GB (train.keep=all: ~{total('checkpoint_disk_gb_all'):,.0f} GB, "
-                  f"last: ~{total('checkpoint_disk_gb_last'):,.0f} GB), at most {total('generated_tokens_at_most'):.2e} tokens "
-                  f"generated and {total('trained_tokens_at_most'):.2e} trained."]
-    lines += ["", "Assumptions (--assume name=value): " + ", ".join(
-        f"{k}={v:g}" for k, v in assume.items() if not k.startswith("prompt_tokens."))]
+    lines += [
+        "",
+        f"Sweep: {len(plans)} cell(s), ~{total('gpu_hours'):,.1f} GPU-hours, checkpoints "
+        f"~{total('checkpoint_disk_gb'):,.0f} GB (train.keep=all: ~{total('checkpoint_disk_gb_all'):,.0f} GB, "
+        f"last: ~{total('checkpoint_disk_gb_last'):,.0f} GB), at most {total('generated_tokens_at_most'):.2e} tokens "
+        f"generated and {total('trained_tokens_at_most'):.2e} trained.",
+    ]
+    lines += [
+        "",
+        "Assumptions (--assume name=value): "
+        + ", ".join(f"{k}={v:g}" for k, v in assume.items() if not k.startswith("prompt_tokens.")),
+    ]
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tpt.plan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tpt.plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("overrides", nargs="*", help="as for launch.py (comma sweeps, +experiment=tableN)")
-    parser.add_argument("--assume", action="append", default=[], metavar="NAME=VALUE",
-                        help=f"override a throughput or memory assumption ({', '.join(ASSUMPTIONS)})")
+    parser.add_argument(
+        "--assume",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"override a throughput or memory assumption ({', '.join(ASSUMPTIONS)})",
+    )
     parser.add_argument("--gpu", choices=sorted(GPU_MEMORY_GB), help="the GPU the cells get (sets gpu_memory_gb)")
-    parser.add_argument("--runs", type=Path, default=Path("outputs"),
-                        help="finished runs whose measured solve rates sharpen the data-size warnings")
-    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("-m", "--multirun")]  # as launch.py takes them
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path("outputs"),
+        help="finished runs whose measured solve rates sharpen the data-size warnings",
+    )
+    argv = [
+        a for a in (sys.argv[1:] if argv is None else argv) if a not in ("-m", "--multirun")
+    ]  # as launch.py takes them
     args = parser.parse_args(argv)
     assume: Dict[str, float] = {}
     for item in args.assume:

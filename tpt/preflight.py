@@ -1,17 +1,21 @@
-"""Everything about a cell that can be checked before any compute: the miniature it may stand for,
-the backend that runs here, the config's values, the task's data and the models."""
+"""Everything about a cell that can be checked before any compute: the backend that runs here, the
+config's values, the task's data and the models."""
+
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import replace
-from typing import Optional, Tuple
+from typing import Dict
 
 from omegaconf import DictConfig, OmegaConf
 
-from tpt import contamination, miniature, models
+from tpt import contamination, models
 from tpt.backends import BackendUnavailable, check_backend, resolve_backend
+from tpt.cell import Prepared
 from tpt.config import Config, ConfigError
 from tpt.prompt import system_turn_accepted
+from tpt.pruning import RULES
 from tpt.rundir import RunDirBusy
 from tpt.sources import source_of
 from tpt.tasks import TASKS, DataError, TaskData, load_task
@@ -25,9 +29,9 @@ USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy, BackendUna
 
 def typed(config: dict) -> DictConfig:
     """A cell's resolved config sent as plain data (to a SLURM array task), under its schema again,
-    its task's own settings included, so it is checked as the composed one was."""
-    settings = TASKS[config["task"]["name"]].settings
-    return OmegaConf.merge(OmegaConf.structured(Config(task=settings())), config)
+    its task's and pruning rule's own settings included, so it is checked as the composed one was."""
+    task, rule = TASKS[config["task"]["name"]].settings, RULES[config["pruning"]["strategy"]].settings
+    return OmegaConf.merge(OmegaConf.structured(Config(task=task(), pruning=rule())), config)
 
 
 def check_reachable(cfg: DictConfig, questions: int) -> None:
@@ -42,40 +46,64 @@ def check_reachable(cfg: DictConfig, questions: int) -> None:
             f"{cfg.data.scale}) but task {cfg.task.name} has {questions} train questions, at most {most} examples "
             f"({cfg.data.per_question} per question): the size cannot be reached. On the embedded default add "
             f"miniature=true (it scales the paper's sizes to the CPU task: 1k -> 12), or lower data.size, or raise "
-            f"task.train_questions or data.per_question.")
+            f"task.train_questions or data.per_question."
+        )
 
 
 def decontaminated(cfg: DictConfig, data: TaskData) -> TaskData:
     """The data with its contamination check (what the cell trains on against its eval questions); with
     task.decontaminate=true, without the train questions that overlap."""
     source = source_of(cfg)
-    report = contamination.check(data.train, data.eval, cfg.task.contamination_ngram,
-                                 with_solutions=source.thinker is None or source.human_share)
+    report = contamination.check(
+        data.train, data.eval, cfg.task.contamination_ngram, with_solutions=source.thinker is None or source.human_share
+    )
     if report["overlapping_train"]:
-        log.warning("contamination: %d of %d train questions share a %d-gram with %d of the %d eval questions%s",
-                    report["overlapping_train"], report["train_questions"], report["ngram"],
-                    report["overlapping_eval"], report["eval_questions"],
-                    "; dropped (task.decontaminate=true)" if cfg.task.decontaminate else
-                    " (contamination.json names them; task.decontaminate=true drops them)")
+        log.warning(
+            "contamination: %d of %d train questions share a %d-gram with %d of the %d eval questions%s",
+            report["overlapping_train"],
+            report["train_questions"],
+            report["ngram"],
+            report["overlapping_eval"],
+            report["eval_questions"],
+            "; dropped (task.decontaminate=true)"
+            if cfg.task.decontaminate
+            else " (contamination.json names them; task.decontaminate=true drops them)",
+        )
     if cfg.task.decontaminate and report["overlapping_train"]:
         data = replace(data, train=[p for p in data.train if p.id not in report["pairs"]])
         report["dropped_train"] = report["overlapping_train"]
     return replace(data, contamination=report)
 
 
-def prepare(cfg: DictConfig) -> Tuple[TaskData, str, Optional[str]]:
-    """Check the config, the backend, the task's data and the models, before any compute: the task
-    data, and the base model's and the teacher's paths."""
-    if cfg.miniature:
-        miniature.apply(cfg)  # pinned as the miniature that really runs
-    cfg.backend.name = resolve_backend(cfg.backend.name)  # pinned as the backend that really runs
+def prepare(cfg: DictConfig) -> Prepared:
+    """Check the config, the backend, the task's data and the models, before any compute. The composed
+    config is never written to: what is decided here (the backend `auto` picks, a chat template's system
+    role) is a new config on top of it, and is recorded in the run directory (preflight.json)."""
+    decided: Dict[str, object] = {}
+    backend = resolve_backend(cfg.backend.name)
+    if backend != cfg.backend.name:
+        decided["backend.name"] = backend
+    cfg = decide(cfg, decided)
     validate(cfg)
     check_backend(cfg.backend.name)
     data = decontaminated(cfg, load_task(cfg.task))
     check_reachable(cfg, len(data.train))
     base = models.check_loadable(cfg.model.id, cfg.model.revision)
-    if cfg.model.system_role is None:  # model=hf: found out from the template, pinned in run_config.yaml
-        cfg.model.system_role = system_turn_accepted(models.load_tokenizer(base, cfg.model.revision), cfg.model.id)
+    if cfg.model.system_role is None:  # model=hf: found out from the template
+        decided["model.system_role"] = system_turn_accepted(
+            models.load_tokenizer(base, cfg.model.revision), cfg.model.id
+        )
+        cfg = decide(cfg, decided)
     teacher_id, teacher_revision = source_of(cfg).teacher_id(cfg)
     teacher = models.check_loadable(teacher_id, teacher_revision) if teacher_id else None
-    return data, base, teacher
+    return Prepared(cfg, decided, data, base, teacher)
+
+
+def decide(cfg: DictConfig, decided: Dict[str, object]) -> DictConfig:
+    """`cfg` with the `decided` values, as a new read-only config (`cfg` is left as it was)."""
+    out = copy.deepcopy(cfg)
+    OmegaConf.set_readonly(out, False)
+    for key, value in decided.items():
+        OmegaConf.update(out, key, value, merge=False)
+    OmegaConf.set_readonly(out, True)
+    return out

@@ -1,5 +1,6 @@
 """The chain-of-thought prompt, shared by think, train and eval: the model must be trained on the very
 prompt it thinks and is evaluated with, so all three build the messages and render them here."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
@@ -64,9 +65,11 @@ def system_turn_accepted(tokenizer, model_id: str) -> bool:
     a chat template, or whose template renders no conversation at all, is refused: tpt prompts chat
     models, and training must see the very prompt generation saw."""
     if not getattr(tokenizer, "chat_template", None):
-        raise ModelError(f"model {model_id!r} has no chat template (its tokenizer_config.json sets no "
-                         "chat_template): tpt prompts chat models; use the model's instruct/chat variant, or "
-                         "add a chat template to a local copy of it")
+        raise ModelError(
+            f"model {model_id!r} has no chat template (its tokenizer_config.json sets no "
+            "chat_template): tpt prompts chat models; use the model's instruct/chat variant, or "
+            "add a chat template to a local copy of it"
+        )
     user = [{"role": "user", "content": "What is 1 + 1?"}]
     try:
         render(tokenizer, [[{"role": "system", "content": "Answer briefly."}] + user])
@@ -82,8 +85,10 @@ def system_turn_accepted(tokenizer, model_id: str) -> bool:
 
 def render(tokenizer, conversations: Sequence[List[Message]]) -> List[str]:
     """Each conversation as the model's chat template writes it, ready for the reply."""
-    return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True, **CHAT_TEMPLATE_KWARGS)
-            for c in conversations]
+    return [
+        tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True, **CHAT_TEMPLATE_KWARGS)
+        for c in conversations
+    ]
 
 
 def encode(tokenizer, texts: Sequence[str]) -> List[List[int]]:

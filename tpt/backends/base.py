@@ -1,6 +1,7 @@
 """The generation interface every backend implements, and what both share: sampling settings, the
 random stream of each prompt, and completions. Backends take prompts as token ids, rendered once
 by the stage (tpt.prompt), so `hf` and `vllm` sample from the very same tokens."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,16 @@ class Sampling:
 
     @classmethod
     def from_cfg(cls, cfg, kind: str = "math", answer: str = "lm_eval") -> "Sampling":
-        return cls(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                   seed=cfg.seed, kind=kind, answer=answer, stop=tuple(cfg.get("stop") or ()))
+        return cls(
+            n=cfg.n,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+            kind=kind,
+            answer=answer,
+            stop=tuple(cfg.get("stop") or ()),
+        )
 
     def finished(self, text: str) -> bool:
         """Whether a sample may stop here: its answer is complete, or it wrote a stop string."""
@@ -50,8 +59,13 @@ class Completion:
 
 
 class Generator(Protocol):
-    def generate(self, prompts: Sequence[List[int]], sampling: Sampling, keys: Sequence[str] | None = None,
-                 desc: str = "generate") -> List[List[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[List[int]],
+        sampling: Sampling,
+        keys: Sequence[str] | None = None,
+        desc: str = "generate",
+    ) -> List[List[Completion]]:
         """`sampling.n` completions for each prompt (token ids), in order; `keys` (question ids,
         default the positions) choose each prompt's random stream (`stream_seed`)."""
         ...

@@ -4,6 +4,7 @@ Prompts are sorted by length (longest first: memory peaks early, padding stays s
 in batches with left padding; each prompt is encoded once and sampled n times from its KV cache. A
 sequence stops at EOS or once its answer is complete (`Sampling.finished`).
 """
+
 from __future__ import annotations
 
 import gc
@@ -15,8 +16,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from tpt.models import load_causal_lm, load_tokenizer
 from tpt.backends.base import Completion, Sampling, stream_seed
+from tpt.models import load_causal_lm, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class AnswerDoneStop(StoppingCriteria):
         if self.done is None:
             self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for row in torch.nonzero(~self.done).flatten().tolist():
-            text = self.tokenizer.decode(input_ids[row, self.prompt_len:], skip_special_tokens=True)
+            text = self.tokenizer.decode(input_ids[row, self.prompt_len :], skip_special_tokens=True)
             if self.is_done(text):
                 self.done[row] = True
                 self.lengths[row] = input_ids.shape[1] - self.prompt_len
@@ -48,22 +49,34 @@ def left_pad(rows: Sequence[List[int]], pad_id: int) -> tuple[torch.Tensor, torc
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r) :] = 1
     return ids, mask
 
 
 class HFGenerator:
-    def __init__(self, model_path: str, dtype: str = "auto", batch_size: int = 32,
-                 revision: str | None = None, model=None, tokenizer=None):
+    def __init__(
+        self,
+        model_path: str,
+        dtype: str = "auto",
+        batch_size: int = 32,
+        revision: str | None = None,
+        model=None,
+        tokenizer=None,
+    ):
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path, revision)
         self.model = model if model is not None else load_causal_lm(model_path, dtype, revision)
         self.model.eval()
         self.batch_size = batch_size
 
     @torch.inference_mode()
-    def generate(self, prompt_ids: Sequence[List[int]], sampling: Sampling, keys: Sequence[str] | None = None,
-                 desc: str = "generate") -> List[List[Completion]]:
+    def generate(
+        self,
+        prompt_ids: Sequence[List[int]],
+        sampling: Sampling,
+        keys: Sequence[str] | None = None,
+        desc: str = "generate",
+    ) -> List[List[Completion]]:
         keys = [str(k) for k in keys] if keys is not None else [str(i) for i in range(len(prompt_ids))]
         # Longest prompts first: memory peaks at once and batches hold prompts of similar length.
         order = sorted(range(len(prompt_ids)), key=lambda q: -len(prompt_ids[q]))
@@ -73,7 +86,7 @@ class HFGenerator:
         generated, start = 0, time.perf_counter()
         bar = tqdm(total=len(prompt_ids) * sampling.n, desc=desc, unit="seq", dynamic_ncols=True)
         for b in range(0, len(order), per_batch):
-            batch = order[b:b + per_batch]
+            batch = order[b : b + per_batch]
             # One stream per batch, from its questions: a rerun of the same batches reproduces them.
             torch.manual_seed(stream_seed(sampling.seed, "|".join(keys[q] for q in batch)))
             rows, stopped = self._sample([prompt_ids[q] for q in batch], sampling, eos_ids)
@@ -85,8 +98,13 @@ class HFGenerator:
             bar.update(len(rows))
             bar.set_postfix(tok_s=f"{generated / (time.perf_counter() - start):.0f}")
         bar.close()
-        log.info("%s: %d sequences, %d tokens, %.0f tok/s", desc, len(prompt_ids) * sampling.n, generated,
-                 generated / max(time.perf_counter() - start, 1e-9))
+        log.info(
+            "%s: %d sequences, %d tokens, %.0f tok/s",
+            desc,
+            len(prompt_ids) * sampling.n,
+            generated,
+            generated / max(time.perf_counter() - start, 1e-9),
+        )
         return results
 
     def _sample(self, prompts: List[List[int]], sampling: Sampling, eos_ids: List[int]):
@@ -102,15 +120,18 @@ class HFGenerator:
         cache = None
         if ids.shape[1] > 1:
             positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate computes them under left padding
-            cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
-                               position_ids=positions[:, :-1], use_cache=True).past_key_values
+            cache = self.model(
+                input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True
+            ).past_key_values
             if n > 1:
                 cache.batch_repeat_interleave(n)
         ids, mask = ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
         greedy = sampling.temperature == 0
         answer_stop = AnswerDoneStop(tok, ids.shape[1], sampling.finished)
         out = self.model.generate(
-            input_ids=ids, attention_mask=mask, past_key_values=cache,
+            input_ids=ids,
+            attention_mask=mask,
+            past_key_values=cache,
             do_sample=not greedy,
             temperature=None if greedy else sampling.temperature,
             top_p=None if greedy else sampling.top_p,
@@ -120,7 +141,7 @@ class HFGenerator:
             pad_token_id=tok.pad_token_id,
             eos_token_id=eos_ids,
         )
-        return out[:, ids.shape[1]:].tolist(), answer_stop.lengths
+        return out[:, ids.shape[1] :].tolist(), answer_stop.lengths
 
     def _eos_ids(self) -> List[int]:
         ids = self.model.generation_config.eos_token_id
@@ -145,4 +166,3 @@ def _length_until_stop(row: List[int], eos_ids: List[int], stopped_at: int | Non
         if t in eos_ids:
             return i + 1
     return len(row) if stopped_at is None else stopped_at
-

@@ -10,10 +10,11 @@ on strings), so samples may run on past them and are then cut as `hf` cuts them
 
 Random streams: each request (question) carries its own seed, `stream_seed(stage seed, question id)`,
 and vLLM seeds its j-th sample with seed + j: every (question, sample) has a stream of its own,
-whatever the batching, order or chunking, and a rerun reproduces it. On CPUs a request seed used to kill the worker whenever a
-prompt's prefill was split over steps (vLLM rewinds a discarded sample's generator, which CPU
+whatever the batching, order or chunking, and a rerun reproduces it. On CPUs a request seed used to
+kill the worker whenever a prompt's prefill was split over steps (vLLM rewinds a discarded sample's generator, which CPU
 generators cannot do: "CPU Generator does not use offset"), so there tpt turns chunked prefill off.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -55,10 +56,22 @@ def memory_gb() -> float:
     return min(nodes) if nodes else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
-def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_parallel_size: int, seed: int,
-                  cpu: bool, gpu_memory_utilization: float, kv_cache_gb: Optional[float],
-                  max_model_len: int | None, enforce_eager: Optional[bool], model_max_len: int | None = None,
-                  in_process: bool = True, replicas: int = 1) -> Dict:
+def engine_kwargs(
+    model_path: str,
+    *,
+    dtype: str,
+    revision: str | None,
+    tensor_parallel_size: int,
+    seed: int,
+    cpu: bool,
+    gpu_memory_utilization: float,
+    kv_cache_gb: Optional[float],
+    max_model_len: int | None,
+    enforce_eager: Optional[bool],
+    model_max_len: int | None = None,
+    in_process: bool = True,
+    replicas: int = 1,
+) -> Dict:
     """Arguments of `vllm.LLM(...)`. `dtype` is concrete (tpt.models.resolve_dtype); on CPU the KV
     cache is sized in bytes (vLLM's GPU share of memory does not apply) and compiling is skipped by
     default (compiling costs far more than a stage's generation; docs/benchmarks.md).
@@ -68,16 +81,26 @@ def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_p
     more processes that each import vLLM again, and starts, generates and closes slower for it
     (docs/benchmarks.md), with the same samples. A replica's cores are then pinned by tpt's engine
     process (`pin_to_cores`), as vLLM's worker process would pin them."""
-    kwargs = {"model": model_path, "tokenizer": model_path, "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
-              "seed": seed, "enforce_eager": cpu if enforce_eager is None else enforce_eager}
+    kwargs = {
+        "model": model_path,
+        "tokenizer": model_path,
+        "dtype": dtype,
+        "tensor_parallel_size": tensor_parallel_size,
+        "seed": seed,
+        "enforce_eager": cpu if enforce_eager is None else enforce_eager,
+    }
     if revision:
         kwargs["revision"] = revision
     if cpu:
         # Replicas share the node's memory: each takes its part of the share.
         gb = kv_cache_gb or max(1.0, min(CPU_KV_CACHE_MAX_GB, CPU_KV_CACHE_SHARE * memory_gb() / replicas))
         length = max_model_len or min(CPU_MAX_MODEL_LEN, model_max_len or CPU_MAX_MODEL_LEN)
-        kwargs.update(kv_cache_memory_bytes=int(gb * 2**30), max_model_len=length,
-                      enable_chunked_prefill=False, max_num_batched_tokens=length)
+        kwargs.update(
+            kv_cache_memory_bytes=int(gb * 2**30),
+            max_model_len=length,
+            enable_chunked_prefill=False,
+            max_num_batched_tokens=length,
+        )
         if tensor_parallel_size == 1 and in_process:
             kwargs["distributed_executor_backend"] = "uni"
     else:
@@ -89,9 +112,16 @@ def engine_kwargs(model_path: str, *, dtype: str, revision: str | None, tensor_p
 
 def sampling_kwargs(sampling: Sampling, key: str) -> Dict:
     """Arguments of `vllm.SamplingParams(...)` for one prompt (its samples get seed, seed + 1, ...)."""
-    return {"n": sampling.n, "temperature": sampling.temperature, "top_p": sampling.top_p,
-            "max_tokens": sampling.max_new_tokens, "seed": stream_seed(sampling.seed, key),
-            "stop": list(sampling.stop), "include_stop_str_in_output": True, "skip_special_tokens": True}
+    return {
+        "n": sampling.n,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_tokens": sampling.max_new_tokens,
+        "seed": stream_seed(sampling.seed, key),
+        "stop": list(sampling.stop),
+        "include_stop_str_in_output": True,
+        "skip_special_tokens": True,
+    }
 
 
 def kept_tokens(tokenizer, token_ids: Sequence[int], kept: str) -> int:
@@ -266,8 +296,12 @@ class EngineProcess:
         self.proc.start()
         child.close()
         self._answer()  # started, or its error
-        log.info("vLLM engine ready in %.0f s (process %d%s)", time.perf_counter() - start, self.proc.pid,
-                 "".join(f", {k}={v}" for k, v in env.items()))
+        log.info(
+            "vLLM engine ready in %.0f s (process %d%s)",
+            time.perf_counter() - start,
+            self.proc.pid,
+            "".join(f", {k}={v}" for k, v in env.items()),
+        )
 
     def _answer(self):
         try:
@@ -370,12 +404,14 @@ def replica_environment(replica: int, replicas: int, tensor_parallel_size: int, 
         # sample a chunk alike, whichever takes it.
         cores = sorted(os.sched_getaffinity(0))
         per = max(1, len(cores) // replicas)
-        share = cores[replica * per:(replica + 1) * per] or cores[-per:]
+        share = cores[replica * per : (replica + 1) * per] or cores[-per:]
         if len(share) < tensor_parallel_size:
-            raise RuntimeError(f"tensor parallel size {tensor_parallel_size} needs a core per rank; replica {replica} "
-                               f"of {replicas} has {len(share)}")
+            raise RuntimeError(
+                f"tensor parallel size {tensor_parallel_size} needs a core per rank; replica {replica} "
+                f"of {replicas} has {len(share)}"
+            )
         rank = len(share) // tensor_parallel_size
-        ranks = [share[r * rank:(r + 1) * rank] for r in range(tensor_parallel_size)]
+        ranks = [share[r * rank : (r + 1) * rank] for r in range(tensor_parallel_size)]
         return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(",".join(map(str, cores)) for cores in ranks)}
     if replicas <= 1:
         return {}
@@ -383,9 +419,11 @@ def replica_environment(replica: int, replicas: int, tensor_parallel_size: int, 
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-    share = devices[replica * tensor_parallel_size:(replica + 1) * tensor_parallel_size]
+    share = devices[replica * tensor_parallel_size : (replica + 1) * tensor_parallel_size]
     if len(share) < tensor_parallel_size:
-        raise RuntimeError(f"replica {replica} of {replicas} needs {tensor_parallel_size} GPUs; only {len(devices)} visible")
+        raise RuntimeError(
+            f"replica {replica} of {replicas} needs {tensor_parallel_size} GPUs; only {len(devices)} visible"
+        )
     return {"CUDA_VISIBLE_DEVICES": ",".join(share)}
 
 
@@ -396,10 +434,19 @@ atexit.register(release)
 
 
 class VLLMGenerator:
-    def __init__(self, model_path: str, dtype: str = "auto", revision: str | None = None,
-                 tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, kv_cache_gb: float | None = None,
-                 max_model_len: int | None = None, enforce_eager: bool | None = None, replica: int = 0,
-                 replicas: int = 1):
+    def __init__(
+        self,
+        model_path: str,
+        dtype: str = "auto",
+        revision: str | None = None,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        kv_cache_gb: float | None = None,
+        max_model_len: int | None = None,
+        enforce_eager: bool | None = None,
+        replica: int = 0,
+        replicas: int = 1,
+    ):
         import torch
 
         from tpt.models import model_max_length, resolve_dtype  # imports torch: only once an engine is set up
@@ -410,28 +457,56 @@ class VLLMGenerator:
         self.last_tokens_past_cut = 0  # tokens generated past the answer in the last call
         # Every request carries its own seed, so the engine's seed decides nothing: one engine serves all.
         model_path = glob_safe(model_path)
-        self.engine = engine_kwargs(model_path, dtype=resolve_dtype(dtype), revision=revision,
-                                    tensor_parallel_size=tensor_parallel_size, seed=0, cpu=cpu,
-                                    gpu_memory_utilization=gpu_memory_utilization, kv_cache_gb=kv_cache_gb,
-                                    max_model_len=max_model_len, enforce_eager=enforce_eager,
-                                    model_max_len=model_max_length(model_path, revision) if cpu else None,
-                                    replicas=replicas)
+        self.engine = engine_kwargs(
+            model_path,
+            dtype=resolve_dtype(dtype),
+            revision=revision,
+            tensor_parallel_size=tensor_parallel_size,
+            seed=0,
+            cpu=cpu,
+            gpu_memory_utilization=gpu_memory_utilization,
+            kv_cache_gb=kv_cache_gb,
+            max_model_len=max_model_len,
+            enforce_eager=enforce_eager,
+            model_max_len=model_max_length(model_path, revision) if cpu else None,
+            replicas=replicas,
+        )
         self.where = ("CPU" if cpu else f"GPU, tensor parallel {tensor_parallel_size}") + (
-            f", replica {replica + 1}/{replicas}" if replicas > 1 else "")
+            f", replica {replica + 1}/{replicas}" if replicas > 1 else ""
+        )
 
-    def generate(self, prompt_ids: Sequence[List[int]], sampling: Sampling, keys: Sequence[str] | None = None,
-                 desc: str = "generate") -> List[List[Completion]]:
+    def generate(
+        self,
+        prompt_ids: Sequence[List[int]],
+        sampling: Sampling,
+        keys: Sequence[str] | None = None,
+        desc: str = "generate",
+    ) -> List[List[Completion]]:
         keys = [str(k) for k in keys] if keys is not None else [str(i) for i in range(len(prompt_ids))]
-        log.info("%s: %d prompts x %d samples on vLLM (%s, %s)", desc, len(prompt_ids), sampling.n, self.where,
-                 self.engine["dtype"])
+        log.info(
+            "%s: %d prompts x %d samples on vLLM (%s, %s)",
+            desc,
+            len(prompt_ids),
+            sampling.n,
+            self.where,
+            self.engine["dtype"],
+        )
         start = time.perf_counter()
         raw, self.last_generate_seconds, self.last_tokens_past_cut = engine_for(self.engine, self.env).generate(
-            [list(ids) for ids in prompt_ids], keys, asdict(sampling))
+            [list(ids) for ids in prompt_ids], keys, asdict(sampling)
+        )
         results = [[Completion(text=t, n_tokens=k) for t, k in cs] for cs in raw]
         tokens = sum(c.n_tokens for cs in results for c in cs)
-        log.info("%s: %d sequences, %d tokens kept (%d more generated past the answers), %.0f tok/s generating, "
-                 "%.0f s in all", desc, len(prompt_ids) * sampling.n, tokens, self.last_tokens_past_cut,
-                 (tokens + self.last_tokens_past_cut) / max(self.last_generate_seconds, 1e-9), time.perf_counter() - start)
+        log.info(
+            "%s: %d sequences, %d tokens kept (%d more generated past the answers), %.0f tok/s generating, "
+            "%.0f s in all",
+            desc,
+            len(prompt_ids) * sampling.n,
+            tokens,
+            self.last_tokens_past_cut,
+            (tokens + self.last_tokens_past_cut) / max(self.last_generate_seconds, 1e-9),
+            time.perf_counter() - start,
+        )
         return results
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ touch anything else of the run directory, whose lock the driver keeps. Shares wh
 missing afterwards (a task cancelled, preempted or failed) are submitted again, up to
 `cluster.max_requeues` times; then the stage merges the chunks as a local run would.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -49,10 +50,18 @@ def fan_out(cell: Cell, job: Job, p: Plan, pending: Sequence[int]) -> None:
     missing = list(pending)
     for attempt in range(cell.cfg.cluster.max_requeues + 1):
         parts = shares(missing, job.settings(cell).array_tasks)
-        jobs = executor.map_array(run_task, [config] * len(parts), [str(cell.rundir.path)] * len(parts),
-                                  [job] * len(parts), parts)
-        log.info("%s: %d chunks in SLURM array %s (%d tasks, attempt %d); logs in %s", job.desc, len(missing),
-                 jobs[0].job_id.split("_")[0], len(parts), attempt + 1, folder)
+        jobs = executor.map_array(
+            run_task, [config] * len(parts), [str(cell.rundir.path)] * len(parts), [job] * len(parts), parts
+        )
+        log.info(
+            "%s: %d chunks in SLURM array %s (%d tasks, attempt %d); logs in %s",
+            job.desc,
+            len(missing),
+            jobs[0].job_id.split("_")[0],
+            len(parts),
+            attempt + 1,
+            folder,
+        )
         wait_until_dequeued(jobs)
         for task, part in zip(jobs, parts):
             if task.paths.result_pickle.exists():
@@ -63,14 +72,17 @@ def fan_out(cell: Cell, job: Job, p: Plan, pending: Sequence[int]) -> None:
                     reason = first_line(e)
             else:  # cancelled, preempted or killed before it could write its result
                 reason = f"SLURM state {task.watcher.get_state(task.job_id, mode='force')}"
-            log.warning("%s: array task %s (chunks %s) ended without finishing: %s", job.desc, task.job_id, part,
-                        reason)
+            log.warning(
+                "%s: array task %s (chunks %s) ended without finishing: %s", job.desc, task.job_id, part, reason
+            )
         missing = [c for c in missing if store.load(c, p.chunk_keys[c]) is None]
         if not missing:
             return
         log.warning("%s: %d chunk(s) missing after the array; submitting them again", job.desc, len(missing))
-    raise RuntimeError(f"{job.desc}: chunks {missing} still missing after {cell.cfg.cluster.max_requeues + 1} "
-                       f"array submissions; their logs are in {folder}")
+    raise RuntimeError(
+        f"{job.desc}: chunks {missing} still missing after {cell.cfg.cluster.max_requeues + 1} "
+        f"array submissions; their logs are in {folder}"
+    )
 
 
 def wait_until_dequeued(tasks, poll_s: float = POLL_S) -> None:
@@ -79,8 +91,9 @@ def wait_until_dequeued(tasks, poll_s: float = POLL_S) -> None:
     waiting = {t.job_id for t in tasks}
     user = getpass.getuser()
     while waiting:
-        res = subprocess.run(["squeue", "--noheader", "--array", "--user", user, "--format", "%i"],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            ["squeue", "--noheader", "--array", "--user", user, "--format", "%i"], capture_output=True, text=True
+        )
         if res.returncode == 0:  # else the controller is busy: ask again
             waiting &= set(res.stdout.split())
         else:
@@ -94,7 +107,7 @@ def run_task(config: dict, run_path: str, job: Job, chunks: List[int]) -> int:
     tune_process()  # this SLURM job's process
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     cfg = typed(config)
-    cell = Cell.open(cfg, RunDir(Path(run_path)), *prepare(cfg))
+    cell = Cell.open(prepare(cfg), RunDir(Path(run_path)))
     tokenizer = load_tokenizer(job.model.path, job.model.revision)
     p = plan(cell, job, tokenizer)
     store = store_of(cell, job)

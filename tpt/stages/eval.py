@@ -4,6 +4,7 @@ the lenient and format rates, diversity and (code) the share of each verdict.
 Writes `round_<i>/eval/samples.jsonl` (`SampleRow`s), `prompts.jsonl` (`PromptRow`s), `metrics.json`
 and `cost.json` (tpt.stages.sampling.stage_cost).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -20,21 +21,23 @@ from tpt.stages.sampling import sample
 def metrics(rows: Sequence[SampleRow], ks: Sequence[int], kind: str, max_new_tokens: int) -> Dict:
     """metrics.json: pass@k / correct@k per k with standard errors (`<name>_se`, tpt.metrics),
     lenient_pass@1, format_rate, cut_rate (share of samples stopped at the token limit), mean_tokens and
-    tokens_p10/p50/p90, pass_curve (Pass@k for k = 1..n), distinct_answers, text_diversity; for math the second judge's figures (judge_agreement), for
-    code verdict/<name> shares."""
+    tokens_p10/p50/p90, pass_curve (Pass@k for k = 1..n), distinct_answers, text_diversity; for math the
+    second judge's figures (judge_agreement), for code verdict/<name> shares."""
     by_q: Dict[str, List[SampleRow]] = {}
     for r in rows:
         by_q.setdefault(r["qid"], []).append(r)
     out = summarize([[r["correct"] for r in g] for g in by_q.values()], ks)
     out["lenient_pass@1"], out["lenient_pass@1_se"] = mean_and_se(
-        [sum(r["lenient_correct"] for r in g) / len(g) for g in by_q.values()])
+        [sum(r["lenient_correct"] for r in g) / len(g) for g in by_q.values()]
+    )
     out["format_rate"] = sum(r["pred"] is not None for r in rows) / len(rows)
     out["cut_rate"] = cut_count(rows, max_new_tokens) / len(rows)
     out["mean_tokens"] = sum(r["n_tokens"] for r in rows) / len(rows)
     out.update(length_quantiles([r["n_tokens"] for r in rows], "tokens"))
     n = min(len(g) for g in by_q.values())  # how the reasoning changed: Pass@k for every k the samples allow
-    out["pass_curve"] = [summarize([[r["correct"] for r in g] for g in by_q.values()], [k])[f"pass@{k}"]
-                         for k in range(1, n + 1)]
+    out["pass_curve"] = [
+        summarize([[r["correct"] for r in g] for g in by_q.values()], [k])[f"pass@{k}"] for k in range(1, n + 1)
+    ]
     out.update(diversity(list(by_q.values())))
     if kind == "math":
         out.update(judge_agreement(list(by_q.values())))
@@ -54,7 +57,8 @@ def judge_agreement(by_question: Sequence[Sequence[SampleRow]]) -> Dict:
         return {}
     out = {}
     out["second_pass@1"], out["second_pass@1_se"] = mean_and_se(
-        [sum(bool(r["second_correct"]) for r in g) / len(g) for g in by_question])
+        [sum(bool(r["second_correct"]) for r in g) / len(g) for g in by_question]
+    )
     out["judge_agreement"] = sum(bool(r["correct"]) == bool(r["second_correct"]) for r in rows) / len(rows)
     out["judge_rule_only"] = sum(bool(r["correct"]) and not r["second_correct"] for r in rows)
     out["judge_second_only"] = sum(bool(r["second_correct"]) and not r["correct"] for r in rows)

@@ -8,6 +8,7 @@ uninterrupted run's: chunk boundaries, each question's random stream and each ch
 not depend on what ran before. tpt/stages/sampling.py gathers a stage's chunks (generated here or
 by SLURM array tasks, tpt/stages/array.py); nothing here writes a stage's files.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,9 @@ def sample_row(p: Problem, sample: int, text: str, n_tokens: int, origin: str | 
     return row
 
 
-def verified(cell: Cell, rows: List[SampleRow], problems: Sequence[Problem], desc: str,
-             reused: Optional[List[float]] = None) -> List[SampleRow]:
+def verified(
+    cell: Cell, rows: List[SampleRow], problems: Sequence[Problem], desc: str, reused: Optional[List[float]] = None
+) -> List[SampleRow]:
     """`rows` with each one's verdict (code runs in the sandbox's worker pool; verdicts taken from
     the cache append the seconds their judging took to `reused`)."""
     verdicts = cell.verifier.verify([(p, r["completion"]) for p, r in zip(problems, rows)], desc=desc, reused=reused)
@@ -82,6 +84,7 @@ def verified(cell: Cell, rows: List[SampleRow], problems: Sequence[Problem], des
 def human_samples(cell: Cell) -> List[SampleRow]:
     """The train questions' own solutions as samples, verified like any other (code problems without
     a Python solution have none). The same every round: verified once per cell."""
+
     def compute():
         keep = cell.cfg.source.keep_annotations
         with_solution = [p for p in cell.data.train if p.solution]
@@ -196,9 +199,15 @@ def generate_chunks(cell: Cell, job: Job, p: Plan, pending: Sequence[int], token
 
     def generator(replica: int):
         if replica not in generators:  # loaded on first need: a stage all in the cache loads no model
-            generators[replica] = make_generator(cell.cfg, job.model.path, job.model.revision,
-                                                 job.settings(cell).batch_size, tokenizer, replica=replica,
-                                                 replicas=replicas)
+            generators[replica] = make_generator(
+                cell.cfg,
+                job.model.path,
+                job.model.revision,
+                job.settings(cell).batch_size,
+                tokenizer,
+                replica=replica,
+                replicas=replicas,
+            )
         return generators[replica]
 
     def one_chunk(c: int, replica: int) -> None:
@@ -219,13 +228,26 @@ def generate_chunks(cell: Cell, job: Job, p: Plan, pending: Sequence[int], token
                 raise RuntimeError(f"{job.desc}: expected {p.sampling.n} samples for {q.id}, got {len(comps)}")
             pairs += [(q, j, comp) for j, comp in enumerate(comps)]
         verdicts_saved: List[float] = []
-        rows = verified(cell, [sample_row(q, j, comp.text, comp.n_tokens, job.origin) for q, j, comp in pairs],
-                        [q for q, _, _ in pairs], job.desc, verdicts_saved)
+        rows = verified(
+            cell,
+            [sample_row(q, j, comp.text, comp.n_tokens, job.origin) for q, j, comp in pairs],
+            [q for q, _, _ in pairs],
+            job.desc,
+            verdicts_saved,
+        )
         tokens = sum(comp.n_tokens for _, _, comp in pairs)
-        store.save(c, p.chunk_keys[c], rows, ChunkSpent(
-            seconds=round(time.perf_counter() - began, 3), prompt_tokens=sum(len(ids) for ids in p.ids[start:end]),
-            generated_tokens=tokens, generations_saved_s=generations_saved,
-            verdicts_saved_s=sum(verdicts_saved) if verdicts_saved else None))
+        store.save(
+            c,
+            p.chunk_keys[c],
+            rows,
+            ChunkSpent(
+                seconds=round(time.perf_counter() - began, 3),
+                prompt_tokens=sum(len(ids) for ids in p.ids[start:end]),
+                generated_tokens=tokens,
+                generations_saved_s=generations_saved,
+                verdicts_saved_s=sum(verdicts_saved) if verdicts_saved else None,
+            ),
+        )
         progress.chunk_done(end - start, tokens)
 
     try:
@@ -289,10 +311,22 @@ class Progress:
             eta = elapsed / done_q * self.questions_left if done_q else float("nan")
             self.bar.update(questions)
             self.bar.set_postfix(chunks=f"{self.chunks_done}/{self.chunks_total}", tok_s=f"{rate:.0f}")
-            log.info("%s: %d/%d chunks done, %.0f tok/s, about %.0f s left", self.desc, self.chunks_done,
-                     self.chunks_total, rate, eta)
-            self.report({"chunks_done": self.chunks_done, "chunks": self.chunks_total,
-                                    "tokens_per_s": rate, "seconds_left": eta})
+            log.info(
+                "%s: %d/%d chunks done, %.0f tok/s, about %.0f s left",
+                self.desc,
+                self.chunks_done,
+                self.chunks_total,
+                rate,
+                eta,
+            )
+            self.report(
+                {
+                    "chunks_done": self.chunks_done,
+                    "chunks": self.chunks_total,
+                    "tokens_per_s": rate,
+                    "seconds_left": eta,
+                }
+            )
 
     def close(self) -> None:
         self.bar.close()

@@ -1,5 +1,6 @@
 """A stage's samples: its finished chunks, the pending ones generated here (tpt/stages/generation.py)
 or by a SLURM job array (tpt/stages/array.py), gathered in question order, and what they cost."""
+
 from __future__ import annotations
 
 import logging
@@ -45,9 +46,18 @@ def stage_cost(chunks: List[Tuple[Optional[dict], bool]]) -> Dict:
     array's tasks, an attempt that was killed), tokens prompted and generated, and what came from
     where instead of being computed: chunks finished by an earlier attempt, generations and code
     verdicts from the caches, with the seconds their computing had taken (`*_saved_s`)."""
-    cost = {"chunks": len(chunks), "chunk_seconds": 0.0, "prompt_tokens": 0, "generated_tokens": 0,
-            "chunks_resumed": 0, "chunks_resumed_saved_s": 0.0, "generations_reused": 0, "generations_saved_s": 0.0,
-            "verdicts_reused": 0, "verdicts_saved_s": 0.0}
+    cost = {
+        "chunks": len(chunks),
+        "chunk_seconds": 0.0,
+        "prompt_tokens": 0,
+        "generated_tokens": 0,
+        "chunks_resumed": 0,
+        "chunks_resumed_saved_s": 0.0,
+        "generations_reused": 0,
+        "generations_saved_s": 0.0,
+        "verdicts_reused": 0,
+        "verdicts_saved_s": 0.0,
+    }
     for spent, resumed in chunks:
         spent = spent or {}  # a chunk of a tpt before cost accounting: counted, not measured
         cost["chunk_seconds"] += spent.get("seconds", 0.0)

@@ -8,16 +8,17 @@ Writes `round_<i>/think/samples.jsonl` (`SampleRow`s), `prompts.jsonl` (`PromptR
 text each question's prompt was, chat template included), `stats.json` (batches drawn, samples) and
 `cost.json` (tpt.stages.sampling.stage_cost, all batches together).
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from tpt.cell import Cell
 from tpt.io import write_json, write_jsonl
-from tpt.pruning import STRATEGIES
+from tpt.pruning import kept_per_question, rule_of
 from tpt.stages.generation import Job, SampleRow, human_samples
 from tpt.stages.sampling import add_costs, sample
 
@@ -35,16 +36,6 @@ def job(cell: Cell, i: int) -> Optional[Job]:
     return Job("think", i, cell.models.model(i - 1), "train", f"round {i} think", thinker)
 
 
-def questions_kept(cell: Cell, rows: Sequence[SampleRow]) -> Dict[str, int]:
-    """Per question, the unique samples its pruning strategy keeps (what prune can draw from)."""
-    keeps = STRATEGIES[cell.cfg.pruning.strategy].keeps
-    unique: Dict[str, set] = {}
-    for r in rows:
-        if keeps(r):
-            unique.setdefault(r["qid"], set()).add(r["completion"].strip())
-    return {q: len(u) for q, u in unique.items()}
-
-
 def resample(cell: Cell, work: Job, rows: List[SampleRow], cost: Dict) -> Tuple[List[SampleRow], int, Dict]:
     """data.shortfall=resample: while fewer examples can be drawn than data.size asks for, draw
     think.n more samples for the questions short of data.per_question kept ones, at most
@@ -54,15 +45,23 @@ def resample(cell: Cell, work: Job, rows: List[SampleRow], cost: Dict) -> Tuple[
     wanted, _ = cell.source.sizes(cell.cfg)
     batch = 0
     while batch < data.resample_batches:
-        kept = questions_kept(cell, rows)
+        kept = kept_per_question(rule_of(cell.cfg.pruning), rows)
         available = sum(min(k, data.per_question) for k in kept.values())
         short = tuple(p.id for p in cell.data.train if kept.get(p.id, 0) < data.per_question)
         if available >= wanted or not short:
             break
         batch += 1
-        log.info("%s: %d examples available, data.size asks for %d: %d more samples for each of the %d "
-                 "questions short of one (batch %d of at most %d)", work.desc, available, wanted, n, len(short),
-                 batch, data.resample_batches)
+        log.info(
+            "%s: %d examples available, data.size asks for %d: %d more samples for each of the %d "
+            "questions short of one (batch %d of at most %d)",
+            work.desc,
+            available,
+            wanted,
+            n,
+            len(short),
+            batch,
+            data.resample_batches,
+        )
         more, _, spent = sample(cell, replace(work, batch=batch, only=short, desc=f"{work.desc}, resample {batch}"))
         rows = rows + [{**r, "sample": r["sample"] + batch * n} for r in more]
         cost = add_costs(cost, spent)

@@ -4,6 +4,7 @@ checkpoint trained before from the same parent, data and settings comes from the
 
 Writes `round_<i>/train/model/` (M_i: safetensors + tokenizer) and `result.json` (`TrainResult`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,10 @@ def run(cell: Cell, i: int, out: Path) -> None:
             parent = cell.models.model(i - 1)
             fitting, train_cfg, too_long = fit_length(examples, parent, cell.cfg.train)
             if not fitting:
-                raise ConfigError(f"round {i} train: all {len(examples)} examples are longer than "
-                                  f"train.max_length={cell.cfg.train.max_length}; raise it or set it to null")
+                raise ConfigError(
+                    f"round {i} train: all {len(examples)} examples are longer than "
+                    f"train.max_length={cell.cfg.train.max_length}; raise it or set it to null"
+                )
             result = sft(parent, fitting, out / "model", train_cfg)
             result.update(too_long=too_long, max_length=train_cfg.max_length)
             if cell.checkpoints:

@@ -3,13 +3,38 @@
 A person starts with some items and buys more `steps` times; the worked solution has one line per
 step and ends with `#### N`. Difficulty grows with the number of steps and the operand ranges.
 """
+
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from typing import List
 
-from tpt.tasks.base import Problem, make_problem
+from tpt.config import ConfigError, MathTaskConfig
+from tpt.tasks.base import Problem, StandIn, TaskSpec, make_problem
 from tpt.verify.math import answer_line
+
+
+@dataclass
+class ArithConfig:
+    """The generator's settings: a start value, then `steps` purchases."""
+
+    n_train: int = 1000
+    n_test: int = 500
+    min_steps: int = 1
+    max_steps: int = 2
+    start_min: int = 2
+    start_max: int = 9
+    operand_min: int = 1
+    operand_max: int = 9
+    seed: int = 1234
+
+
+@dataclass
+class ArithTaskConfig(MathTaskConfig):
+    name: str = "arith"
+    arith: ArithConfig = field(default_factory=ArithConfig)
+
 
 _NAMES = ["Ava", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jade", "Kai", "Lena"]
 _ITEMS = ["apples", "pencils", "marbles", "stickers", "books", "cookies", "shells", "coins"]
@@ -55,3 +80,27 @@ def load(cfg) -> tuple[List[Problem], List[Problem]]:
     seen = {p.question for p in train}
     test = [p for p in generate(a, a.n_test, a.seed + 1, "test", cfg.answer) if p.question not in seen]
     return train, test
+
+
+def check(task) -> None:
+    a = task.arith
+    if not 1 <= a.min_steps <= a.max_steps:
+        raise ConfigError(
+            f"invalid config: task.arith needs 1 <= min_steps <= max_steps (got {a.min_steps}, {a.max_steps})"
+        )
+    if a.start_min > a.start_max or a.operand_min > a.operand_max:
+        raise ConfigError("invalid config: task.arith needs min <= max for start and operand ranges")
+
+
+# In a miniature, the bundled problems stand in for every math task: 96 train and 128 eval questions,
+# and the paper's data sizes x 0.012 (its 2k of GSM8K's 7,473 train questions becomes 24 of 96).
+TASK = TaskSpec(
+    "arith",
+    load,
+    "math",
+    ArithTaskConfig,
+    check,
+    bundled=True,
+    prompt_tokens=250,
+    stands_in=StandIn("math", 0.012, ("task.train_questions=96", "task.eval_questions=128")),
+)

@@ -1,14 +1,16 @@
 """What every task provides: problems with a worked reference solution and a gold answer (math) or
 tests (code), the fixed train / eval / few-shot split, and the readers of local and hub files."""
+
 from __future__ import annotations
 
 import json
 import random
 import re
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Tuple, Type
 
+from tpt.config import TaskConfig
 from tpt.verify.math import answer_line, gold_of, has_answer_line, normalize_number
 
 
@@ -16,12 +18,45 @@ class DataError(ValueError):
     """A malformed problem file or row; the message names the file (or hub split) and line."""
 
 
+@dataclass(frozen=True)
+class StandIn:
+    """A bundled task that runs on a CPU in place of every task of its kind in a miniature
+    (`miniature=true`, tpt.miniature): its YAML's sampling, then these settings."""
+
+    kind: str  # the task kind it stands in for (math | code)
+    scale: float  # data.scale: the paper's data sizes times this (the paper's 2k of 7,473 GSM8K questions -> 24 of 96)
+    settings: Tuple[str, ...] = ()  # Hydra overrides over the task's own YAML (`task.train_questions=96`)
+
+
+def no_checks(task_cfg) -> None:
+    """A task with no settings of its own to check."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything tpt knows of a task, in the task's own module (as its `TASK`): tpt.tasks finds it
+    there. With its conf/task/<name>.yaml (which names `settings` as `/task_schema/<name>@task`),
+    that is all a task is."""
+
+    name: str  # task=<name>
+    load: Callable[..., Tuple[List["Problem"], List["Problem"]]]  # task config -> (train, test) problems
+    kind: str  # math | code (tpt.verify.KINDS): how answers end and how they are judged
+    settings: Type[TaskConfig]  # the structured config of its settings
+    check: Callable[..., None] = no_checks  # task config -> raise ConfigError for impossible values of its own keys
+    bundled: bool = False  # generated in-process: offline, and quick enough for the plan to read
+    hub_train_questions: Optional[int] = None  # its hub train split's size: the plan counts without a download
+    prompt_tokens: int = 200  # a prompt's typical length with its chat template and worked examples (the plan)
+    stands_in: Optional[StandIn] = None  # a bundled task that a miniature runs in place of its kind's tasks
+
+
 CODE_TEST_SETS = ("public", "private", "generated")
 # What an answer field must hold under each math answer rule (task.answer)
-RULE_NEEDS = {"hash": "a number, or a solution ending in '#### <number>'",
-              "boxed": "a number, or a solution with a \\boxed{<number>}",
-              "last_number": "a number, or a solution ending in one",
-              "math": "a LaTeX answer, or a solution with a \\boxed{}"}  # CodeContests' three sets, in the order they run
+RULE_NEEDS = {
+    "hash": "a number, or a solution ending in '#### <number>'",
+    "boxed": "a number, or a solution with a \\boxed{<number>}",
+    "last_number": "a number, or a solution ending in one",
+    "math": "a LaTeX answer, or a solution with a \\boxed{}",
+}  # CodeContests' three sets, in the order they run
 
 
 @dataclass(frozen=True)
@@ -71,9 +106,16 @@ def fence(code: str) -> str:
     return f"```python\n{code.strip()}\n```" if code.strip() else ""
 
 
-def make_code_problem(pid: str, question: object, tests: List[TestCase], where: str, solution: str = "",
-                      time_limit_s: Optional[float] = None, memory_mb: Optional[int] = None,
-                      entry_point: Optional[str] = None) -> Problem:
+def make_code_problem(
+    pid: str,
+    question: object,
+    tests: List[TestCase],
+    where: str,
+    solution: str = "",
+    time_limit_s: Optional[float] = None,
+    memory_mb: Optional[int] = None,
+    entry_point: Optional[str] = None,
+) -> Problem:
     """Validate one code problem; `solution` is plain Python source (fenced here) or empty."""
     if not isinstance(question, str) or not question.strip():
         raise DataError(f"{where}: the problem statement must be a non-empty string")
@@ -84,12 +126,26 @@ def make_code_problem(pid: str, question: object, tests: List[TestCase], where: 
             raise DataError(f"{where}: test inputs and outputs must be strings")
     if time_limit_s is not None and time_limit_s <= 0:
         time_limit_s = None  # CodeContests marks a missing limit with 0
-    return Problem(id=pid, question=question.strip(), solution=fence(solution), tests=tuple(tests),
-                   time_limit_s=time_limit_s, memory_mb=memory_mb or None, entry_point=entry_point or None)
+    return Problem(
+        id=pid,
+        question=question.strip(),
+        solution=fence(solution),
+        tests=tuple(tests),
+        time_limit_s=time_limit_s,
+        memory_mb=memory_mb or None,
+        entry_point=entry_point or None,
+    )
 
 
-def make_problem(pid: str, question: object, answer: object, where: str, rule: str = "hash",
-                 solution: object = None, fields: Tuple[str, str, str] = ("question", "answer", "solution")) -> Problem:
+def make_problem(
+    pid: str,
+    question: object,
+    answer: object,
+    where: str,
+    rule: str = "hash",
+    solution: object = None,
+    fields: Tuple[str, str, str] = ("question", "answer", "solution"),
+) -> Problem:
     """Validate one raw math row; `where` names it in errors (file:line or hub split/row), `fields`
     the columns question, answer and solution came from. `answer` holds the gold answer under the
     rule (tpt.verify.math.RULES), bare or at the end of a worked solution (GSM8K's `#### N`);
@@ -104,8 +160,10 @@ def make_problem(pid: str, question: object, answer: object, where: str, rule: s
         raise DataError(f"{where}: field {a_field!r} must be a non-empty string or number (got {answer!r:.80})")
     gold = gold_of(answer, rule)
     if gold is None:
-        raise DataError(f"{where}: field {a_field!r} holds no answer under task.answer={rule} "
-                        f"({RULE_NEEDS[rule]}): {answer[-80:]!r}")
+        raise DataError(
+            f"{where}: field {a_field!r} holds no answer under task.answer={rule} "
+            f"({RULE_NEEDS[rule]}): {answer[-80:]!r}"
+        )
     if solution is not None and not isinstance(solution, str):
         raise DataError(f"{where}: field {s_field!r} must be a string (got {type(solution).__name__})")
     reference = (solution if solution else answer).strip()
@@ -153,8 +211,9 @@ def iter_jsonl(path: Path) -> Iterator[Tuple[str, dict]]:
             yield where, row
 
 
-def split_rows(cfg, split: str, local_rows: Callable[[Path, str], Iterator[Tuple[str, dict]]],
-               local_layout: str) -> Iterator[Tuple[str, dict]]:
+def split_rows(
+    cfg, split: str, local_rows: Callable[[Path, str], Iterator[Tuple[str, dict]]], local_layout: str
+) -> Iterator[Tuple[str, dict]]:
     """(where, row) for each row of one split: from the folder task.path (read by `local_rows`), or
     from the hub dataset task.hub_id. `local_layout` tells the user what the folder must hold."""
     if cfg.path:

@@ -15,13 +15,15 @@ task.code.eval_split (`test`); with task.code.drop_image_problems the eval probl
 statement refers to an image (an `<image>` tag) are dropped: the paper evaluates on the 140 of
 the 165 test problems without one.
 """
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from typing import Iterable, List
 
-from tpt.tasks.base import DataError, Problem, TestCase, iter_jsonl, make_code_problem, split_rows
+from tpt.config import CodeTaskConfig
+from tpt.tasks.base import DataError, Problem, TaskSpec, TestCase, iter_jsonl, make_code_problem, split_rows
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,14 @@ def to_problem(row: dict, pid: str, where: str, code_cfg) -> Problem:
         raise DataError(f"{where}: not a CodeContests row (no 'description' field)")
     memory = row.get("memory_limit_bytes") or 0
     return make_code_problem(
-        pid, row.get("description"), read_tests(row, code_cfg.tests, where, code_cfg.max_tests), where,
-        solution=python_solution(row), time_limit_s=time_limit(row), memory_mb=int(memory) >> 20 or None)
+        pid,
+        row.get("description"),
+        read_tests(row, code_cfg.tests, where, code_cfg.max_tests),
+        where,
+        solution=python_solution(row),
+        time_limit_s=time_limit(row),
+        memory_mb=int(memory) >> 20 or None,
+    )
 
 
 def _local_rows(root: Path, split: str):
@@ -72,8 +80,9 @@ def _local_rows(root: Path, split: str):
         return
     files = sorted(root.glob(f"{split}*.parquet")) or sorted(root.glob(f"data/{split}*.parquet"))
     if not files:
-        raise DataError(f"task.path={str(root)!r} has no {split}.jsonl and no {split}*.parquet files "
-                        f"(also looked in data/)")
+        raise DataError(
+            f"task.path={str(root)!r} has no {split}.jsonl and no {split}*.parquet files (also looked in data/)"
+        )
     import pyarrow.parquet as pq  # a dependency of `datasets`
 
     for path in files:
@@ -86,10 +95,16 @@ def _local_rows(root: Path, split: str):
 
 
 def read_split(cfg, split: str) -> List[Problem]:
-    rows = split_rows(cfg, split, _local_rows,
-                      "a folder with <split>.jsonl or <split>*.parquet files (the hub repository's data/ works as it is)")
-    return [to_problem(row, f"{split}-{i}-{row.get('name', '')}".rstrip("-"), where, cfg.code)
-            for i, (where, row) in enumerate(rows)]
+    rows = split_rows(
+        cfg,
+        split,
+        _local_rows,
+        "a folder with <split>.jsonl or <split>*.parquet files (the hub repository's data/ works as it is)",
+    )
+    return [
+        to_problem(row, f"{split}-{i}-{row.get('name', '')}".rstrip("-"), where, cfg.code)
+        for i, (where, row) in enumerate(rows)
+    ]
 
 
 def load(cfg) -> tuple[List[Problem], List[Problem]]:
@@ -97,7 +112,14 @@ def load(cfg) -> tuple[List[Problem], List[Problem]]:
     test = read_split(cfg, cfg.code.eval_split)
     if cfg.code.drop_image_problems:
         kept = [p for p in test if IMAGE_TAG not in p.question]
-        log.info("codecontests: %d of %d %s problems kept (statements without images)",
-                 len(kept), len(test), cfg.code.eval_split)
+        log.info(
+            "codecontests: %d of %d %s problems kept (statements without images)",
+            len(kept),
+            len(test),
+            cfg.code.eval_split,
+        )
         test = kept
     return train, test
+
+
+TASK = TaskSpec("codecontests", load, "code", CodeTaskConfig, hub_train_questions=13328, prompt_tokens=700)

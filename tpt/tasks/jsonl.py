@@ -8,13 +8,40 @@ by the task's answer rule (`task.answer`, tpt.verify.math). A folder holds `<tra
 Every row is checked before any compute: a malformed file, a missing column or a bad value names the
 file, the row and the field.
 """
+
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple
 
-from tpt.tasks.base import DataError, Problem, iter_jsonl, load_hub_split, make_problem
+from tpt.config import ConfigError, MathTaskConfig
+from tpt.tasks.base import DataError, Problem, TaskSpec, iter_jsonl, load_hub_split, make_problem
+
+
+@dataclass
+class FieldsConfig:
+    """Which columns of a question/answer file hold what."""
+
+    question: str = "question"
+    answer: str = "answer"  # the gold answer, bare or at the end of a worked solution (read by task.answer's rule)
+    solution: Optional[str] = None  # a worked solution (few-shot turns, source=human); null: the answer field's text
+    id: Optional[str] = None  # a row id kept in samples.jsonl; null: <split>-<row>
+
+
+@dataclass
+class JsonlTaskConfig(MathTaskConfig):
+    """Any question/answer file: task.path, a folder with train and test files (.jsonl, .json, .csv
+    or .parquet) or one file, or task.hub_id."""
+
+    name: str = "jsonl"
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
+    train_split: str = "train"  # file stem or hub split of each
+    test_split: str = "test"
+    # task.path is one file: this share of its rows (seeded by task.eval_seed) is held out as the test split
+    test_fraction: float = 0.2
+
 
 # file suffix -> the `datasets` builder that reads it
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -67,8 +94,17 @@ def to_problems(raw: Iterable[Tuple[str, dict]], split: str, rule: str, fields) 
     problems = []
     for i, (where, row) in enumerate(raw):
         pid = f"{split}-{row[fields.id]}" if fields.id else f"{split}-{i}"
-        problems.append(make_problem(pid, row.get(fields.question), row.get(fields.answer), where, rule,
-                                     row.get(fields.solution) if fields.solution else None, names))
+        problems.append(
+            make_problem(
+                pid,
+                row.get(fields.question),
+                row.get(fields.answer),
+                where,
+                rule,
+                row.get(fields.solution) if fields.solution else None,
+                names,
+            )
+        )
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
         raise DataError(f"{split}: field {fields.id!r} (task.fields.id) repeats ids; each row needs its own")
@@ -86,7 +122,9 @@ def load_split(cfg, split_name: str, fields, origin_split: Optional[str] = None)
     if cfg.path:
         path = split_file(Path(cfg.path).expanduser(), split_name)
         return to_problems(rows(read_file(path), str(path), fields), origin_split or split_name, cfg.answer, fields)
-    ds = load_hub_split(cfg.hub_id, cfg.hub_config, split_name, "Set task.path to a local folder or file to run offline.")
+    ds = load_hub_split(
+        cfg.hub_id, cfg.hub_config, split_name, "Set task.path to a local folder or file to run offline."
+    )
     origin = f"{cfg.hub_id}[{split_name}]"
     return to_problems(rows(ds, origin, fields), origin_split or split_name, cfg.answer, fields)
 
@@ -103,7 +141,17 @@ def load(cfg) -> Tuple[List[Problem], List[Problem]]:
         train = [p for i, p in enumerate(every) if i not in test_rows]
         test = [p for i, p in enumerate(every) if i in test_rows]
         if not train or not test:
-            raise DataError(f"{path}: {len(every)} rows cannot be split into train and test "
-                            f"(task.test_fraction={cfg.test_fraction})")
+            raise DataError(
+                f"{path}: {len(every)} rows cannot be split into train and test "
+                f"(task.test_fraction={cfg.test_fraction})"
+            )
         return train, test
     return load_split(cfg, cfg.train_split, cfg.fields, "train"), load_split(cfg, cfg.test_split, cfg.fields, "test")
+
+
+def check(task) -> None:
+    if not 0 < task.test_fraction < 1:
+        raise ConfigError(f"invalid config: task.test_fraction must lie in (0, 1) (got {task.test_fraction})")
+
+
+TASK = TaskSpec("jsonl", load, "math", JsonlTaskConfig, check, prompt_tokens=200)

@@ -1,15 +1,18 @@
-"""Training strategies (`train.strategy`): TRL SFT (tpt/training/sft.py) in one spawned process on one GPU
-(`single`), or over several GPUs and nodes through `accelerate launch` (`ddp`, `fsdp`); never in the cell's
-own process (tpt/training/distributed.py)."""
+"""Training: TRL SFT (tpt/training/sft.py) launched by the train config's strategy
+(tpt/training/strategies.py: one spawned process on one GPU, or over several GPUs and nodes through
+`accelerate launch`; never in the cell's own process), and the batch arithmetic every strategy shares."""
+
 import math
 from typing import Tuple
 
-TRAIN_STRATEGIES = ("single", "ddp", "fsdp")
+from tpt.training.strategies import STRATEGIES, strategy_of
+
+__all__ = ["STRATEGIES", "batch_shape", "optimizer_steps", "strategy_of", "world_size"]
 
 
 def world_size(cfg) -> int:
-    """Training processes of a train config: one, or one per GPU on every node (ddp / fsdp)."""
-    return 1 if cfg.strategy == "single" else cfg.processes_per_node * cfg.nodes
+    """Training processes of a train config, as its strategy runs them."""
+    return strategy_of(cfg).world_size(cfg)
 
 
 def batch_shape(cfg) -> Tuple[int, int]:

@@ -1,11 +1,13 @@
-"""Multi-GPU and multi-node training: `accelerate launch` of `tpt.training.worker` in a subprocess.
+"""What every training strategy (tpt/training/strategies.py) launches with: the job file its
+processes read (base model, examples, train config, in the stage's directory), `accelerate launch`
+of `tpt.training.worker` over processes and nodes, and running the command to its result.
 
-The worker gets a job file (base model, examples, train config) in the stage's directory and saves
-the model as the single-process path does. Configs live in tpt/training/accelerate/; the command
-adds the process counts, FSDP activation checkpointing and, on N nodes (inside a SLURM allocation),
-`srun --nodes N` with a rendezvous on the first node. Without a GPU it adds `--mixed_precision no`:
-the same processes join over gloo (accelerate's `--cpu` would start a single process).
+The accelerate command takes a strategy's config (tpt/training/accelerate/) and arguments, adds the
+process counts and, on N nodes (inside a SLURM allocation), `srun --nodes N` with a rendezvous on the
+first node. Without a GPU it adds `--mixed_precision no`: the same processes join over gloo
+(accelerate's `--cpu` would start a single process).
 """
+
 from __future__ import annotations
 
 import errno
@@ -16,7 +18,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from omegaconf import OmegaConf
 
@@ -37,41 +39,66 @@ def head_node(env: Mapping[str, str]) -> str:
     """The first host of the SLURM allocation: every node's rendezvous address."""
     nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
     if not nodelist:
-        raise LaunchError("multi-node training (train.nodes > 1) must run inside a SLURM allocation of that many "
-                          "nodes (cluster=slurm); SLURM_JOB_NODELIST is not set")
-    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
-                         env=dict(env))
+        raise LaunchError(
+            "multi-node training (train.nodes > 1) must run inside a SLURM allocation of that many "
+            "nodes (cluster=slurm); SLURM_JOB_NODELIST is not set"
+        )
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, env=dict(env))
     if out.returncode != 0 or not out.stdout.split():
         raise LaunchError(f"`scontrol show hostnames {nodelist}` failed: {out.stderr.strip()}")
     return out.stdout.split()[0]
 
 
-def accelerate_command(strategy: str, processes_per_node: int, nodes: int, job: Path, *,
-                       gradient_checkpointing: bool, cpu: bool, offload_params: bool = False,
-                       env: Mapping[str, str] = os.environ) -> List[str]:
-    """The command that trains `job` with `strategy` (ddp | fsdp) on every process of every node."""
-    config = ACCELERATE_CONFIGS / f"{strategy}.yaml"
+def accelerate_command(
+    config: Path,
+    processes_per_node: int,
+    nodes: int,
+    job: Path,
+    *,
+    extra: Sequence[str] = (),
+    cpu: bool,
+    env: Mapping[str, str] = os.environ,
+) -> List[str]:
+    """The command that trains `job` under `accelerate launch` with `config` (a strategy's, in
+    ACCELERATE_CONFIGS) and the strategy's `extra` arguments, on every process of every node."""
     if not config.is_file():
-        raise LaunchError(f"no accelerate config for train.strategy={strategy!r} in {ACCELERATE_CONFIGS}")
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-              "--num_processes", str(processes_per_node * nodes), "--num_machines", str(nodes)]
-    if strategy == "fsdp":
-        launch += ["--fsdp_activation_checkpointing", "true" if gradient_checkpointing else "false",
-                   "--fsdp_offload_params", "true" if offload_params else "false"]
+        raise LaunchError(f"no accelerate config {config.name} in {config.parent}")
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "--num_processes",
+        str(processes_per_node * nodes),
+        "--num_machines",
+        str(nodes),
+        *extra,
+    ]
     if cpu:  # no GPU: the same launcher (torchrun); the Trainer (use_cpu) then joins with gloo
         launch += ["--mixed_precision", "no"]
     worker = ["-m", "tpt.training.worker", str(job)]
     if nodes == 1:  # port 0: accelerate picks a free one, so two trainings on one node never meet on 29500
         return launch + ["--main_process_port", "0"] + worker
-    launch += ["--main_process_ip", head_node(env), "--main_process_port", str(RENDEZVOUS_PORT),
-               "--rdzv_backend", "static"]
+    launch += [
+        "--main_process_ip",
+        head_node(env),
+        "--main_process_port",
+        str(RENDEZVOUS_PORT),
+        "--rdzv_backend",
+        "static",
+    ]
     # $SLURM_NODEID differs per node, so srun's shell expands it there. The timeout warning (USR2) is the
     # cell's to act on: training ignores it (SIG_IGN is inherited through exec and by every process).
     per_node = "trap '' USR2; exec " + shlex.join(launch) + " --machine_rank $SLURM_NODEID " + shlex.join(worker)
-    srun = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1",
-            "--overlap",  # beside the cell's own job step, which holds the first node's resources
-            f"--gpus-per-node={processes_per_node}",
-            "--kill-on-bad-exit=1"]  # one node failing ends the others now, not at the NCCL timeout
+    srun = [
+        "srun",
+        f"--nodes={nodes}",
+        "--ntasks-per-node=1",
+        "--overlap",  # beside the cell's own job step, which holds the first node's resources
+        f"--gpus-per-node={processes_per_node}",
+        "--kill-on-bad-exit=1",
+    ]  # one node failing ends the others now, not at the NCCL timeout
     if env.get("SLURM_CPUS_PER_TASK"):  # srun no longer inherits it (SLURM 22.05+)
         srun.append(f"--cpus-per-task={env['SLURM_CPUS_PER_TASK']}")
     return srun + ["bash", "-c", per_node]
@@ -85,9 +112,18 @@ def write_job(base, examples: List[dict], out_dir: Path, cfg) -> Path:
     job = work / "train_job.json"
     no_space = work / "train_no_space.json"
     no_space.unlink(missing_ok=True)  # an earlier attempt's, whose disk has been freed since
-    write_json(job, {"base_model": base.path, "revision": base.revision, "examples": str(work / "train_examples.jsonl"),
-                     "out_dir": str(out_dir), "train": OmegaConf.to_container(cfg, resolve=True),
-                     "result": str(work / "train_worker_result.json"), "no_space": str(no_space)})
+    write_json(
+        job,
+        {
+            "base_model": base.path,
+            "revision": base.revision,
+            "examples": str(work / "train_examples.jsonl"),
+            "out_dir": str(out_dir),
+            "train": OmegaConf.to_container(cfg, resolve=True),
+            "result": str(work / "train_worker_result.json"),
+            "no_space": str(no_space),
+        },
+    )
     return job
 
 
@@ -114,34 +150,17 @@ def one_gpu(env: Mapping[str, str]) -> Dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": first}
 
 
-def train_in_processes(base, examples: List[dict], out_dir: Path, cfg) -> Dict:
-    """Train in processes of their own, never in the cell's, so the trainer's memory (weights,
-    gradients, optimizer states: tens of GB for a 2B model) is gone when they exit and the next
-    engine finds the GPU free: `single` as one spawned process on one GPU, `ddp` / `fsdp` through
-    `accelerate launch`. Every process runs tpt/training/worker.py on the job written here."""
-    import torch
-
-    job = write_job(base, examples, out_dir, cfg)
-    cpu = not torch.cuda.is_available()
-    env = dict(os.environ)
-    if cfg.strategy == "single":
-        cmd = [sys.executable, "-m", "tpt.training.worker", str(job)]
-        env.update(one_gpu(os.environ))
-    else:
-        if cpu and cfg.strategy == "fsdp":
-            log.warning("train.strategy=fsdp on a CPU: accelerate shards only on accelerators, so these %d processes "
-                        "train as DDP (a full copy each); tests/test_fsdp_cpu.py checks FSDP2 itself on CPU",
-                        cfg.processes_per_node * cfg.nodes)
-        cmd = accelerate_command(cfg.strategy, cfg.processes_per_node, cfg.nodes, job,
-                                 gradient_checkpointing=cfg.gradient_checkpointing, cpu=cpu,
-                                 offload_params=cfg.get("offload_params", False))
+def run_training(cmd: List[str], env: Mapping[str, str], job: Path, out_dir: Path) -> Dict:
+    """Run a strategy's training command (its processes run tpt/training/worker.py on `job`) and
+    return rank 0's result; a failure that was a full disk raises DiskFull."""
     log.info("train: %s", shlex.join(cmd))
-    done = subprocess.run(cmd, env=env)  # output goes straight to this job's log
+    done = subprocess.run(cmd, env=dict(env))  # output goes straight to this job's log
     if done.returncode != 0 and (code := no_space_reported(job, done.returncode)):
         raise disk_full(out_dir, code)
     if done.returncode != 0:
-        raise LaunchError(f"training failed (exit code {done.returncode}); see the log above. "
-                          f"Command: {shlex.join(cmd)}")
+        raise LaunchError(
+            f"training failed (exit code {done.returncode}); see the log above. Command: {shlex.join(cmd)}"
+        )
     result = read_json(Path(read_json(job)["result"]))
     if not result:
         raise LaunchError("training ended without writing its result")

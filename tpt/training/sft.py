@@ -4,21 +4,20 @@ mixed precision where the device computes bf16 (`uses_bf16`), fp32 elsewhere. Tr
 its own (tpt/training/distributed.py): `single` one spawned process on one GPU, `ddp` / `fsdp` through
 `accelerate launch`; each runs `train_and_save` here.
 """
+
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from tpt.models import (ModelRef, cast_checkpoint, config_dtype, cpu_has_native_bf16, load_causal_lm,
-                        load_tokenizer)
+from tpt.models import ModelRef, cast_checkpoint, config_dtype, cpu_has_native_bf16, load_causal_lm, load_tokenizer
 from tpt.prompt import CHAT_TEMPLATE_KWARGS, Message
 from tpt.training import batch_shape, optimizer_steps, world_size
-from tpt.training.distributed import train_in_processes
+from tpt.training.strategies import strategy_of, train_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +26,25 @@ def to_conversations(records: Sequence[dict], build_prompt: Callable[[str], List
     """TRL's conversational prompt/completion rows; TRL renders them with the same chat-template
     arguments think and eval use (CHAT_TEMPLATE_KWARGS), so training sees the very same prompt."""
     return [
-        {"prompt": build_prompt(r["question"]),
-         "completion": [{"role": "assistant", "content": r["completion"]}],
-         "chat_template_kwargs": dict(CHAT_TEMPLATE_KWARGS)}
+        {
+            "prompt": build_prompt(r["question"]),
+            "completion": [{"role": "assistant", "content": r["completion"]}],
+            "chat_template_kwargs": dict(CHAT_TEMPLATE_KWARGS),
+        }
         for r in records
     ]
 
 
 def example_lengths(tokenizer, examples: Sequence[dict]) -> List[int]:
     """Tokens of each prompt/completion example as its chat template renders the whole conversation."""
-    return [len(tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=True, return_dict=False,
-                                              **e["chat_template_kwargs"])) for e in examples]
+    return [
+        len(
+            tokenizer.apply_chat_template(
+                e["prompt"] + e["completion"], tokenize=True, return_dict=False, **e["chat_template_kwargs"]
+            )
+        )
+        for e in examples
+    ]
 
 
 def fit_length(examples: List[dict], base: ModelRef, cfg):
@@ -51,9 +58,14 @@ def fit_length(examples: List[dict], base: ModelRef, cfg):
     kept = [e for e, n in zip(examples, lengths) if cfg.max_length is None or n <= cfg.max_length]
     dropped = len(examples) - len(kept)
     if dropped:
-        log.warning("train: %d of %d examples are longer than train.max_length=%d tokens (longest %d): dropped, "
-                    "not cut; set train.max_length=null to train on every example", dropped, len(examples),
-                    cfg.max_length, max(lengths))
+        log.warning(
+            "train: %d of %d examples are longer than train.max_length=%d tokens (longest %d): dropped, "
+            "not cut; set train.max_length=null to train on every example",
+            dropped,
+            len(examples),
+            cfg.max_length,
+            max(lengths),
+        )
     resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     resolved.max_length = cfg.max_length if cfg.max_length is not None else max(lengths, default=1)
     return kept, resolved, dropped
@@ -61,24 +73,13 @@ def fit_length(examples: List[dict], base: ModelRef, cfg):
 
 def uses_bf16(cfg) -> bool:
     """bf16 mixed precision (fp32 weights and optimizer state) unless train.bf16 says otherwise: on
-    GPUs, and on CPUs that compute bf16 natively (docs/benchmarks.md, training). CPU processes of
-    ddp/fsdp run in fp32 (launched with --mixed_precision no)."""
+    GPUs, and on CPUs that compute bf16 natively (docs/benchmarks.md, training) where the strategy
+    allows it (its `cpu_bf16`)."""
     if torch.cuda.is_available():
         return cfg.bf16 is not False
-    if cfg.strategy != "single":
+    if not strategy_of(cfg).cpu_bf16:
         return False
     return cfg.bf16 if cfg.bf16 is not None else cpu_has_native_bf16()
-
-
-def fsdp_plugin_args(cfg) -> Optional[Dict]:
-    """Under FSDP with bf16 (accelerate launch with fsdp.yaml), the one mixed-precision policy every
-    strategy uses: bf16 compute, fp32 master weights, gradients reduced in fp32. accelerate's FSDP2
-    default reduces them in bf16, where `single` and ddp keep them fp32 under autocast. The other FSDP
-    settings still come from fsdp.yaml (the plugin reads them from accelerate's environment)."""
-    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() != "true" or not uses_bf16(cfg):
-        return None
-    return {"fsdp_version": 2, "mixed_precision_policy": {
-        "param_dtype": torch.bfloat16, "reduce_dtype": torch.float32, "output_dtype": torch.bfloat16}}
 
 
 def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, revision: Optional[str] = None):
@@ -104,8 +105,7 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, rev
         optim="adamw_torch",
         max_length=cfg.max_length,
         completion_only_loss=True,
-        # FSDP checkpoints activations itself (--fsdp_activation_checkpointing): never both.
-        gradient_checkpointing=cfg.gradient_checkpointing and cfg.strategy != "fsdp",
+        gradient_checkpointing=strategy_of(cfg).gradient_checkpointing(cfg),
         bf16=uses_bf16(cfg),
         use_cpu=not on_gpu,
         seed=cfg.seed,
@@ -115,28 +115,36 @@ def build_trainer(base_model: str, examples: List[dict], out_dir: Path, cfg, rev
         report_to=[],
         dataloader_num_workers=0,
     )
-    args.fsdp_plugin_args = fsdp_plugin_args(cfg) or args.fsdp_plugin_args
+    args.fsdp_plugin_args = strategy_of(cfg).plugin_args(cfg, uses_bf16(cfg)) or args.fsdp_plugin_args
     # fp32 master weights on purpose (bf16=True above adds mixed precision; checkpoints are saved in the
     # base's dtype); left where they load, for the Trainer or FSDP to place (load_causal_lm).
     model = load_causal_lm(base_model, dtype="float32", revision=revision, place=False)
     tokenizer = load_tokenizer(base_model, revision)
-    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                      processing_class=tokenizer)
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
 
 
 def sft(base: ModelRef, examples: List[dict], out_dir: Path, cfg) -> Dict:
     """Fine-tune `base` on prompt/completion `examples` with the train config `cfg`; the model is saved
     in `out_dir`."""
     micro, accum = batch_shape(cfg)
-    log.info("train: %d examples, %d optimizer steps of %d (%d process(es) x %d x %d accumulated), lr %g, "
-             "strategy %s, %s", len(examples), optimizer_steps(len(examples), cfg), cfg.global_batch_size,
-             world_size(cfg), micro, accum, cfg.lr, cfg.strategy,
-             "bf16 mixed precision" if uses_bf16(cfg) else "fp32")
+    log.info(
+        "train: %d examples, %d optimizer steps of %d (%d process(es) x %d x %d accumulated), lr %g, strategy %s, %s",
+        len(examples),
+        optimizer_steps(len(examples), cfg),
+        cfg.global_batch_size,
+        world_size(cfg),
+        micro,
+        accum,
+        cfg.lr,
+        cfg.strategy,
+        "bf16 mixed precision" if uses_bf16(cfg) else "fp32",
+    )
     return train_in_processes(base, examples, out_dir, cfg)
 
 
-def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg,
-                   revision: Optional[str] = None) -> Optional[Dict]:
+def train_and_save(
+    base_model: str, examples: List[dict], out_dir: Path, cfg, revision: Optional[str] = None
+) -> Optional[Dict]:
     """Train and save a model that loads on its own (safetensors + tokenizer). Every rank of a
     distributed run calls it: saving gathers FSDP's shards; rank 0 writes the files and gets the
     result (other ranks get None)."""
@@ -157,6 +165,7 @@ def train_and_save(base_model: str, examples: List[dict], out_dir: Path, cfg,
         "last_loss": losses[-1] if losses else None,
         "lr": cfg.lr,
         "seconds": result.metrics.get("train_runtime"),
-        "tokens": next((float(h["num_tokens"]) for h in reversed(trainer.state.log_history) if "num_tokens" in h),
-                       None),  # tokens the trainer saw (TRL's count, prompts included)
+        "tokens": next(
+            (float(h["num_tokens"]) for h in reversed(trainer.state.log_history) if "num_tokens" in h), None
+        ),  # tokens the trainer saw (TRL's count, prompts included)
     }

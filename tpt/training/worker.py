@@ -5,6 +5,7 @@ saves the model (gathered from all ranks); rank 0 writes the result file the par
 whose write finds no space says so (the job's `no_space` file and its exit code), since a library's
 own I/O error (safetensors') reaches the parent only as exit code 1.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,13 @@ def main(job_path: str) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     job = read_json(Path(job_path))
     try:
-        result = train_and_save(job["base_model"], read_jsonl(Path(job["examples"])), Path(job["out_dir"]),
-                                OmegaConf.create(job["train"]), job["revision"])
+        result = train_and_save(
+            job["base_model"],
+            read_jsonl(Path(job["examples"])),
+            Path(job["out_dir"]),
+            OmegaConf.create(job["train"]),
+            job["revision"],
+        )
     except Exception as error:
         code = no_space_code(error)
         if code is None:

@@ -7,6 +7,7 @@ completion with at least `pred`, `correct`, `lenient_pred` and `lenient_correct`
 default; `\\boxed{}` judged by math-verify in `verify.symbolic` for the `math` rule) and code
 (`verify.code`, the first python block run on the tests).
 """
+
 from __future__ import annotations
 
 import functools

@@ -6,6 +6,7 @@ Works with cgroup v2 (memory and pids controllers delegated to this process's cg
 most machines and inside most SLURM jobs). `Cgroups.detect()` returns None where neither is
 writable; the sandbox then falls back to per-process limits and says what is not bounded.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -1,6 +1,7 @@
 """Code verification: take the program from a completion, run it on the problem's tests in the
 sandbox, and compare outputs as DeepMind's CodeContests tester does (docs/design.md, "Tasks,
 verification and answer formats")."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 
 from tpt.cache import digest
 from tpt.verify.sandbox import Limits, RunResult, Sandbox, default_python
+from tpt.verify.verdict import CodeVerdict
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +150,12 @@ class CodeVerifier:
     def limits(self, problem) -> Limits:
         cpu = (problem.time_limit_s or self.cfg.default_time_limit_s) * self.cfg.time_limit_scale
         memory = problem.memory_mb or self.cfg.default_memory_mb
-        return Limits(cpu_s=cpu, memory_mb=memory + INTERPRETER_HEADROOM_MB, output_mb=self.cfg.max_output_mb,
-                      processes=self.cfg.max_processes)
+        return Limits(
+            cpu_s=cpu,
+            memory_mb=memory + INTERPRETER_HEADROOM_MB,
+            output_mb=self.cfg.max_output_mb,
+            processes=self.cfg.max_processes,
+        )
 
     def verify(self, pairs: Sequence[tuple], desc: str = "verify", reused: Optional[List[float]] = None) -> List[dict]:
         """Verdicts for (problem, completion) pairs, in order. Identical programs of one problem run once.
@@ -159,30 +165,45 @@ class CodeVerifier:
         jobs = list({(p.id, code): (p, code) for (p, _), code in zip(pairs, codes) if code is not None}.values())
         results: Dict[tuple, dict] = {}
         if jobs and self.cache:
-            verdicts, saved = self.cache.fetch_or_compute(self.verdict_key(jobs), lambda: self.judge_all(jobs, desc),
-                                                          desc, keep=_no_sandbox_error)
+            verdicts, saved = self.cache.fetch_or_compute(
+                self.verdict_key(jobs), lambda: self.judge_all(jobs, desc), desc, keep=_no_sandbox_error
+            )
             if saved is not None and reused is not None:
                 reused.append(saved)
         elif jobs:
             verdicts = self.judge_all(jobs, desc)
         if jobs:
             results = {(p.id, code): v for (p, code), v in zip(jobs, verdicts)}
-        return [results[(p.id, code)] if code is not None else _verdict("no_code", None, 0, 0, len(p.tests))
-                for (p, _), code in zip(pairs, codes)]
+        return [
+            results[(p.id, code)] if code is not None else _verdict("no_code", None, 0, 0, len(p.tests))
+            for (p, _), code in zip(pairs, codes)
+        ]
 
     def judge_all(self, jobs: Sequence[Tuple[object, str]], desc: str) -> List[dict]:
         """Verdicts of (problem, program) jobs, in order, run on the worker pool."""
-        self.sandbox  # started here, before the worker threads could race to start one each
+        self.sandbox  # noqa: B018 (a property: started here, before the worker threads could race to start one each)
         with ThreadPoolExecutor(self.workers) as pool:
-            return list(tqdm(pool.map(lambda job: self.judge(*job), jobs), total=len(jobs), desc=f"{desc}: run tests",
-                             unit="prog", dynamic_ncols=True))
+            return list(
+                tqdm(
+                    pool.map(lambda job: self.judge(*job), jobs),
+                    total=len(jobs),
+                    desc=f"{desc}: run tests",
+                    unit="prog",
+                    dynamic_ncols=True,
+                )
+            )
 
     def verdict_key(self, jobs: Sequence[Tuple[object, str]]) -> str:
         """What decides the verdicts of these jobs: each program as run, its problem's tests and
         limits, the interpreter, and how tpt judges (VERDICT_VERSION)."""
         tests = {p.id: digest([[t.input, t.output] for t in p.tests]) for p, _ in jobs}
-        return digest({"version": VERDICT_VERSION, "python": self.cfg.python or default_python(),
-                       "jobs": [[program_for(p, code), tests[p.id], asdict(self.limits(p))] for p, code in jobs]})
+        return digest(
+            {
+                "version": VERDICT_VERSION,
+                "python": self.cfg.python or default_python(),
+                "jobs": [[program_for(p, code), tests[p.id], asdict(self.limits(p))] for p, code in jobs],
+            }
+        )
 
     def judge(self, problem, code: str) -> dict:
         """Run one program on a problem's tests (see the module docstring for when it stops)."""
@@ -221,10 +242,15 @@ def _no_sandbox_error(verdicts: List[dict]) -> bool:
 
 def _verdict(verdict: str, code: Optional[str], passed: int, run: int, total: int, budget_spent: bool = False) -> dict:
     """The fields every verifier returns (pred, correct, lenient_*), plus the code-specific ones."""
-    return {"pred": code_id(code) if code is not None else None,
-            "correct": verdict == "passed",
-            "lenient_pred": None,
-            "lenient_correct": passed > 0,  # reported as lenient@1 beside the strict Pass@1
-            "passed_some": passed > 0,  # the `soft` pruning criterion
-            "verdict": verdict, "tests_passed": passed, "tests_run": run, "tests_total": total,
-            "budget_spent": budget_spent}  # tests left unrun: task.code.program_budget_s was spent
+    return CodeVerdict(
+        pred=code_id(code) if code is not None else None,
+        correct=verdict == "passed",
+        lenient_pred=None,
+        lenient_correct=passed > 0,  # reported as lenient@1 beside the strict Pass@1
+        passed_some=passed > 0,  # the `soft` pruning rule's test
+        verdict=verdict,
+        tests_passed=passed,
+        tests_run=run,
+        tests_total=total,
+        budget_spent=budget_spent,
+    ).as_row()

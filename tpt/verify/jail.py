@@ -8,6 +8,7 @@ cannot run) and wait for it. The jail is a child subreaper: bubblewrap's monitor
 namespace's first process is reaped, so that one comes to the jail, which reaps everything before it
 exits with the command's status. Exit status 125 means the jail itself failed before the program started.
 """
+
 import ctypes
 import json
 import os

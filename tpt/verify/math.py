@@ -18,6 +18,7 @@ Both extracted texts and the gold answer are normalised as lm-eval's `regexes_to
 (`,` and `$` dropped, one trailing `.` dropped) and then compared as decimals, where lm-eval
 compares strings: `#### 5,000.00` is correct for 5000 here. That is the one deliberate difference.
 """
+
 from __future__ import annotations
 
 import re
@@ -76,7 +77,7 @@ def extract_lenient(completion: str) -> Optional[str]:
 def answer_done(completion: str, strict: str = "lm_eval") -> bool:
     """Generation may stop: the answer the extractor will judge is on a finished line."""
     match = first_answer(completion, strict)
-    return match is not None and "\n" in completion[match.end():]
+    return match is not None and "\n" in completion[match.end() :]
 
 
 def truncate_after_answer(completion: str, strict: str = "lm_eval") -> str:
@@ -106,7 +107,7 @@ RULES = ("hash", "boxed", "last_number", "math")  # task.answer
 # What the prompt asks for when task.instruction is null: each rule's standard instruction.
 INSTRUCTIONS = {
     "hash": "Solve the problem step by step. Write each step on its own line, "
-            "then end with a final line of the form '#### <number>'.",
+    "then end with a final line of the form '#### <number>'.",
     "boxed": "Solve the problem step by step, then write the final answer as a number in \\boxed{}.",
     "last_number": "Solve the problem step by step, then end with the final answer as a number.",
     "math": "Solve the problem step by step, then write the final answer in \\boxed{}.",
@@ -131,7 +132,7 @@ def boxed_spans(text: str) -> list:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0:
-            spans.append((m.start(), i, text[m.end():i - 1]))
+            spans.append((m.start(), i, text[m.end() : i - 1]))
     return spans
 
 
@@ -142,7 +143,7 @@ def last_boxed(text: str) -> Optional[str]:
 
 def boxed_done(completion: str) -> bool:
     spans = boxed_spans(completion)
-    return bool(spans) and "\n" in completion[spans[0][1]:]
+    return bool(spans) and "\n" in completion[spans[0][1] :]
 
 
 def truncate_after_boxed(completion: str) -> str:
@@ -170,12 +171,17 @@ def normalize_latex(text: str) -> str:
 
 def _numeric_verdict(pred: Optional[str], lenient: Optional[str], gold: str) -> dict:
     gold = normalize_number(gold)
-    return {"pred": pred, "correct": pred is not None and pred == gold,
-            "lenient_pred": lenient, "lenient_correct": lenient is not None and lenient == gold}
+    return {
+        "pred": pred,
+        "correct": pred is not None and pred == gold,
+        "lenient_pred": lenient,
+        "lenient_correct": lenient is not None and lenient == gold,
+    }
 
 
-def check_rule(completion: str, gold: str, answer: str,
-               symbolic: Optional[Callable[[str, str], Optional[bool]]] = None) -> dict:
+def check_rule(
+    completion: str, gold: str, answer: str, symbolic: Optional[Callable[[str, str], Optional[bool]]] = None
+) -> dict:
     """Verdict for one completion under an answer id (`answer_id`); the `math` rule needs `symbolic`
     (gold, answer -> equal, None when it timed out: a symbolic judge, tpt.verify.symbolic)."""
     if answer in STRICT:
@@ -189,8 +195,13 @@ def check_rule(completion: str, gold: str, answer: str,
     if answer == "math":
         box = last_boxed(completion)
         equal = symbolic(gold, box) if box is not None else False
-        return {"pred": box, "correct": bool(equal), "timeout": equal is None,
-                "lenient_pred": box, "lenient_correct": box is not None and normalize_latex(box) == normalize_latex(gold)}
+        return {
+            "pred": box,
+            "correct": bool(equal),
+            "timeout": equal is None,
+            "lenient_pred": box,
+            "lenient_correct": box is not None and normalize_latex(box) == normalize_latex(gold),
+        }
     raise ValueError(f"unknown answer rule {answer!r}")
 
 

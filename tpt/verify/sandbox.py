@@ -8,6 +8,7 @@ namespaces, a filesystem of the interpreter and its libraries (read-only), a siz
 its directory and /tmp, its own /proc, no_new_privs, and a seccomp filter. stdin, stdout and stderr
 are files in a directory only tpt can read, passed in as descriptors.
 """
+
 from __future__ import annotations
 
 import functools
@@ -107,10 +108,13 @@ def find_bwrap() -> Optional[str]:
 def interpreter_files(python: str) -> List[str]:
     """What the interpreter needs to run: itself, its standard library, and the directories of the
     shared libraries it and its extension modules load (with the dynamic loader)."""
-    probe = ("import json, os, sys, sysconfig; print(json.dumps([os.path.realpath(sys.executable), "
-             "sysconfig.get_paths()['stdlib'], sysconfig.get_paths()['platstdlib']]))")
-    exe, stdlib, platstdlib = json.loads(subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True,
-                                                         check=True).stdout)
+    probe = (
+        "import json, os, sys, sysconfig; print(json.dumps([os.path.realpath(sys.executable), "
+        "sysconfig.get_paths()['stdlib'], sysconfig.get_paths()['platstdlib']]))"
+    )
+    exe, stdlib, platstdlib = json.loads(
+        subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True, check=True).stdout
+    )
     files = {python, exe, stdlib, platstdlib}
     binaries = [exe] + [str(p) for p in Path(platstdlib, "lib-dynload").glob("*.so")]
     if shutil.which("ldd"):
@@ -152,41 +156,243 @@ def mount_args(paths: List[str]) -> List[str]:
 # memory locking, fanotify, name_to_handle_at, personality, clock adjustment and mknod.
 ALLOWED_SYSCALLS = (
     # processes, threads, signals
-    "execve", "execveat", "exit", "exit_group", "fork", "vfork", "clone", "wait4", "waitid", "kill", "tkill", "tgkill",
-    "getpid", "getppid", "gettid", "getpgid", "getpgrp", "setpgid", "getsid", "setsid", "set_tid_address",
-    "set_robust_list", "get_robust_list", "rseq", "arch_prctl", "prctl", "futex", "futex_waitv", "futex_wake",
-    "futex_wait", "futex_requeue", "membarrier", "sched_yield", "sched_getaffinity", "sched_setaffinity",
-    "sched_getparam", "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min", "sched_getattr",
-    "sched_rr_get_interval", "getpriority", "setpriority", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
-    "rt_sigpending", "rt_sigsuspend", "rt_sigtimedwait", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack",
-    "signalfd", "signalfd4", "pause", "restart_syscall", "pidfd_open", "pidfd_send_signal", "alarm", "getitimer",
-    "setitimer", "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime",
-    "timerfd_create", "timerfd_gettime", "timerfd_settime",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "fork",
+    "vfork",
+    "clone",
+    "wait4",
+    "waitid",
+    "kill",
+    "tkill",
+    "tgkill",
+    "getpid",
+    "getppid",
+    "gettid",
+    "getpgid",
+    "getpgrp",
+    "setpgid",
+    "getsid",
+    "setsid",
+    "set_tid_address",
+    "set_robust_list",
+    "get_robust_list",
+    "rseq",
+    "arch_prctl",
+    "prctl",
+    "futex",
+    "futex_waitv",
+    "futex_wake",
+    "futex_wait",
+    "futex_requeue",
+    "membarrier",
+    "sched_yield",
+    "sched_getaffinity",
+    "sched_setaffinity",
+    "sched_getparam",
+    "sched_getscheduler",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_getattr",
+    "sched_rr_get_interval",
+    "getpriority",
+    "setpriority",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "rt_sigpending",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
+    "sigaltstack",
+    "signalfd",
+    "signalfd4",
+    "pause",
+    "restart_syscall",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "alarm",
+    "getitimer",
+    "setitimer",
+    "timer_create",
+    "timer_delete",
+    "timer_getoverrun",
+    "timer_gettime",
+    "timer_settime",
+    "timerfd_create",
+    "timerfd_gettime",
+    "timerfd_settime",
     # identity and limits (read only, but lowering limits)
-    "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid", "capget", "getrlimit",
-    "setrlimit", "prlimit64", "getrusage", "times", "umask", "uname", "sysinfo", "getcpu", "getrandom",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getgroups",
+    "getresuid",
+    "getresgid",
+    "capget",
+    "getrlimit",
+    "setrlimit",
+    "prlimit64",
+    "getrusage",
+    "times",
+    "umask",
+    "uname",
+    "sysinfo",
+    "getcpu",
+    "getrandom",
     # memory
-    "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "msync", "memfd_create", "map_shadow_stack",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "mprotect",
+    "madvise",
+    "mincore",
+    "msync",
+    "memfd_create",
+    "map_shadow_stack",
     # time
-    "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
+    "clock_gettime",
+    "clock_getres",
+    "clock_nanosleep",
+    "nanosleep",
+    "gettimeofday",
+    "time",
     # files and directories
-    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "open",
-    "openat", "openat2", "creat", "close", "close_range", "lseek", "dup", "dup2", "dup3", "pipe", "pipe2", "fcntl",
-    "ioctl", "flock", "fsync", "fdatasync", "sync", "syncfs", "sync_file_range", "truncate", "ftruncate", "fallocate",
-    "fadvise64", "readahead", "stat", "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "access",
-    "faccessat", "faccessat2", "getdents", "getdents64", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "rmdir",
-    "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "unlink", "unlinkat", "readlink",
-    "readlinkat", "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "fchownat", "lchown", "utime",
-    "utimes", "utimensat", "futimesat", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr",
-    "flistxattr", "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
-    "copy_file_range", "sendfile", "splice", "tee", "vmsplice", "cachestat",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "preadv",
+    "pwritev",
+    "preadv2",
+    "pwritev2",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "close",
+    "close_range",
+    "lseek",
+    "dup",
+    "dup2",
+    "dup3",
+    "pipe",
+    "pipe2",
+    "fcntl",
+    "ioctl",
+    "flock",
+    "fsync",
+    "fdatasync",
+    "sync",
+    "syncfs",
+    "sync_file_range",
+    "truncate",
+    "ftruncate",
+    "fallocate",
+    "fadvise64",
+    "readahead",
+    "stat",
+    "fstat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "statfs",
+    "fstatfs",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "getdents",
+    "getdents64",
+    "getcwd",
+    "chdir",
+    "fchdir",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "unlink",
+    "unlinkat",
+    "readlink",
+    "readlinkat",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "fchown",
+    "fchownat",
+    "lchown",
+    "utime",
+    "utimes",
+    "utimensat",
+    "futimesat",
+    "getxattr",
+    "lgetxattr",
+    "fgetxattr",
+    "listxattr",
+    "llistxattr",
+    "flistxattr",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "copy_file_range",
+    "sendfile",
+    "splice",
+    "tee",
+    "vmsplice",
+    "cachestat",
     # waiting on descriptors
-    "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
-    "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "inotify_init", "inotify_init1", "inotify_add_watch",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "eventfd",
+    "eventfd2",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_add_watch",
     "inotify_rm_watch",
     # sockets (the sandbox has no network: connecting fails, creating one does not)
-    "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
-    "getsockopt", "setsockopt", "shutdown", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
+    "socket",
+    "socketpair",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "connect",
+    "getsockname",
+    "getpeername",
+    "getsockopt",
+    "setsockopt",
+    "shutdown",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "sendmmsg",
+    "recvmmsg",
 )
 NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)  # CLONE_NEW*
 
@@ -242,19 +448,25 @@ class Sandbox:
             self.isolation["bwrap"] = self._probe()
         if not self.isolation["bwrap"]:
             os.chmod(self.home, 0o711)  # the program's uid passes through to its directory on the host
-        self.isolation.update(network=self.isolation["bwrap"], pid=self.isolation["bwrap"],
-                              filesystem=self.isolation["bwrap"])
+        self.isolation.update(
+            network=self.isolation["bwrap"], pid=self.isolation["bwrap"], filesystem=self.isolation["bwrap"]
+        )
         self._warn()
 
     def _warn(self) -> None:
         i = self.isolation
         if not i["bwrap"]:
-            log.warning("sandbox: bubblewrap cannot run here (%s; it needs user namespaces), so programs under test "
-                        "see the host's files, processes and network, and can write where %s can; only limits apply",
-                        self.bwrap or "not installed", "their own uid" if self.as_root else "you")
+            log.warning(
+                "sandbox: bubblewrap cannot run here (%s; it needs user namespaces), so programs under test "
+                "see the host's files, processes and network, and can write where %s can; only limits apply",
+                self.bwrap or "not installed",
+                "their own uid" if self.as_root else "you",
+            )
         if not i["cgroup"]:
-            log.warning("sandbox: no writable cgroup, so memory, processes and CPU are bounded per process only "
-                        "(a run of many processes, memfd or tmpfs can hold more than its memory limit)")
+            log.warning(
+                "sandbox: no writable cgroup, so memory, processes and CPU are bounded per process only "
+                "(a run of many processes, memfd or tmpfs can hold more than its memory limit)"
+            )
 
     def _probe(self) -> bool:
         result = self.run("print('ok')", "", Limits(cpu_s=5))
@@ -283,10 +495,37 @@ class Sandbox:
         """The jail spec: the command to exec and what to open for it first."""
         disk = str(limits.output_mb << 20)
         if self.isolation["bwrap"]:
-            argv = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                    *self.mounts, "--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/tmp",
-                    "--size", disk, "--tmpfs", "/work", "--file", "{main}", "/work/main.py", "--chdir", "/work",
-                    "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID), "--clearenv"]
+            argv = [
+                self.bwrap,
+                "--unshare-all",
+                "--die-with-parent",
+                "--new-session",
+                "--cap-drop",
+                "ALL",
+                *self.mounts,
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--size",
+                disk,
+                "--tmpfs",
+                "/tmp",
+                "--size",
+                disk,
+                "--tmpfs",
+                "/work",
+                "--file",
+                "{main}",
+                "/work/main.py",
+                "--chdir",
+                "/work",
+                "--uid",
+                str(INSIDE_UID),
+                "--gid",
+                str(INSIDE_UID),
+                "--clearenv",
+            ]
             opened = {"main": str(private / "main.py")}
             if self.isolation["seccomp"]:
                 argv += ["--seccomp", "{seccomp}"]
@@ -304,18 +543,36 @@ class Sandbox:
     def _run_in(self, private: Path, uid: Optional[int], limits: Limits, cgroup: Optional[RunCgroup]) -> RunResult:
         cpu = max(1, int(-(-limits.cpu_s // 1)))
         memory = limits.memory_mb << 20
-        rlimits = {"RLIMIT_CPU": (cpu, cpu + 1), "RLIMIT_FSIZE": (limits.output_mb << 20,) * 2,
-                   "RLIMIT_NPROC": (limits.processes + 2,) * 2, "RLIMIT_NOFILE": (limits.open_files,) * 2,
-                   "RLIMIT_CORE": (0, 0)}
+        rlimits = {
+            "RLIMIT_CPU": (cpu, cpu + 1),
+            "RLIMIT_FSIZE": (limits.output_mb << 20,) * 2,
+            "RLIMIT_NPROC": (limits.processes + 2,) * 2,
+            "RLIMIT_NOFILE": (limits.open_files,) * 2,
+            "RLIMIT_CORE": (0, 0),
+        }
         if cgroup is None:  # the cgroup bounds the whole run; without one, each process's address space
             rlimits["RLIMIT_AS"] = (memory,) * 2
-        spec = {**self._command(private, uid, limits), "uid": uid, "rlimits": rlimits,
-                "cgroups": cgroup.procs_files if cgroup else []}
+        spec = {
+            **self._command(private, uid, limits),
+            "uid": uid,
+            "rlimits": rlimits,
+            "cgroups": cgroup.procs_files if cgroup else [],
+        }
         start = time.perf_counter()
-        with open(private / "stdin", "rb") as fin, open(private / "stdout", "wb") as fout, \
-                open(private / "stderr", "wb") as ferr:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", str(JAIL), json.dumps(spec)], stdin=fin, stdout=fout,
-                                    stderr=ferr, env={}, cwd="/", start_new_session=True)
+        with (
+            open(private / "stdin", "rb") as fin,
+            open(private / "stdout", "wb") as fout,
+            open(private / "stderr", "wb") as ferr,
+        ):
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(JAIL), json.dumps(spec)],
+                stdin=fin,
+                stdout=fout,
+                stderr=ferr,
+                env={},
+                cwd="/",
+                start_new_session=True,
+            )
             timed_out = self._wait(proc, limits, cgroup)
         wall = time.perf_counter() - start
         code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode

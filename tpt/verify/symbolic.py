@@ -9,6 +9,7 @@ answer counts as wrong (`timeout` in its verdict) and the next call starts a fre
 from any thread and from worker processes, daemonic ones included (a plain subprocess, not
 multiprocessing).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,14 @@ class SymbolicJudge:
 
     def _start(self) -> subprocess.Popen:
         command = f"from tpt.verify.symbolic import serve; serve({int(self.timeout_s)})"
-        return subprocess.Popen([sys.executable, "-c", command],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return subprocess.Popen(
+            [sys.executable, "-c", command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
     def __call__(self, gold: str, answer: str, whole: bool = False) -> Optional[bool]:
         """`whole`: `answer` is a whole completion, from which math-verify extracts the answer itself
@@ -94,8 +100,9 @@ def equal(gold: str, answer: str, timeout_s: int, whole: bool = False) -> bool:
     config = [LatexExtractionConfig()]
     parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=timeout_s)
     if whole:  # math-verify finds the answer in the completion itself: LaTeX or a plain expression
-        parsed_answer = parse(answer, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
-                              parsing_timeout=timeout_s)
+        parsed_answer = parse(
+            answer, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=timeout_s
+        )
     else:
         parsed_answer = parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=timeout_s)
     return bool(verify(parsed_gold, parsed_answer, timeout_seconds=timeout_s))
