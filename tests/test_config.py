@@ -158,3 +158,24 @@ def test_a_config_sent_as_plain_data_is_typed_again():
     plain["task"]["code"]["tests"] = ["hidden"]
     with pytest.raises(ConfigError, match="task.code.tests"):
         validate(typed(plain))
+
+
+def test_a_run_directory_refuses_another_config_but_not_a_key_added_since(tmp_path):
+    """The pin: another data.size is refused, naming the key; a run directory pinned by an older tpt,
+    before a key existed (here miniature_of, null unless miniature=true), still resumes."""
+    import yaml
+
+    from tpt.config import ConfigError
+    from tpt.rundir import RunDir
+
+    cfg = compose(["data.size=8"])
+    with RunDir(tmp_path).claimed(cfg):
+        pass
+    with pytest.raises(ConfigError, match=r"differs in: data.size\)"):
+        with RunDir(tmp_path).claimed(compose(["data.size=9"])):
+            pass
+    older = yaml.safe_load((tmp_path / "run_config.yaml").read_text())
+    del older["miniature_of"]
+    (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(older))
+    with RunDir(tmp_path).claimed(cfg):
+        pass

@@ -181,8 +181,8 @@ class RunDir:
             write_text_atomic(path, OmegaConf.to_yaml(config))
             return
         before = OmegaConf.to_container(OmegaConf.load(path))
-        if before != config:
-            diff = sorted(_diff_keys(before, config))
+        diff = sorted(_diff_keys(before, config))  # a key a newer tpt added, at null, is no difference
+        if diff:
             raise ConfigError(
                 f"run directory {self.path} holds a run with a different config (differs in: "
                 f"{', '.join(diff)}). Use another name=... or delete the directory to start over."
@@ -190,6 +190,7 @@ class RunDir:
 
 
 def _diff_keys(a, b, prefix: str = "") -> List[str]:
+    """Keys whose values differ; a key missing on one side equals null on the other."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in set(a) | set(b):
