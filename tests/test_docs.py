@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import re
 import shlex
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from tpt.compose import compose
 from tpt.config import Config, schema_has_key
-from tpt.experiments import cells as experiment_cells
+from tpt.experiments import sweep
 from tpt.pruning import RULES
 from tpt.tasks import TASKS
 from tpt.validate import validate
@@ -179,24 +177,6 @@ def named_keys() -> Dict[str, List[str]]:
 # ---- composing ------------------------------------------------------------------------------------
 
 
-def expand(overrides: Sequence[str]) -> List[List[str]]:
-    """The cells of a command: comma sweeps expanded; `+experiment=tableN` as tpt.experiments.cells."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    experiment = next((o for o in parsed if o.key_or_group == "experiment"), None)
-    choices = []
-    for o in parsed:
-        if o is experiment:
-            continue
-        if o.is_sweep_override():
-            choices.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
-        else:
-            choices.append([o.input_line])
-    combos = [list(c) for c in itertools.product(*choices)]
-    if experiment is None:
-        return combos
-    return [cell for combo in combos for cell in experiment_cells(str(experiment.value()), *combo)]
-
-
 @functools.lru_cache(maxsize=None)
 def composed(overrides: Tuple[str, ...]) -> DictConfig:
     return compose(list(overrides))
@@ -242,7 +222,7 @@ def test_the_readme_is_short_and_keeps_its_two_commands():
 
 @pytest.mark.parametrize("page,line,overrides,placeholder_keys", COMMANDS, ids=[f"{p}: {c}" for p, c, _, _ in COMMANDS])
 def test_quoted_command_composes(page, line, overrides, placeholder_keys):
-    cells = expand(overrides)
+    cells = sweep(overrides)
     assert cells, f"{page}: `{line}` expands to no cell"
     for cell in cells:
         try:

@@ -20,6 +20,10 @@ def cells(table, *extra):
     return experiment_cells(table, *EXTRA.get(table, []), *extra)
 
 
+def row_of(overrides):
+    return next(o for o in overrides if o.startswith("row="))
+
+
 def test_there_is_one_experiment_per_paper_table():
     assert TABLES == [f"table{n}" for n in range(2, 10)]
 
@@ -32,7 +36,7 @@ def test_every_cell_of_a_table_composes_and_validates(table):
     for overrides in rows:
         cfg = compose(overrides)
         validate(cfg)
-        assert cfg.paper_row == overrides[-1].split("=")[1] and cfg.paper_row.startswith(f"t{table[5:]}_")
+        assert cfg.paper_row == row_of(overrides).split("=")[1] and cfg.paper_row.startswith(f"t{table[5:]}_")
         assert cfg.name == table
         seen.add(cfg.paper_row)
     assert len(seen) == len(rows)  # no row twice
@@ -52,12 +56,12 @@ def test_every_cell_has_a_valid_cpu_miniature(table):
 
 
 def test_rows_carry_the_paper_setting():
-    t3 = {c[-1]: compose(c) for c in cells("table3")}
+    t3 = {row_of(c): compose(c) for c in cells("table3")}
     assert {r: (c.model.name, c.task.name, c.data.size, c.rounds) for r, c in t3.items()} == {
         "row=t3_2b": ("gemma2_2b_it", "gsm8k", 2000, 4),
         "row=t3_9b": ("gemma2_9b_it", "gsm8k", 2000, 3),
     }
-    t5 = {c[-1]: compose(c) for c in cells("table5")}
+    t5 = {row_of(c): compose(c) for c in cells("table5")}
     soft, distilled = t5["row=t5_code_soft_1k"], t5["row=t5_code_none_5k_9b"]
     assert (soft.pruning.strategy, soft.task.name, soft.data.size) == ("soft", "codecontests", 1000)
     assert (distilled.source.kind, distilled.source.teacher, distilled.pruning.strategy, distilled.data.size) == (

@@ -10,6 +10,59 @@ from tpt.experiments import TABLES
 from tpt.plan import plan
 
 
+def multirun_jobs(overrides, sweep_dir):
+    """The jobs a real `python launch.py -m <overrides>` launches: Hydra's own sweeper and launcher, in
+    this process, with a task function that records each job's overrides instead of running the cell."""
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from tpt.compose import CONF_DIR, register
+
+    register()
+    jobs = []
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    def record(cfg):
+        jobs.append(list(HydraConfig.get().overrides.task))
+
+    argv = sys.argv
+    sys.argv = [
+        "launch.py",
+        "-m",
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra/job_logging=none",
+        "hydra/hydra_logging=none",
+    ]
+    try:
+        GlobalHydra.instance().clear()
+        record()
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+    return jobs
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        *([f"+experiment={t}"] for t in TABLES),
+        ["+experiment=table3", "row=t3_2b"],  # one row of a table: one cell, not the table crossed with it
+        ["+experiment=table2", "row=t2_2b_self_1k,t2_9b_self_1k", "miniature=true"],
+        ["+experiment=table5", "data.seed=1,2"],
+        ["data_size=1k,2k,4k,6k", "pruning=gt,none"],
+        ["pruning=gt,none", "data.size=4", "rounds=1"],
+    ],
+)
+def test_the_plan_has_the_cells_a_real_multirun_launches(overrides, tmp_path):
+    planned = [p.overrides for p in plan(overrides, runs=None)]
+    launched = multirun_jobs(overrides, tmp_path)
+    assert sorted(map(sorted, planned)) == sorted(map(sorted, launched))
+    keys = [[o.split("=", 1)[0].lstrip("+") for o in cell] for cell in planned]
+    assert all(len(k) == len(set(k)) for k in keys)  # no cell names a key twice
+
+
 def by_row(plans):
     return {next(o.split("=", 1)[1] for o in p.overrides if o.startswith("row=")): p for p in plans}
 

@@ -19,19 +19,17 @@ are what to fix before submitting.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from tpt.compose import compose
 from tpt.config import ConfigError
-from tpt.experiments import cells as experiment_cells
+from tpt.experiments import sweep
 from tpt.paper import TABLES
 from tpt.pruning import rule_of
 from tpt.results import find_cells
@@ -100,23 +98,6 @@ class CellPlan:
 
 
 # ---- the cells of a command -------------------------------------------------------------------------
-
-
-def expand(overrides: Sequence[str]) -> List[List[str]]:
-    """Each cell's overrides, as `python launch.py -m <overrides>` would run them: an experiment's rows
-    (tpt.experiments) crossed with every comma sweep on the command line."""
-    experiment = [o for o in overrides if o.startswith("+experiment=")]
-    rest = [o for o in overrides if not o.startswith("+experiment=")]
-    parsed = OverridesParser.create().parse_overrides(rest)
-    choices = [
-        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
-        for o in parsed
-    ]
-    combos = [list(c) for c in itertools.product(*choices)]
-    if not experiment:
-        return combos
-    table = experiment[0].split("=", 1)[1]
-    return [base + combo for base in experiment_cells(table) for combo in combos]
 
 
 # ---- one cell -------------------------------------------------------------------------------------
@@ -361,7 +342,7 @@ def plan(
     overrides: Sequence[str], assume: Optional[Dict[str, float]] = None, runs: Optional[Path] = Path("outputs")
 ) -> List[CellPlan]:
     assume = {**ASSUMPTIONS, **(assume or {})}
-    plans = [plan_cell(cell, assume, runs) for cell in expand(overrides)]
+    plans = [plan_cell(cell, assume, runs) for cell in sweep(overrides)]
     batches = {p.figures.get("global_batch") for p in plans if "global_batch" in p.figures}
     if len(batches) > 1:
         for p in plans:
