@@ -40,10 +40,29 @@ def main(cfg: DictConfig) -> float:
     return rows[-1]["pass@1"]  # the objective a Hydra sweeper would optimise
 
 
+def check_command_line() -> None:
+    """Typos, unknown keys or options, and cells that do not compose: one line naming the fix, before
+    Hydra starts (it would print its own stack)."""
+    from hydra._internal.utils import get_args_parser
+
+    from tpt.commandline import check_command
+    from tpt.config import ConfigError
+
+    args, _ = get_args_parser().parse_known_args()
+    if args.help or args.hydra_help or args.info or args.shell_completion:
+        return
+    try:
+        check_command(args.overrides)
+    except ConfigError as e:
+        print(f"tpt: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
     if "--plan" in sys.argv:  # the same overrides, planned instead of run: Hydra never sees the flag
         from tpt.plan import main as plan_main
 
         plan_main([a for a in sys.argv[1:] if a != "--plan"])
     else:
+        check_command_line()
         main()

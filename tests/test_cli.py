@@ -21,16 +21,55 @@ def launch(*args, timeout=600):
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("model=nope", "Could not find 'model/nope'"),
-        ("task=nope", "Could not find 'task/nope'"),
-        ("data_size=3k", "Could not find 'data_size/3k'"),
-        ("data.sizee=3", "Key 'sizee' not in 'DataConfig'"),
-        ("rounds=two", "Value 'two' of type 'str' could not be converted to Integer"),
+        ("model=nope", "model=nope: no such model (conf/model/); the options: gemma2_2b_it,"),
+        ("task=gsm9k", "task=gsm9k: no such task (conf/task/); did you mean task=gsm8k?"),
+        ("data_size=3k", "data_size=3k: no such data_size (conf/data_size/); the options: 1k, 2k, 4k, 6k"),
+        ("data.sizee=3", "data.sizee=3: data.sizee is not a config key; did you mean data.size?"),
+        ("tsk=gsm8k", "tsk=gsm8k: tsk is not a config key or group; did you mean task?"),
+        ("+think.temprature=1", "think.temprature is not a config key; did you mean think.temperature?"),
+        (
+            "rounds=two",
+            "Error merging override rounds=two: Value 'two' of type 'str' could not be converted to Integer",
+        ),
+        ("pruning.min_votes=3", "pruning.min_votes is a setting of pruning majority, and this cell's pruning is gt"),
     ],
 )
-def test_bad_overrides_fail_at_compose_time(override, message, tmp_path):
+def test_bad_overrides_are_one_line_naming_the_fix(override, message, tmp_path):
     res = launch(override, f"hydra.run.dir={tmp_path}/run", "--cfg", "job")
-    assert res.returncode != 0 and message in res.stderr, res.stderr
+    assert res.returncode == 2 and res.stderr.startswith("tpt: error: ") and message in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        [],
+        ["-m"],
+        ["-m", "--plan"],
+        ["--plan"],
+        ["-m", "miniature=true", "row=t3_2b"],
+        ["-m", "cluster=slurm"],
+        ["-m", "+experiment=table3", "miniature=true"],
+    ],
+)
+def test_a_typo_is_the_same_line_however_the_command_runs(mode, tmp_path):
+    """The one check runs before Hydra, the plan, the miniature or the SLURM launcher see the command."""
+    res = launch(*mode, "think.temprature=0.1", f"hydra.sweep.dir={tmp_path}/sweep", f"hydra.run.dir={tmp_path}/r")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip() == (
+        "tpt: error: think.temprature=0.1: think.temprature is not a config key; did you mean think.temperature?"
+    )
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "r").exists()  # nothing ran
+
+
+def test_a_miniature_takes_the_bundled_problem_sets_seed_and_no_other_task_does():
+    a, b = (compose(["+experiment=table3", "row=t3_2b", "miniature=true", f"task.seed={s}"]) for s in (1, 2))
+    assert (a.task.name, a.task.seed, b.task.seed) == ("arith", 1, 2)
+    from tpt.tasks import load_task
+
+    assert [p.question for p in load_task(a.task).train] != [p.question for p in load_task(b.task).train]
+    with pytest.raises(ConfigError, match="task.seed sets the problems of a generated task"):
+        validate(compose(["task=gsm8k", "task.seed=1"]))
 
 
 @pytest.mark.parametrize(

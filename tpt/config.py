@@ -90,6 +90,9 @@ class TaskConfig:
     eval_seed: int = 0
     train_questions: Optional[int] = None  # cap on the train questions used per round; null = all
     few_shot: int = 0  # worked examples from the train split shown in the prompt
+    # A generated task's problem set (the bundled ones: arith, minicode, and so a miniature's); a task read
+    # from data has none. Each generated task sets its own default.
+    seed: Optional[int] = None
     # Train questions sharing a word n-gram of this length with an eval question are reported in the run
     # directory's contamination.json (tpt/contamination.py: 8, open-r1's default; GPT-3 used 13), and
     # dropped before thinking with decontaminate=true.

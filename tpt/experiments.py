@@ -21,7 +21,12 @@ def sweep(overrides: Sequence[str]) -> List[List[str]]:
     (`hydra.sweeper.params`, which an experiment sets) come first and the command line after them, a
     key given twice keeps its last value (the command line wins), and the jobs are their product."""
     parser = OverridesParser.create()
-    fixed = [o.input_line for o in parser.parse_overrides(list(overrides)) if not o.is_sweep_override()]
+    # What may set sweeper params: config group choices (an experiment) and Hydra's own keys
+    fixed = [
+        o.input_line
+        for o in parser.parse_overrides(list(overrides))
+        if not o.is_sweep_override() and ("." not in o.key_or_group or o.key_or_group.startswith("hydra."))
+    ]
     params = compose_plain(fixed, hydra=True).hydra.sweeper.params or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + list(overrides)
     [jobs] = BasicSweeper.split_arguments(parser.parse_overrides(arguments), max_batch_size=None)

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+from tpt.commandline import check_overrides, first_line
 from tpt.compose import compose
 from tpt.config import ConfigError
 from tpt.experiments import sweep
@@ -445,7 +448,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.gpu:
         assume["gpu_memory_gb"] = GPU_MEMORY_GB[args.gpu]
     try:
+        check_overrides(args.overrides)
         plans = plan(args.overrides, assume, args.runs)
+    except (HydraException, OmegaConfBaseException) as e:  # what composing refused, on one line
+        print(f"tpt: error: {first_line(e)}", file=sys.stderr)
+        raise SystemExit(2) from None
     except ConfigError as e:
         print(f"tpt: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

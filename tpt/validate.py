@@ -102,6 +102,13 @@ def _task(cfg: DictConfig) -> None:
     PRUNING_RULES[cfg.pruning.strategy](cfg.pruning).check(spec.kind)
     need(task.eval_questions >= 1, "task.eval_questions", f"must be >= 1 (got {task.eval_questions})")
     need(task.few_shot >= 0, "task.few_shot", f"must be >= 0 (got {task.few_shot})")
+    generated = [t.name for t in TASKS.values() if t.bundled]
+    need(
+        task.seed is None or spec.bundled,
+        "task.seed",
+        f"sets the problems of a generated task ({', '.join(generated)}, or a miniature's); task {task.name} reads "
+        f"its problems from data (got {task.seed})",
+    )
     tq = task.train_questions
     need(tq is None or tq >= 1, "task.train_questions", f"must be >= 1 or null (got {tq})")
     if spec.kind == "math":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 from tpt.config import ConfigError, MathTaskConfig
 from tpt.tasks.base import Problem, StandIn, TaskSpec, make_problem
@@ -27,12 +27,12 @@ class ArithConfig:
     start_max: int = 9
     operand_min: int = 1
     operand_max: int = 9
-    seed: int = 1234
 
 
 @dataclass
 class ArithTaskConfig(MathTaskConfig):
     name: str = "arith"
+    seed: Optional[int] = 1234  # the problem set (train and test)
     arith: ArithConfig = field(default_factory=ArithConfig)
 
 
@@ -76,9 +76,9 @@ def generate(cfg, n: int, seed: int, split: str, rule: str = "hash") -> List[Pro
 def load(cfg) -> tuple[List[Problem], List[Problem]]:
     a = cfg.arith
     # Distinct seeds per split; test questions that also occur in train are dropped.
-    train = generate(a, a.n_train, a.seed, "train", cfg.answer)
+    train = generate(a, a.n_train, cfg.seed, "train", cfg.answer)
     seen = {p.question for p in train}
-    test = [p for p in generate(a, a.n_test, a.seed + 1, "test", cfg.answer) if p.question not in seen]
+    test = [p for p in generate(a, a.n_test, cfg.seed + 1, "test", cfg.answer) if p.question not in seen]
     return train, test
 
 

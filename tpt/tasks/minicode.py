@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from tpt.config import CodeTaskConfig, ConfigError
 from tpt.tasks.base import DataError, Problem, StandIn, TaskSpec, TestCase, make_code_problem
@@ -26,12 +26,12 @@ class MiniCodeConfig:
     n_train: int = 56
     n_test: int = 32
     tests: int = 3  # per problem
-    seed: int = 4321
 
 
 @dataclass
 class MiniCodeTaskConfig(CodeTaskConfig):
     name: str = "minicode"
+    seed: Optional[int] = 4321  # the problem set: which templates and constants are test, which train
     minicode: MiniCodeConfig = field(default_factory=MiniCodeConfig)
 
 
@@ -157,7 +157,7 @@ def load(cfg) -> tuple[List[Problem], List[Problem]]:
             f"task.minicode: n_train + n_test = {m.n_train + m.n_test} exceeds the {len(pairs)} "
             f"distinct problems it can write"
         )
-    rng = random.Random(m.seed)
+    rng = random.Random(cfg.seed)
     rng.shuffle(pairs)
     test = [make_problem(rng, t, k, f"test-{i}", m.tests) for i, (t, k) in enumerate(pairs[: m.n_test])]
     train = [
