@@ -204,18 +204,20 @@ def test_the_paper_report_says_where_the_paper_disagrees_with_itself(tmp_path):
 # --- data sizes: reached, or said ----------------------------------------------------------------------
 
 
-def test_the_readme_ablation_gives_four_different_training_set_sizes():
-    """`python launch.py -m data_size=1k,2k,4k,6k pruning=gt,none miniature=true` on the embedded
-    default: the paper's sizes scaled to the CPU task, each reachable, all different."""
+@pytest.mark.parametrize("miniature", [[], ["miniature=true"]])
+def test_the_readme_ablation_gives_four_different_training_set_sizes(miniature):
+    """`python launch.py -m data_size=1k,2k,4k,6k pruning=gt,none` on the embedded default, with or
+    without miniature=true: the paper's sizes scaled to the CPU task, each reachable, all different."""
     from tpt.preflight import check_reachable
     from tpt.sources import source_of
     from tpt.tasks import load_task
 
     sizes = []
     for size in ("1k", "2k", "4k", "6k"):
-        cfg = compose([f"data_size={size}", "pruning=gt", "miniature=true"])
+        cfg = compose([f"data_size={size}", "pruning=gt", *miniature])
         check_reachable(cfg, len(load_task(cfg.task).train))
         sizes.append(source_of(cfg).sizes(cfg)[0])
+        assert (cfg.miniature, cfg.task.train_questions, cfg.data.size) == (True, 96, int(size[0]) * 1000)
     assert sizes == [12, 24, 48, 72]
 
 
@@ -224,7 +226,58 @@ def test_a_size_the_train_questions_cannot_give_is_refused_naming_the_fix():
     from tpt.preflight import prepare
 
     with pytest.raises(ConfigError, match="has 48 train questions.*add miniature=true"):
-        prepare(compose(["data_size=1k", "backend=hf"]))
+        prepare(compose(["data.size=1000", "backend=hf"]))  # a number, not the paper's data_size group
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_the_design_cards_sweep_runs_on_the_embedded_default(tiny_model_dir, tmp_path):
+    """The command tpt is built around, `python launch.py -m data_size=1k,2k,4k,6k pruning=gt,none`, as
+    a user on a laptop types it (made CI-sized: the tiny model, one round, 8 eval questions): 8 cells
+    whose sizes are the paper's scaled to the bundled problems, and the report's data-size plot drawn
+    at the sizes trained on."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tpt.report import data_size_series, load_cells, plot, table
+
+    small = [
+        f"model.id={tiny_model_dir}",
+        "backend=hf",
+        "rounds=1",
+        "task.eval_questions=8",
+        "eval.n=2",
+        "eval.k=[1,2]",
+        "think.n=2",
+        "think.max_new_tokens=8",
+        "eval.max_new_tokens=8",
+        "data.shortfall=warn",
+        "train.batch_size=8",
+        "cache=off",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    done = subprocess.run(
+        [sys.executable, "launch.py", "-m", "data_size=1k,2k,4k,6k", "pruning=gt,none", *small],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=880,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "the paper's 6000 examples on the bundled arith problems, x 0.012" in done.stdout + done.stderr
+    cells = load_cells(tmp_path)
+    assert len(cells) == 8
+    rows = table(cells, tmp_path)
+    trained = {(r["pruning"], r["data_size"]): r["trained"] for r in rows if r["round"] == 1}
+    # no pruning keeps every sample, so each size is reached: the paper's 1k-6k x 0.012 of 96 questions
+    assert [trained[("none", n)] for n in (1000, 2000, 4000, 6000)] == [12, 24, 48, 72]
+    assert all(trained[("gt", n)] <= n * 0.012 for n in (1000, 2000, 4000, 6000))  # what the tiny model solved
+    series = data_size_series(rows)
+    model = rows[0]["model"]
+    assert [p[0] for p in series[(model, "none")]] == [12, 24, 48, 72]  # the x axis: examples trained on
+    assert all(p[2] > 0 or p[1] in (0.0, 1.0) for p in series[(model, "none")])  # with its standard error
+    assert (tmp_path / "pass_by_data_size.png") in plot(rows, tmp_path)
 
 
 def fake_verdicts_correct_only_when_resampled(cell):

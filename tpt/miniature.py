@@ -85,13 +85,34 @@ def applied(cfg: DictConfig) -> bool:
     return cfg.get("miniature_of") is not None
 
 
+def paper_sizes_on_the_default(cfg: DictConfig, overrides: Sequence[str]) -> bool:
+    """A data_size group (the paper's 1k-6k) chosen on the embedded default's bundled task: its sizes are
+    the paper's, scaled as a miniature scales them (else 6k would ask more than the bundled questions)."""
+    chosen = any(
+        o.key_or_group == "data_size" and o.value() is not None
+        for o in OverridesParser.create().parse_overrides(list(overrides))
+    )
+    stands_in = TASKS[cfg.task.name].stands_in is not None
+    return chosen and stands_in and cfg.model.name == EMBEDDED_PRESET
+
+
 def compose_miniature(
     cfg: DictConfig, overrides: Sequence[str], compose: Callable[[List[str]], DictConfig]
 ) -> Optional[DictConfig]:
     """The cell's miniature composed by `compose` (Hydra's, as the caller has it), or None when the cell
-    is no miniature or is one already."""
-    if not cfg.miniature or applied(cfg):
+    is no miniature or is one already. A data_size group on the embedded default makes it one."""
+    if applied(cfg) or not (cfg.miniature or paper_sizes_on_the_default(cfg, overrides)):
         return None
+    if not cfg.miniature:
+        task = stand_in(TASKS[cfg.task.name].kind)
+        log.info(
+            "data_size: the paper's %d examples on the bundled %s problems, x %g as miniature=true scales them (%s)",
+            cfg.data.size,
+            task.name,
+            task.stands_in.scale,
+            ", ".join(task.stands_in.settings),
+        )
+        overrides = [*overrides, "miniature=true"]
     mini, unused = cell_overrides(cfg, overrides)
     if unused:
         log.warning(

@@ -106,6 +106,7 @@ def table(cells: List[CellResult], root: Path) -> List[Dict]:
                     row.update(since_round_0(cell, r))
                 if r > 0:
                     row["kept"] = kept_data(m)  # examples really trained on; `2000 → 412` short of data.size
+                    row["trained"] = m.get("data_size")
             rows.append(row)
     return rows
 
@@ -182,6 +183,20 @@ def _pick(cells: List[CellResult], root: Path, spec: str):
     return cell, r
 
 
+def data_size_series(rows: List[Dict]) -> Dict[tuple, List[tuple]]:
+    """pass_by_data_size.png's points: per (model, pruning), each cell's last round as (examples trained
+    on, Pass@1, its standard error), by examples."""
+    final: Dict[str, Dict] = {}
+    for r in rows:
+        if r["status"] == "done" and r["round"] > 0 and r["round"] > final.get(r["cell"], {}).get("round", 0):
+            final[r["cell"]] = r
+    series: Dict[tuple, List[tuple]] = {}
+    for r in final.values():
+        if isinstance(r.get("trained"), int):
+            series.setdefault((r["model"], r["pruning"]), []).append((r["trained"], r["pass@1"], r["pass@1_se"] or 0))
+    return {key: sorted(points) for key, points in series.items()}
+
+
 def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
     import matplotlib
 
@@ -210,20 +225,20 @@ def plot(rows: List[Dict], out_dir: Path) -> List[Path]:
     written.append(save_figure(fig, out_dir / "pass_by_round.png"))
     plt.close(fig)
 
-    # Final round of each cell against its data size, one line per (model, pruning): gt vs none.
-    final = {}
-    for r in done:
-        if r["round"] > 0 and (r["cell"] not in final or r["round"] > final[r["cell"]]["round"]):
-            final[r["cell"]] = r
+    # Final round of each cell against the examples it trained on (what was reached, not what data.size
+    # asked: a scaled or short round trains on fewer), one line per (model, pruning): gt vs none.
     fig, ax = plt.subplots(figsize=(6, 4))
-    series: Dict[tuple, List] = {}
-    for r in final.values():
-        if isinstance(r["data_size"], int):
-            series.setdefault((r["model"], r["pruning"]), []).append((r["data_size"], r["pass@1"]))
+    series = data_size_series(rows)
     for (model, pruning), pts in sorted(series.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{model}, pruning={pruning}")
-    ax.set_xlabel("training examples per round")
+        ax.errorbar(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            yerr=[p[2] for p in pts],
+            marker="o",
+            capsize=3,
+            label=f"{model}, pruning={pruning}",
+        )
+    ax.set_xlabel("examples trained on per round (final round; error bars: one standard error)")
     ax.set_ylabel("Pass@1 (final round)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
