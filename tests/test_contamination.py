@@ -1,5 +1,6 @@
-"""Train/eval overlap by word n-grams (tpt/contamination.py): the normalisation, the overlaps against a
-brute-force pairwise check on the real GSM8K, a cell's contamination.json, and task.decontaminate."""
+"""Train/eval overlap (tpt/contamination.py): by word n-grams, its normalisation, the overlaps against a
+brute-force pairwise check and against lm-eval's own decontamination code on the real GSM8K; by whole
+questions for the generated tasks; a cell's contamination.json, and task.decontaminate."""
 
 import json
 
@@ -10,7 +11,7 @@ from tpt.tasks import load_task
 from tpt.tasks.base import Problem
 
 
-def test_text_is_normalised_as_open_r1_does():
+def test_text_is_normalised_to_letters_and_digits():
     assert (
         words("Natalia sold clips to 48 of her friends in April, and then she sold half as many")
         == "natalia sold clips to 48 of her friends in april and then she sold half as many".split()
@@ -47,6 +48,65 @@ def test_on_the_real_gsm8k_the_overlaps_are_what_a_pairwise_check_finds(gsm8k_di
         f"GSM8K train vs test, 8-grams: {report['overlapping_train']} of {report['train_questions']} train "
         f"questions overlap {report['overlapping_eval']} of {report['eval_questions']} test questions"
     )
+
+
+def test_on_the_real_gsm8k_lm_evals_janitor_finds_a_subset_and_punctuation_is_the_difference(gsm8k_dir):
+    """lm-eval's decontamination (lm_eval.decontamination.janitor: lower case, punctuation deleted, split on
+    whitespace) run on the same files, at n=8, over the cell's own train and eval questions: every train
+    question it flags, tpt flags; each one only tpt flags overlaps once punctuation splits words instead
+    of joining them (`2/5` is `2 5` to tpt, `25` to the janitor)."""
+    from lm_eval.decontamination.janitor import Janitor, word_ngrams
+
+    cfg = compose(["task=gsm8k", f"task.path={gsm8k_dir}"])
+    data = load_task(cfg.task)
+    ours = set(check(data.train, data.eval, 8, with_solutions=False)["pairs"])
+
+    def janitor_flags(janitor):
+        dirt = set()
+        for p in data.eval:
+            dirt.update(word_ngrams(janitor.normalize_string(p.question), 8))
+        return {
+            p.id for p in data.train if any(g in dirt for g in word_ngrams(janitor.normalize_string(p.question), 8))
+        }
+
+    theirs = janitor_flags(Janitor(ngram_n=8))
+    assert theirs and theirs <= ours
+    spaced = Janitor(ngram_n=8)  # the same janitor, with punctuation turned into spaces as tpt does
+    spaced.normalize_string = lambda s: " ".join(words(s))
+    assert janitor_flags(spaced) == ours
+    print(
+        f"GSM8K (the cell's 500 eval questions), 8-grams: tpt flags {len(ours)} train questions, lm-eval's janitor "
+        f"{len(theirs)}; the {len(ours - theirs)} others differ by punctuation inside a word"
+    )
+
+
+def test_generated_tasks_count_only_a_whole_eval_question_as_a_leak():
+    """Bundled problems come from templates, so every pair shares 8-grams (47 of 48 arith train questions did
+    with eval ones): the exact rule counts a train question or solution that contains a whole eval question."""
+    evals = [("e1", "Ava has 3 apples. Ava buys 2 more apples. How many apples does Ava have now?")]
+    train = [
+        ("t1", "Ben has 3 apples. Ben buys 2 more apples. How many apples does Ben have now?"),  # the template
+        ("t2", "ava has 3 apples, ava buys 2 more apples; how many apples does ava have now"),  # the question
+        ("t3/self", "Restating it: Ava has 3 apples. Ava buys 2 more apples. How many apples does Ava have now? 5"),
+    ]
+    assert overlaps(train, evals, 8) == {"t1": ["e1"], "t2": ["e1"], "t3/self": ["e1"]}
+    assert overlaps(train, evals, 8, rule="exact") == {"t2": ["e1"], "t3/self": ["e1"]}
+    for task in ("arith", "minicode"):  # the bundled tasks say so in their YAML
+        cfg = compose([f"task={task}"])
+        report = decontaminated(cfg, load_task(cfg.task)).contamination
+        assert (cfg.task.contamination, report["rule"], report["overlapping_train"]) == ("exact", "exact", 0)
+
+
+def test_the_default_run_starts_without_a_contamination_warning(caplog):
+    import logging
+
+    cfg = compose([])
+    with caplog.at_level(logging.WARNING):
+        decontaminated(cfg, load_task(cfg.task))
+    assert "contamination" not in caplog.text
+    with caplog.at_level(logging.WARNING):  # the n-gram rule on template problems: the alarm the rule avoids
+        decontaminated(compose(["task.contamination=ngram"]), load_task(cfg.task))
+    assert "47 of 48 train questions share a 8-gram with 112 of the 128 eval questions" in caplog.text
 
 
 def jsonl_cell(tmp_path, *extra):

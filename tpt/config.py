@@ -98,6 +98,9 @@ class TaskConfig:
     # dropped before thinking with decontaminate=true.
     contamination_ngram: int = 8
     decontaminate: bool = False
+    # ngram: the n-gram rule above (data sets); exact: a train item overlaps only when it contains a whole
+    # eval question (tasks generated from templates, whose questions share phrases by construction)
+    contamination: str = "ngram"
     # What the prompt asks before the problem; null: the answer rule's (tpt.verify.math.INSTRUCTIONS)
     instruction: Optional[str] = None
     system_prompt: Optional[str] = None  # null keeps the model's own default

@@ -21,6 +21,7 @@ RERUN_FREE_KEYS = (
     "cluster",
     "task.code.workers",
     "task.contamination_ngram",
+    "task.contamination",
     "think.array_tasks",
     "eval.array_tasks",
 )

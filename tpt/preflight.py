@@ -54,15 +54,16 @@ def decontaminated(cfg: DictConfig, data: TaskData) -> TaskData:
     """The data with its contamination check (what the cell trains on against its eval questions); with
     task.decontaminate=true, without the train questions that overlap."""
     source = source_of(cfg)
+    rule, n = cfg.task.contamination, cfg.task.contamination_ngram
     report = contamination.check(
-        data.train, data.eval, cfg.task.contamination_ngram, with_solutions=source.thinker is None or source.human_share
+        data.train, data.eval, n, with_solutions=source.thinker is None or source.human_share, rule=rule
     )
     if report["overlapping_train"]:
         log.warning(
-            "contamination: %d of %d train questions share a %d-gram with %d of the %d eval questions%s",
+            "contamination: %d of %d train questions share %s with %d of the %d eval questions%s",
             report["overlapping_train"],
             report["train_questions"],
-            report["ngram"],
+            contamination.describe(rule, n),
             report["overlapping_eval"],
             report["eval_questions"],
             "; dropped (task.decontaminate=true)"

@@ -41,6 +41,7 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from tpt.contamination import describe
 from tpt.io import read_json, read_jsonl, write_text_atomic
 from tpt.metrics import paired_difference, per_question_pass
 from tpt.paper import TABLES
@@ -453,7 +454,7 @@ def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     leaks = contamination_lines(cells)
     if leaks:
         print(
-            "\nContamination (n-gram overlap with the eval questions; contamination.json names each pair):\n"
+            "\nContamination (overlap with the eval questions; contamination.json names each pair):\n"
             + "\n".join(leaks)
         )
     print(
@@ -484,7 +485,8 @@ def contamination_lines(cells: List[CellResult]) -> List[str]:
                 if count:
                     ids = c["overlapping_eval_ids"]
                     found.append(
-                        f"{what}: {count} share a {c['ngram']}-gram with {len(ids)} eval questions "
+                        f"{what}: {count} share {describe(c.get('rule', 'ngram'), c['ngram'])} with {len(ids)} eval "
+                        "questions "
                         f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
                     )
         if found:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tpt.backends import AUTO, BACKENDS
 from tpt.config import Config, ConfigError
+from tpt.contamination import RULES as CONTAMINATION_RULES
 from tpt.pruning import RULES as PRUNING_RULES
 from tpt.sources import SOURCES, SourceError
 from tpt.tasks import CODE_TEST_SETS, TASKS
@@ -102,6 +103,7 @@ def _task(cfg: DictConfig) -> None:
     PRUNING_RULES[cfg.pruning.strategy](cfg.pruning).check(spec.kind)
     need(task.eval_questions >= 1, "task.eval_questions", f"must be >= 1 (got {task.eval_questions})")
     need(task.few_shot >= 0, "task.few_shot", f"must be >= 0 (got {task.few_shot})")
+    one_of(task.contamination, CONTAMINATION_RULES, "task.contamination")
     generated = [t.name for t in TASKS.values() if t.bundled]
     need(
         task.seed is None or spec.bundled,

@@ -80,15 +80,15 @@ def run(cell: Cell, i: int, out: Path) -> None:
         stats["questions"],
         len(records),
     )
-    leaks = contamination.check_solutions(records, cell.data.eval, cfg.task.contamination_ngram)
+    leaks = contamination.check_solutions(records, cell.data.eval, cfg.task.contamination_ngram, cfg.task.contamination)
     if leaks["overlapping_examples"]:
         log.warning(
-            "round %d prune: %d of %d training solutions share a %d-gram with %d eval questions "
+            "round %d prune: %d of %d training solutions share %s with %d eval questions "
             "(round_%d/prune/contamination.json names them)",
             i,
             leaks["overlapping_examples"],
             len(records),
-            leaks["ngram"],
+            contamination.describe(cfg.task.contamination, cfg.task.contamination_ngram),
             leaks["overlapping_eval"],
             i,
         )
