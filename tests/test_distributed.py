@@ -126,6 +126,9 @@ def test_impossible_training_layouts_are_rejected():
         validate(compose(["model.train_strategy=fsdp"]))  # the CPU default has gpus: 0
     with pytest.raises(ConfigError, match="tensor_parallel_size = 8 needs at least as many GPUs"):
         validate(compose(["model=llama3_3_70b_instruct", "backend=vllm", "cluster=slurm", "cluster.gpus=4"]))
+    validate(compose(["backend=vllm", "cluster=slurm"]))  # a CPU partition: vLLM's CPU build, one engine
+    with pytest.raises(ConfigError, match="tensor_parallel_size = 2 needs GPUs"):
+        validate(compose(["backend=vllm", "cluster=slurm", "model.tensor_parallel_size=2"]))
 
 
 GEMMA_LIKE_TEMPLATE = (

@@ -345,6 +345,32 @@ def test_a_paper_table_miniature_goes_to_slurm_as_a_cpu_job(slurm_cluster, tmp_p
     assert "#SBATCH --nodes=1" in script and "--gpus" not in script
 
 
+def test_the_default_runs_on_a_cpu_partition_and_the_sweep_ends_with_its_tables(
+    slurm_cluster, vllm_tiny_dir, real_vllm, tmp_path
+):
+    """`python launch.py -m cluster=slurm` as on the embedded default: backend=auto, resolved at submit as
+    the job resolves it, is vLLM's CPU build on a node without GPUs (it once passed submit and failed in the
+    job); the driver prints each cell's table and where the report is, as a local run does."""
+    from tests.conftest import TINY_KV_CACHE_GB
+
+    sweep = tmp_path / "sweep"
+    cell = [o for o in tiny_overrides(vllm_tiny_dir) if not o.startswith(("name=", "backend="))]
+    code, log = finish(
+        launch(
+            slurm_cluster,
+            "-m",
+            "cluster=slurm",
+            *cell,
+            f"backend.kv_cache_gb={TINY_KV_CACHE_GB}",
+            f"hydra.sweep.dir={sweep}",
+        )
+    )
+    assert code == 0, log[-4000:]
+    (done,) = cells(sweep)
+    assert json.loads((done / "preflight.json").read_text())["decided"] == {"backend.name": "vllm"}
+    assert "round | Pass@1 | Pass@2" in log and f"The sweep's report: python -m tpt.report {sweep}" in log
+
+
 ARRAY_CELL = ["pruning=none", "task.train_questions=6", "think.chunk_size=2", "think.max_new_tokens=16"]
 
 

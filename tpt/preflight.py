@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import replace
-from typing import Dict
+from typing import Dict, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -76,17 +76,25 @@ def decontaminated(cfg: DictConfig, data: TaskData) -> TaskData:
     return replace(data, contamination=report)
 
 
-def prepare(cfg: DictConfig) -> Prepared:
-    """Check the config, the backend, the task's data and the models, before any compute. The composed
-    config is never written to: what is decided here (the backend `auto` picks, a chat template's system
-    role) is a new config on top of it, and is recorded in the run directory (preflight.json)."""
-    decided: Dict[str, object] = {}
+def checked(cfg: DictConfig, decided: Optional[Dict[str, object]] = None) -> DictConfig:
+    """The config with the backend `auto` picks here (added to `decided`), validated, its backend
+    checked: what a cell checks before anything else, and the SLURM launcher at submit time."""
+    decided = {} if decided is None else decided
     backend = resolve_backend(cfg.backend.name)
     if backend != cfg.backend.name:
         decided["backend.name"] = backend
     cfg = decide(cfg, decided)
     validate(cfg)
     check_backend(cfg.backend.name)
+    return cfg
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    """Check the config, the backend, the task's data and the models, before any compute. The composed
+    config is never written to: what is decided here (the backend `auto` picks, a chat template's system
+    role) is a new config on top of it, and is recorded in the run directory (preflight.json)."""
+    decided: Dict[str, object] = {}
+    cfg = checked(cfg, decided)
     data = decontaminated(cfg, load_task(cfg.task))
     check_reachable(cfg, len(data.train))
     base = models.check_loadable(cfg.model.id, cfg.model.revision)

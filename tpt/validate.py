@@ -179,10 +179,14 @@ def _backend(cfg: DictConfig) -> None:
     )
     tp = cfg.model.tensor_parallel_size
     need(tp >= 1, "model.tensor_parallel_size", f"must be >= 1 (got {tp})")
+    gpus = cfg.cluster.gpus
+    # A SLURM cell with GPUs must have as many as it shards over; one without runs vLLM's CPU build, unsharded
     need(
-        not (sharded and cfg.cluster.backend == "slurm") or tp <= cfg.cluster.gpus,
+        not (sharded and cfg.cluster.backend == "slurm") or (tp <= gpus if gpus > 0 else tp == 1),
         "model.tensor_parallel_size",
-        f"= {tp} needs at least as many GPUs per cell (cluster.gpus = {cfg.cluster.gpus})",
+        f"= {tp} needs at least as many GPUs per cell (cluster.gpus = {gpus})"
+        if gpus > 0
+        else f"= {tp} needs GPUs (cluster.gpus = 0: vLLM's CPU build runs one engine, tensor_parallel_size=1)",
     )
 
 

@@ -30,9 +30,8 @@ from tpt.cluster import (
     submission_key,
     submitit_parameters,
 )
-from tpt.config import ConfigError
 from tpt.miniature import compose_miniature
-from tpt.validate import validate
+from tpt.preflight import USER_ERRORS, checked
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +52,9 @@ class SlurmSweepLauncher(SlurmLauncher):
         cells = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         configs = [self._compose(o, sweep_dir) for _, o in cells]
         for (idx, overrides), cfg in zip(cells, configs):
-            try:
-                validate(cfg)
-            except ConfigError as e:  # before anything is queued
+            try:  # what the job checks first, with `auto` resolved as the job resolves it
+                checked(cfg)
+            except USER_ERRORS as e:  # before anything is queued
                 raise ClusterError(f"{cell_label(idx, overrides)}: {e}") from None
         for name in sorted({c.cluster.partition for c in configs if c.cluster.partition}):
             check_partition(name)
@@ -85,7 +84,9 @@ class SlurmSweepLauncher(SlurmLauncher):
                 jobs[p] = job
                 log.info("\t%s : SLURM job %s", cell_label(*cells[p]), job.job_id)
         log.info("%d cell(s) submitted; waiting for them to finish (logs in %s)", len(jobs), sweep_dir / ".submitit")
-        return self._wait(jobs, cells)
+        results = self._wait(jobs, cells)
+        print_summaries(results, sweep_dir)
+        return results
 
     def _compose(self, overrides: List[str], sweep_dir: Path) -> DictConfig:
         """A cell's config as its job will run it: with miniature=true, its miniature (whose resources are
@@ -148,3 +149,14 @@ class SlurmSweepLauncher(SlurmLauncher):
             if source.provider == "main" and source.schema == "file":
                 return Path(source.path).parent
         raise ClusterError("cannot find the config folder to snapshot; set cluster.snapshot=false")
+
+
+def print_summaries(results: Sequence[JobReturn], sweep_dir: Path) -> None:
+    """What a local run prints at its end, for every cell of the sweep: its table and cost (the job
+    wrote them into its run directory), then where the sweep's report is."""
+    for ret in results:
+        run_dir = Path(str(ret.hydra_cfg.hydra.runtime.output_dir))
+        summary = run_dir / "summary.md"
+        if summary.is_file():
+            print(f"\n{' '.join(ret.overrides) or '(defaults)'} ({run_dir})\n{summary.read_text()}", flush=True)
+    print(f"The sweep's report: python -m tpt.report {sweep_dir}", flush=True)
