@@ -27,6 +27,10 @@ def main(cfg: DictConfig) -> float:
 
     # miniature=true: the cell's miniature, composed by this Hydra (the SLURM launcher composed it at submit time)
     cfg = compose_in_app(cfg, HydraConfig.get().overrides.task)
+    from tpt.logs import quiet_libraries
+
+    hydra = HydraConfig.get()
+    quiet_libraries(str(Path(hydra.runtime.output_dir) / f"{hydra.job.name}.log"), cfg.verbose)
     tune_process()  # here, not at import: this function is also what a SLURM job runs
     # torch, transformers and the engines: imported once Hydra has parsed the command line (--help stays fast)
     from tpt.loop import run_cell
@@ -59,6 +63,7 @@ def check_command_line() -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = [("verbose=true" if a in ("-v", "--verbose") else a) for a in sys.argv]  # Hydra has no -v
     if "--plan" in sys.argv:  # the same overrides, planned instead of run: Hydra never sees the flag
         from tpt.plan import main as plan_main
 

@@ -48,6 +48,7 @@ SHARED = {
     "tests/test_chunks.py": "engine",
     "tests/test_fsdp_cpu.py": "engine",
     "tests/test_reference_run.py": "engine",
+    "tests/test_screen.py": "engine",
     "tests/test_vllm_backend.py": "engine",
 }
 

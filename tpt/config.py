@@ -294,4 +294,6 @@ class Config:
     paper_row: Optional[str] = None  # the row of the paper's tables this cell reproduces (conf/row/, tpt.paper)
     # Run this cell as a CPU miniature: the embedded default model and a CPU-sized task (tpt/miniature.py)
     miniature: bool = False
-    miniature_of: Optional[str] = None  # set by the miniature's composition: the task its bundled one stands in for
+    miniature_of: Optional[str] = None
+    # Everything on the screen too (libraries' logs, engines' output, progress bars); else in launch.log only
+    verbose: bool = False  # set by the miniature's composition: the task its bundled one stands in for

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from tpt.backends import release_all
 from tpt.cell import Cell
 from tpt.io import write_json, write_text_atomic
+from tpt.logs import SCREEN, log_file
 from tpt.preflight import prepare
 from tpt.rundir import RunDir
 from tpt.stages import eval as eval_stage
@@ -39,7 +40,7 @@ def run_cell(cfg: DictConfig, out_dir: Path) -> List[Dict]:
         write_json(rundir.path / "preflight.json", {"decided": ready.decided})
         cell = Cell.open(ready, rundir)
         log.info(
-            "cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)",
+            "cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)%s",
             rundir.path,
             cfg.model.name,
             cfg.task.name,
@@ -47,8 +48,25 @@ def run_cell(cfg: DictConfig, out_dir: Path) -> List[Dict]:
             len(data.eval),
             len(data.few_shot),
             cfg.rounds,
+            f"; full log: {log_file()}" if log_file() else "",
+            extra=SCREEN,
         )
         return run_rounds(cell)
+
+
+def say_round(row: Dict, ks) -> None:
+    """One screen line per round as it ends: Pass@1 and Pass@k with their standard errors."""
+    k = max(ks)
+    log.info(
+        "round %d: Pass@1 %.3f ± %.3f, Pass@%d %.3f ± %.3f",
+        row["round"],
+        row["pass@1"],
+        row.get("pass@1_se", 0.0),
+        k,
+        row[f"pass@{k}"],
+        row.get(f"pass@{k}_se", 0.0),
+        extra=SCREEN,
+    )
 
 
 def devices_of(cfg: DictConfig) -> Tuple[str, int]:
@@ -72,6 +90,7 @@ def run_rounds(cell: Cell) -> List[Dict]:
     try:
         stage(0, "eval", eval_stage.run)
         tracker.log_round(round_row(rundir, 0), rundir.stage(0, "eval") / "samples.jsonl")
+        say_round(tracker.rows[-1], cfg.eval.k)
         for i in range(1, cfg.rounds + 1):
             stage(i, "think", think.run)
             stage(i, "prune", prune.run)
@@ -80,6 +99,7 @@ def run_rounds(cell: Cell) -> List[Dict]:
                 cell.models.drop_superseded(i)
             stage(i, "eval", eval_stage.run)
             tracker.log_round(round_row(rundir, i), rundir.stage(i, "eval") / "samples.jsonl")
+            say_round(tracker.rows[-1], cfg.eval.k)
     except BaseException:
         tracker.finish(exit_code=1)
         raise

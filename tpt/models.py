@@ -21,6 +21,7 @@ import torch
 
 from tpt.config import CacheConfig
 from tpt.io import advisory_lock, disk_full, no_space_code, publish_dir_once, unique_suffix
+from tpt.logs import SCREEN
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def materialize_embedded(name: str) -> Path:
             return target
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        log.info("converting embedded model %s from GGUF to %s (once)", name, target)
+        log.info("converting embedded model %s from GGUF to %s (once)", name, target, extra=SCREEN)
         with gguf_parsed_once():
             tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)

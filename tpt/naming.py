@@ -19,6 +19,7 @@ RERUN_FREE_KEYS = (
     "logger",
     "cache",
     "cluster",
+    "verbose",
     "task.code.workers",
     "task.contamination_ngram",
     "task.contamination",

@@ -33,6 +33,7 @@ from tpt.io import (
     write_json,
     write_text_atomic,
 )
+from tpt.logs import SCREEN
 from tpt.naming import pinned
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class RunDir:
                     f"not use them; to redo it and every stage after it, run\n"
                     f"  {self.redo_command(stage)}\nthen the same command again."
                 )
-            log.info("%s: finished earlier, skipping", stage)
+            log.info("%s: finished earlier, skipping", stage, extra=SCREEN)
         else:
             log.info("%s: starting", stage)
             with stage.writing(self.devices) as out:

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 from omegaconf import OmegaConf
 
 from tpt.io import write_jsonl
+from tpt.logs import SCREEN
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def _start_wandb(cfg, run_dir: Path):
 
     mode = wandb_mode(cfg.logger.mode)
     run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
-    log.info("W&B: %s run %s (project %s)", mode, run_id, cfg.logger.project)
+    log.info("W&B: %s run %s (project %s)", mode, run_id, cfg.logger.project, extra=SCREEN)
     return wandb.init(
         project=cfg.logger.project,
         entity=cfg.logger.entity,

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from tpt.backends.base import Completion, Sampling, stream_seed
+from tpt.logs import to_log_file
 from tpt.runtime import tune_process
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
     """The engine's process: start vLLM, then answer (prompt_ids, keys, sampling) requests until told to
     stop (None) or until the parent is gone. `env`: its share of the devices, as a replica."""
     tune_process()  # before vLLM's imports
+    to_log_file()  # the engine's output goes to the run's log file, not the screen (tpt.logs)
     # vLLM's CPU build keeps one core for its front end by default; in an offline batch that core
     # mostly idles (docs/benchmarks.md: generation with and without the reserved core).
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")

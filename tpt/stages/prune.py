@@ -18,6 +18,7 @@ from tpt import contamination
 from tpt.cell import Cell
 from tpt.config import ConfigError
 from tpt.io import read_jsonl, write_json, write_jsonl
+from tpt.logs import SCREEN
 from tpt.metrics import length_quantiles
 from tpt.pruning import GroundTruth, prune, rule_of
 from tpt.stages.generation import cut_count, human_samples
@@ -79,6 +80,7 @@ def run(cell: Cell, i: int, out: Path) -> None:
         stats["questions_with_correct"],
         stats["questions"],
         len(records),
+        extra=SCREEN,
     )
     leaks = contamination.check_solutions(records, cell.data.eval, cfg.task.contamination_ngram, cfg.task.contamination)
     if leaks["overlapping_examples"]:

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 from tpt.cell import Cell
 from tpt.io import write_json, write_jsonl
+from tpt.logs import SCREEN
 from tpt.pruning import kept_per_question, rule_of
 from tpt.stages.generation import Job, SampleRow, human_samples
 from tpt.stages.sampling import add_costs, sample
@@ -61,6 +62,7 @@ def resample(cell: Cell, work: Job, rows: List[SampleRow], cost: Dict) -> Tuple[
             len(short),
             batch,
             data.resample_batches,
+            extra=SCREEN,
         )
         more, _, spent = sample(cell, replace(work, batch=batch, only=short, desc=f"{work.desc}, resample {batch}"))
         rows = rows + [{**r, "sample": r["sample"] + batch * n} for r in more]

@@ -15,6 +15,7 @@ from tpt.backends import release_all
 from tpt.cell import Cell
 from tpt.config import ConfigError
 from tpt.io import read_jsonl, write_json
+from tpt.logs import SCREEN
 from tpt.training.sft import fit_length, sft, to_conversations
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,20 @@ class TrainResult(TypedDict, total=False):
     too_long: int  # examples dropped whole: longer than train.max_length (never cut)
     max_length: int  # the limit trained with (train.max_length, or the longest example when null)
     from_cache: str  # the checkpoint was reused from the cache (this lineage identity), not trained here
+
+
+def trained(result: TrainResult) -> str:
+    """What a round's training did, in a few words."""
+    if result.get("from_cache"):
+        return "reused a checkpoint trained earlier on the same data (the cache)"
+
+    def number(key: str, spec: str) -> str:
+        return "?" if result.get(key) is None else format(result[key], spec)
+
+    return (
+        f"{result['examples']} examples, {result['steps']} steps, loss {number('first_loss', '.3f')} -> "
+        f"{number('last_loss', '.3f')}, {number('seconds', '.0f')} s"
+    )
 
 
 def run(cell: Cell, i: int, out: Path) -> None:
@@ -61,4 +76,5 @@ def run(cell: Cell, i: int, out: Path) -> None:
             result.update(too_long=too_long, max_length=train_cfg.max_length)
             if cell.checkpoints:
                 cell.checkpoints.store(identity, out / "model", result)
+        log.info("round %d train: %s", i, trained(result), extra=SCREEN)
     write_json(out / "result.json", result)

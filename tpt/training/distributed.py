@@ -23,6 +23,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from omegaconf import OmegaConf
 
 from tpt.io import NO_SPACE, disk_full, read_json, write_json, write_jsonl
+from tpt.logs import log_file_handle
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,12 @@ def run_training(cmd: List[str], env: Mapping[str, str], job: Path, out_dir: Pat
     """Run a strategy's training command (its processes run tpt/training/worker.py on `job`) and
     return rank 0's result; a failure that was a full disk raises DiskFull."""
     log.info("train: %s", shlex.join(cmd))
-    done = subprocess.run(cmd, env=dict(env))  # output goes straight to this job's log
+    output = log_file_handle()  # the trainer's output goes to the run's log file (tpt.logs), or this process's
+    try:
+        done = subprocess.run(cmd, env=dict(env), stdout=output, stderr=subprocess.STDOUT if output else None)
+    finally:
+        if output is not None:
+            output.close()
     if done.returncode != 0 and (code := no_space_reported(job, done.returncode)):
         raise disk_full(out_dir, code)
     if done.returncode != 0:

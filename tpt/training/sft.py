@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from tpt.logs import SCREEN
 from tpt.models import ModelRef, cast_checkpoint, config_dtype, cpu_has_native_bf16, load_causal_lm, load_tokenizer
 from tpt.prompt import CHAT_TEMPLATE_KWARGS, Message
 from tpt.training import batch_shape, optimizer_steps, world_size
@@ -138,6 +139,7 @@ def sft(base: ModelRef, examples: List[dict], out_dir: Path, cfg) -> Dict:
         cfg.lr,
         cfg.strategy,
         "bf16 mixed precision" if uses_bf16(cfg) else "fp32",
+        extra=SCREEN,
     )
     return train_in_processes(base, examples, out_dir, cfg)
 
