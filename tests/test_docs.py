@@ -277,3 +277,24 @@ def test_link_resolves(page, target):
     assert file.exists(), f"{page} links to {target}: no such file"
     if anchor and file.suffix == ".md":
         assert anchor in anchors(file), f"{page} links to {target}: no such heading in {file.name}"
+
+
+def test_the_readmes_table_is_the_one_docs_benchmarks_records():
+    """A measured figure lives in one place: the README's example table is docs/benchmarks.md's record."""
+
+    def table(text: str) -> str:
+        start = text.index("round | Pass@1 | Pass@4")
+        return text[start : text.index("```", start)].strip()
+
+    assert table(page_text(ROOT / "README.md")) == table(page_text(ROOT / "docs" / "benchmarks.md"))
+
+
+def test_measured_times_live_in_docs_benchmarks_only():
+    """The CPUs of docs/benchmarks.md (A-D) and the times measured on them are named there only: other pages
+    and tpt's code link to it (a figure copied elsewhere goes stale there)."""
+    named = re.compile(r"\bCPU [A-D]\b|\b\d+m\d\ds\b")
+    others = [p for p in PAGES if p.name != "benchmarks.md"] + sorted((ROOT / "tpt").rglob("*.py"))
+    found = [
+        f"{rel(p)}:{n}" for p in others for n, line in enumerate(p.read_text().splitlines(), 1) if named.search(line)
+    ]
+    assert not found, found

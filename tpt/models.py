@@ -116,8 +116,8 @@ def materialize_embedded(name: str) -> Path:
 def gguf_parsed_once() -> Iterator[None]:
     """Within it, gguf-py's file parser and tensor-name table are computed once per argument. Loading
     a GGUF, transformers (5.x) parses the file for the config, the tokenizer and the weights, and
-    builds the name table again for each of the model's ~400 submodules: 11 s of the embedded
-    model's 18 s conversion (CPU D). Both are pure functions of their arguments and their results are
+    builds the name table again for each of the model's ~400 submodules: most of the embedded model's
+    conversion (docs/benchmarks.md, "Smaller figures"). Both are pure functions of their arguments and their results are
     only read. transformers imports the two names from gguf at each call, so replacing them on the
     module reaches it; a transformers that stops doing so converts as before, only slower."""
     import gguf

@@ -272,8 +272,8 @@ def _serve(conn, engine: Dict, env: Dict[str, str]) -> None:
         conn.close()
     if in_process:
         # Engine core and worker ran in this process and are shut down, no process of theirs is left:
-        # leave without the interpreter's teardown of vLLM's and torch's modules: a close took 3.7 s with
-        # it, 1.7 s without (benchmarks/engine_start.py, CPU C), paid by every engine. Only the
+        # leave without the interpreter's teardown of vLLM's and torch's modules, which doubled a close,
+        # paid by every engine (docs/benchmarks.md, benchmarks/engine_start.py). Only the
         # multiprocessing finalizers run, as at a normal exit: they remove the semaphores vLLM made
         # here, which the parent's resource tracker would otherwise report as leaked when it exits.
         from multiprocessing import util

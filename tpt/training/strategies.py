@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 from tpt.config import ConfigError
+from tpt.runtime import training_environment
 from tpt.training.distributed import ACCELERATE_CONFIGS, accelerate_command, one_gpu, run_training, write_job
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class TrainStrategy:
         job = write_job(base, examples, out_dir, cfg)
         cpu = not torch.cuda.is_available()
         self.announce(cfg, cpu)
-        cmd, env = self.command(job, cfg, cpu=cpu, env=os.environ)
+        cmd, env = self.command(job, cfg, cpu=cpu, env=training_environment(os.environ))
         return run_training(cmd, env, job, out_dir)
 
 
