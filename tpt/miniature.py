@@ -26,6 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from tpt.config import schema_has_key
+from tpt.logs import SCREEN
 from tpt.sources import source_of
 from tpt.tasks import TASKS, stand_in
 
@@ -111,6 +112,7 @@ def compose_miniature(
             task.name,
             task.stands_in.scale,
             ", ".join(task.stands_in.settings),
+            extra=SCREEN,
         )
         overrides = [*overrides, "miniature=true"]
     mini, unused = cell_overrides(cfg, overrides)
