@@ -3,9 +3,10 @@
     python -m tests.cache_writer KIND LOCKS ROOT GATE WRITERS INDEX
 
 KIND: generation | verdict | checkpoint | conversion. LOCKS says what the filesystem's file locks do:
-`working` (this machine's), `refused` (every lock fails with ENOLCK, as on NFS without a lock daemon)
-or `node-local` (every lock is granted at once, as when the writers sit on different nodes of a
-filesystem whose locks do not reach across nodes). Every writer waits at GATE (a folder) until all
+`working` (this machine's), `refused` (every lock fails with ENOLCK, as on NFS without a lock daemon),
+`node-local` (every lock is granted at once, as when the writers sit on different nodes of a
+filesystem whose locks do not reach across nodes) or `filesystem` (whatever ROOT's filesystem does:
+tests/test_clusterfs.py's mount refuses them). Every writer waits at GATE (a folder) until all
 WRITERS have arrived, so they really ask at once; one that computes waits there again until the
 others have had the chance to compute too (without a working lock they all do). Prints one JSON
 line: what the cache returned and whether this process computed it.
@@ -80,10 +81,8 @@ def main(kind: str, locks: str, root: str, gate_dir: str, writers: str, index: s
         computed.append(True)
         cache.store("c" * 64, mine, {"writer": i})
         fetched = cache.fetch("c" * 64, root / f"run{i}" / "fetched", "test")
-        out = {
-            "result": fetched,
-            "weights": (root / f"run{i}" / "fetched" / "model.safetensors").read_bytes()[:1].hex(),
-        }
+        weights = root / f"run{i}" / "fetched" / "model.safetensors"  # none where the store was refused
+        out = {"result": fetched, "weights": weights.read_bytes()[:1].hex() if fetched else None}
     elif kind == "conversion":
         os.environ["TPT_CACHE_DIR"] = str(root)
         from transformers import AutoModelForCausalLM

@@ -300,3 +300,27 @@ def test_a_run_that_fills_the_disk_resumes_to_the_same_results_once_space_is_fre
     filler.unlink()
     assert outcome(loop.run_cell(cfg, run_dir)) == outcome(expected)
     assert not leftovers(run_dir)
+
+
+def test_a_dead_process_is_judged_by_its_own_host_name_exactly(tmp_path, monkeypatch):
+    """Nodes named `node` and `node-12` share a prefix: a temporary file of one is never taken for the other's
+    (once, `node` read `.x.node-12-4711.tmp` as its own pid 12)."""
+    import socket
+
+    from tpt import io
+
+    dead_pid = 2**22 + 7  # above the kernel's default pid_max: no such process
+    monkeypatch.setattr(socket, "gethostname", lambda: "node")
+    mine = tmp_path / f".x.{io.unique_suffix()}.tmp"
+    assert io.owner(mine) == ("node", io.os.getpid())
+    assert io.left_by_dead_process(tmp_path / f".x.@node@{dead_pid}.tmp")
+    for other in (
+        f".x.@node-12@{dead_pid}.tmp",
+        f".x.@12-node@{dead_pid}.tmp",
+        f".think.partial@node.lan@{dead_pid}",
+        f".x.node-{dead_pid}.tmp",
+    ):  # another host's, and the pre-@ format (never judged)
+        assert not io.left_by_dead_process(tmp_path / other), other
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-12")
+    assert io.left_by_dead_process(tmp_path / f".x.@node-12@{dead_pid}.tmp")
+    assert not io.left_by_dead_process(tmp_path / f".x.@node@{dead_pid}.tmp")

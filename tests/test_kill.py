@@ -17,7 +17,7 @@ from tests.conftest import ROOT, outcome, tiny_overrides
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]  # ten runs of launch.py
 
 # Where to pull the plug, in the order a run reaches them: the moment the path appears under the run
-# directory (a stage's partial folder is `.<stage>.partial-<host>-<pid>`). `{k}` inside a stage: once
+# directory (a stage's partial folder is `.<stage>.partial@<host>@<pid>`). `{k}` inside a stage: once
 # its k-th chunk is written, k drawn from a seeded stream (think has 4 chunks, eval 3; never the last,
 # after which the stage publishes at once). TPT_KILL_SEED=<n> replays another draw.
 KILL_POINTS = [

@@ -213,6 +213,30 @@ def test_bad_files_are_refused_naming_file_row_and_field(damage, message, tmp_pa
         load_task(jsonl_task(path=str(folder), answer="boxed"))
 
 
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("q,a\nOne plus one?,2\nTwo plus, two?,4\n", "train.csv:3: 3 fields where the header has 2 (q, a)"),
+        ('q,a\nOne plus one?,2\n"",3\n', "train.csv row 2: field 'q' must be a non-empty string"),
+        ("q,a\nOne plus one?,\n", "train.csv row 1: field 'a' must be a non-empty string or number"),
+    ],
+)
+def test_a_bad_csv_row_is_named(text, message, tmp_path):
+    folder = write(tmp_path / "d", "csv")
+    (folder / "train.csv").write_text(text)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_task(jsonl_task(path=str(folder), answer="boxed", fields={"question": "q", "answer": "a"}))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_duplicate_id_names_both_rows(fmt, tmp_path):
+    folder = write(tmp_path / "d", fmt, rows=[{**r, "id": f"x{i % 13}"} for i, r in enumerate(ROWS)])
+    fields = {"question": "q", "answer": "a", "solution": "sol", "id": "id"}
+    message = rf"train.{fmt} row 14: id 'x0' \(field 'id', task.fields.id\) is also the id of .*train.{fmt} row 1\b"
+    with pytest.raises(DataError, match=message):
+        load_task(jsonl_task(path=str(folder), answer="boxed", fields=fields))
+
+
 def test_a_bad_file_stops_launch_before_any_compute(tmp_path):
     folder = write(tmp_path / "d", "jsonl")
     (folder / "test.jsonl").write_text('{"q": "x", "a": null, "sol": "s"}\n')

@@ -488,3 +488,58 @@ def test_no_new_privileges_and_a_syscall_filter():
     ):
         assert out[call] == "1", (call, out)  # EPERM: only the calls the filter allows get through
     assert out["setuid"] == "[]"  # and no setuid binary in sight
+
+
+SOCKETS = """
+import socket
+for name, family, kind in (("AF_UNIX", 1, 1), ("AF_INET", 2, 1), ("AF_INET6", 10, 1), ("AF_NETLINK", 16, 2),
+                           ("AF_PACKET", 17, 2), ("AF_KEY", 15, 3), ("AF_ALG", 38, 5), ("AF_VSOCK", 40, 1),
+                           ("AF_BLUETOOTH", 31, 5), ("AF_RDS", 21, 5), ("AF_TIPC", 30, 2), ("AF_CAN", 29, 3),
+                           ("AF_XDP", 44, 3), ("AF_KCM", 41, 2)):
+    try:
+        socket.socket(family, kind).close()
+        print(name, "opened")
+    except OSError as e:
+        print(name, e.errno)
+try:
+    socket.socketpair(40, 1)
+    print("socketpair AF_VSOCK opened")
+except OSError as e:
+    print("socketpair AF_VSOCK", e.errno)
+"""
+
+
+def test_only_local_and_ip_sockets_can_be_opened():
+    """The seccomp filter allows socket() and socketpair() for AF_UNIX, AF_INET and AF_INET6 only (by
+    argument): AF_VSOCK reaches the hypervisor, the rest is kernel surface no test program needs."""
+    need("filesystem")
+    if not probe_isolation().get("seccomp"):
+        pytest.fail("no seccomp filter: libseccomp missing") if CI else pytest.skip("no libseccomp here")
+    out = dict(line.rsplit(" ", 1) for line in Sandbox().run(SOCKETS, "", Limits(cpu_s=5)).stdout.splitlines())
+    assert {k: v for k, v in out.items() if v == "opened"} == {
+        "AF_UNIX": "opened",
+        "AF_INET": "opened",
+        "AF_INET6": "opened",
+    }, out
+    assert all(v == "1" for k, v in out.items() if v != "opened"), out  # EPERM, from the filter
+
+
+def test_without_isolation_no_program_runs_unless_the_config_says_so(monkeypatch, tmp_path):
+    """Where bubblewrap, user namespaces or libseccomp are missing, a code cell refuses to start (one line
+    naming what is missing and the switch); with task.code.isolation=none it runs and says so."""
+    from tpt import preflight
+    from tpt.verify import sandbox as sandbox_module
+    from tpt.verify.sandbox import SandboxUnavailable
+
+    monkeypatch.setattr(sandbox_module, "find_bwrap", lambda: None)  # as where bubblewrap is not installed
+    monkeypatch.setattr(sandbox_module, "probe_isolation", lambda: dict(Sandbox(slots=1).isolation))
+    with pytest.raises(SandboxUnavailable, match="the sandbox lacks bubblewrap's namespaces"):
+        Sandbox(required=True)
+    cfg = compose(["task=minicode", "backend=hf"])
+    with pytest.raises(SandboxUnavailable, match=r"no bubblewrap's namespaces .* or set task.code.isolation=none"):
+        preflight.prepare(cfg)
+    with pytest.raises(SandboxUnavailable):  # the verifier itself refuses too, whoever builds it
+        CodeVerifier(cfg.task.code).judge(problem([("2 3\n", "5\n")]), ADD)
+    ready = preflight.prepare(compose(["task=minicode", "backend=hf", "task.code.isolation=none"]))
+    assert ready.sandbox["isolation"] == "none" and ready.sandbox["bwrap"] is False
+    assert CodeVerifier(ready.cfg.task.code).judge(problem([("2 3\n", "5\n")]), ADD)["verdict"] == "passed"

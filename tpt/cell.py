@@ -31,6 +31,7 @@ class Prepared:
     data: TaskData
     base: str
     teacher: Optional[str]
+    sandbox: Optional[Dict[str, object]] = None  # code tasks: the isolation programs get (task.code.isolation)
 
 
 @dataclass(eq=False)

@@ -88,7 +88,7 @@ def snapshot_code(root: Path, into: Path) -> Path:
     target = into / digest.hexdigest()[:16]
     if target.is_dir():
         return target
-    partial = into / f".{target.name}.partial-{unique_suffix()}"
+    partial = into / f".{target.name}.partial{unique_suffix()}"
     shutil.rmtree(partial, ignore_errors=True)
     for f in files:
         (partial / f).parent.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,10 @@ class CodeConfig:
     program_budget_s: float = 120.0
     max_processes: int = 16
     workers: Optional[int] = None  # programs run at once; null = the CPUs this process may use
+    # required: programs run only inside bubblewrap's namespaces under the seccomp filter, and a cell refuses
+    # to start where they are missing; none: run them with the limits only (untrusted code on the host),
+    # which the run's preflight.json, its screen and the report say
+    isolation: str = "required"
     python: Optional[str] = None  # interpreter for programs under test; null = one the sandbox uid can run
 
 

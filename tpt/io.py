@@ -73,20 +73,31 @@ def no_space_code(error: BaseException) -> Optional[int]:
     return None
 
 
+# `@<host>@<pid>`: `@` is in no host name, so the host reads back whole (node and node-12 are two hosts)
+_OWNER = re.compile(r"@([^@/]+)@(\d+)")
+
+
 def unique_suffix() -> str:
     """Unique to this process on this machine: temporary names never collide across the nodes of a cluster."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    return f"@{socket.gethostname()}@{os.getpid()}"
+
+
+def owner(path: Path) -> Optional[tuple]:
+    """(host, pid) of the process that named `path` with unique_suffix(), or None."""
+    found = _OWNER.search(Path(path).name)
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 def left_by_dead_process(path: Path) -> bool:
     """Whether a temporary file or folder named with unique_suffix() was left by a process of this machine
     that is gone. One of another machine may be in use there (on a filesystem whose locks do not reach
-    across nodes), so it is never judged dead."""
-    found = re.search(re.escape(socket.gethostname()) + r"-(\d+)", Path(path).name)
-    if not found or int(found.group(1)) == os.getpid():
+    across nodes), so it is never judged dead: the host must be this one exactly, not one whose name
+    merely starts or ends the same."""
+    found = owner(path)
+    if found is None or found[0] != socket.gethostname() or found[1] == os.getpid():
         return False
     try:
-        os.kill(int(found.group(1)), 0)
+        os.kill(found[1], 0)
     except ProcessLookupError:
         return True
     except PermissionError:  # alive, another user's
@@ -120,20 +131,71 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+# A filesystem without hard links says so with one of these (FUSE, SMB and object-store mounts)
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EXDEV, errno.EACCES}
+_RENAME_NOREPLACE, _AT_FDCWD = 1, -100  # <linux/fs.h>, <fcntl.h>
+_said: set = set()
+
+
+def _rename_noreplace(src: Path, dst: Path) -> Optional[bool]:
+    """renameat2(RENAME_NOREPLACE): True if renamed, False if `dst` exists, None where the kernel or the
+    filesystem does not offer it."""
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return None
+    if renameat2(_AT_FDCWD, bytes(src), _AT_FDCWD, bytes(dst), _RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code == errno.EEXIST:
+        return False
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return None
+    raise OSError(code, os.strerror(code), str(dst))
+
+
+def publish_file_once(tmp: Path, path: Path) -> bool:
+    """Publish the finished file `tmp` as `path` unless a file is there already: the first complete
+    writer wins, even among processes on several nodes of a network filesystem, where POSIX locks may be
+    node-local. By a hard link (created atomically or refused); where the filesystem has none, by a rename
+    that refuses to replace (renameat2's RENAME_NOREPLACE); where it has neither, by a rename after
+    checking that nothing is there, which two writers of the same name at the same instant could both
+    pass: one complete file then replaces another (a reader sees either whole, never half), said once.
+    True if this call published it; `tmp` is the caller's to remove."""
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        if e.errno not in _NO_LINKS:
+            raise
+    renamed = _rename_noreplace(tmp, path)
+    if renamed is not None:
+        return renamed
+    if path.parent not in _said:
+        _said.add(path.parent)
+        log.warning(
+            "%s: this filesystem has neither hard links nor renames that refuse to replace; publishing by "
+            "check-then-rename (two writers of one entry at the same instant may both write it, whole)",
+            path.parent,
+        )
+    if path.exists():
+        return False
+    os.rename(tmp, path)
+    return True
+
+
 def write_text_once(path: Path, text: str) -> bool:
-    """Publish `text` at `path` unless a file is there already: the first complete writer wins, even
-    among processes on several nodes of a network filesystem (a hard link is created atomically or
-    fails, where POSIX locks may be node-local). True if this call published it."""
+    """Publish `text` at `path` unless a file is there already (`publish_file_once`). True if this call
+    published it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{unique_suffix()}.tmp")
     try:
         _write_synced(tmp, path, text.encode("utf-8"))
-        try:
-            os.link(tmp, path)
-            return True
-        except FileExistsError:
-            return False
+        return publish_file_once(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -37,7 +37,7 @@ def run_cell(cfg: DictConfig, out_dir: Path) -> List[Dict]:
     cfg, data = ready.cfg, ready.data
     with RunDir(out_dir, devices_of(cfg)).claimed(cfg) as rundir:
         write_json(rundir.path / "contamination.json", data.contamination)
-        write_json(rundir.path / "preflight.json", {"decided": ready.decided})
+        write_json(rundir.path / "preflight.json", {"decided": ready.decided, "sandbox": ready.sandbox})
         cell = Cell.open(ready, rundir)
         log.info(
             "cell %s: model %s, task %s (%d train / %d eval questions, %d-shot), %d round(s)%s",
@@ -107,6 +107,8 @@ def run_rounds(cell: Cell) -> List[Dict]:
         release_all()
     tracker.finish()
     summary = format_summary(tracker.rows, cfg.eval.k)
+    if cell.kind == "code" and cfg.task.code.isolation == "none":
+        summary += "\n\nPrograms under test ran WITHOUT the sandbox's isolation (task.code.isolation=none)."
     cost = format_cost(tracker.rows)
     write_text_atomic(rundir.path / "summary.md", summary + "\n" + (f"\nWhat it cost:\n\n{cost}\n" if cost else ""))
     print(

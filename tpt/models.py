@@ -97,7 +97,7 @@ def materialize_embedded(name: str) -> Path:
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        partial = target.with_name(f".{target.name}.partial-{unique_suffix()}")
+        partial = target.with_name(f".{target.name}.partial{unique_suffix()}")
         shutil.rmtree(partial, ignore_errors=True)
         try:
             model.save_pretrained(partial)

@@ -20,11 +20,12 @@ from tpt.rundir import RunDirBusy
 from tpt.sources import source_of
 from tpt.tasks import TASKS, DataError, TaskData, load_task
 from tpt.validate import validate
+from tpt.verify.sandbox import SandboxUnavailable, missing_isolation, require_isolation
 
 log = logging.getLogger(__name__)
 
 # Errors caused by the user's input (config, data files, model ids), reported without a traceback.
-USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy, BackendUnavailable)
+USER_ERRORS = (ConfigError, DataError, models.ModelError, RunDirBusy, BackendUnavailable, SandboxUnavailable)
 
 
 def typed(config: dict) -> DictConfig:
@@ -105,7 +106,15 @@ def prepare(cfg: DictConfig) -> Prepared:
         cfg = decide(cfg, decided)
     teacher_id, teacher_revision = source_of(cfg).teacher_id(cfg)
     teacher = models.check_loadable(teacher_id, teacher_revision) if teacher_id else None
-    return Prepared(cfg, decided, data, base, teacher)
+    sandbox = None
+    if TASKS[cfg.task.name].kind == "code":  # untrusted programs will run: with the isolation required, or said
+        sandbox = {"isolation": cfg.task.code.isolation, **require_isolation(cfg.task.code.isolation)}
+        if cfg.task.code.isolation == "none":
+            log.warning(
+                "task.code.isolation=none: programs under test run on this machine with limits only%s",
+                "" if not missing_isolation(sandbox) else f" (it lacks {', '.join(missing_isolation(sandbox))})",
+            )
+    return Prepared(cfg, decided, data, base, teacher, sandbox)
 
 
 def decide(cfg: DictConfig, decided: Dict[str, object]) -> DictConfig:

@@ -451,6 +451,12 @@ def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     plots = plot(rows, root) + plot_reasoning(cells, root)
     missing = sum(r["status"] == "missing" for r in rows)
     print(markdown)
+    unisolated = [c.name for c in cells if isolation_of(c) == "none"]
+    if unisolated:
+        print(
+            "\nPrograms under test ran WITHOUT the sandbox's isolation (task.code.isolation=none) in: "
+            + ", ".join(unisolated)
+        )
     leaks = contamination_lines(cells)
     if leaks:
         print(
@@ -465,6 +471,13 @@ def report(root: Path, compare_pair: Optional[List[str]] = None) -> List[Dict]:
     if compare_pair:
         print("\n" + compare(cells, root, *compare_pair))
     return rows
+
+
+def isolation_of(cell: CellResult) -> Optional[str]:
+    """A code cell's task.code.isolation as its preflight recorded it (None for math cells and older runs)."""
+    path = cell.path / "preflight.json"
+    sandbox = read_json(path).get("sandbox") if path.is_file() else None
+    return sandbox.get("isolation") if sandbox else None
 
 
 def contamination_lines(cells: List[CellResult]) -> List[str]:

@@ -1,9 +1,9 @@
 """A cell's run directory: one process at a time, bound to one config, stages published atomically.
 
-A stage writes into `round_<i>/.<stage>.partial-<host>-<pid>/`, ends with a DONE marker that lists the
+A stage writes into `round_<i>/.<stage>.partial@<host>@<pid>/`, ends with a DONE marker that lists the
 size and sha256 of every file it wrote, and the folder is renamed to `round_<i>/<stage>/` in one step,
 unless another process published the stage first (first complete writer wins: docs/guarantees.md). A
-folder named `<stage>` always holds a finished stage; a leftover `.partial-*` folder is an interrupted
+folder named `<stage>` always holds a finished stage; a leftover `.partial*` folder is an interrupted
 one, removed when the stage starts again. A finished stage is checked against its marker whenever a
 run skips it; a damaged one is refused, naming the file and the command that redoes it.
 """
@@ -16,7 +16,7 @@ import shlex
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
@@ -51,7 +51,7 @@ class Stage:
         self.round = round_idx
         self.name = name
         self.dir = Path(run_dir) / f"round_{round_idx}" / name
-        self.partial = self.dir.with_name(f".{name}.partial-{unique_suffix()}")  # this process's
+        self.partial = self.dir.with_name(f".{name}.partial{unique_suffix()}")  # this process's
         self.chunks = self.dir.with_name(f".{name}.chunks")  # finished chunks of an unfinished stage
 
     @property
@@ -158,13 +158,21 @@ class RunDir:
         """Hold the directory for this process (the lock goes with the process, so a killed or
         requeued job leaves none behind), clear torn writes, and bind it to `cfg`."""
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path / ".lock"))
+        lock: Optional[FileLock] = FileLock(str(self.path / ".lock"))
         try:
             lock.acquire(timeout=0)
         except Timeout:
             raise RunDirBusy(
                 f"run directory {self.path} is in use by another tpt process; wait for it to end or stop it"
             ) from None
+        except OSError as e:  # ENOLCK (NFS without its lock daemon), ENOSYS, EOPNOTSUPP: no locks here
+            log.warning(
+                "run directory %s: file locks do not work on this filesystem (%s); going on without one. Two "
+                "processes running this cell at once would both compute, and the first to publish each stage wins",
+                self.path,
+                e.strerror or e,
+            )
+            lock = None
         try:
             for stale in self.path.glob(".*.tmp"):  # an atomic write cut short by a kill: never a finished file
                 if left_by_dead_process(stale):
@@ -172,7 +180,8 @@ class RunDir:
             self._pin(cfg)
             yield self
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def _pin(self, cfg: DictConfig) -> None:
         """A run directory belongs to one config: refuse to mix stages from another into it."""

@@ -122,6 +122,7 @@ def _task(cfg: DictConfig) -> None:
 
 
 def _code(code: DictConfig) -> None:
+    one_of(code.isolation, ("required", "none"), "task.code.isolation")
     need(
         len(code.tests) >= 1 and set(code.tests) <= set(CODE_TEST_SETS),
         "task.code.tests",

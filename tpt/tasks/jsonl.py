@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from tpt.config import ConfigError, MathTaskConfig
 from tpt.tasks.base import DataError, Problem, TaskSpec, iter_jsonl, load_hub_split, make_problem
@@ -75,7 +75,24 @@ def read_file(path: Path):
         if path.suffix.lower() == ".jsonl":
             for _ in iter_jsonl(path):  # raises with file:line on the first malformed line
                 pass
+        if path.suffix.lower() == ".csv":
+            check_csv_rows(path)  # raises with file:line on the first row that does not fit the header
         raise DataError(f"{path}: cannot be read as {path.suffix[1:]} ({type(e).__name__}: {e})") from None
+
+
+def check_csv_rows(path: Path) -> None:
+    """Raise a DataError naming the first line of a CSV file whose field count is not its header's."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        for record in reader:
+            if record and len(record) != len(header):
+                raise DataError(
+                    f"{path}:{reader.line_num}: {len(record)} fields where the header has {len(header)} "
+                    f"({', '.join(header)}); quote a field that holds a comma"
+                )
 
 
 def rows(ds, origin: str, fields) -> Iterator[Tuple[str, dict]]:
@@ -91,8 +108,9 @@ def rows(ds, origin: str, fields) -> Iterator[Tuple[str, dict]]:
 
 def to_problems(raw: Iterable[Tuple[str, dict]], split: str, rule: str, fields) -> List[Problem]:
     names = (fields.question, fields.answer, fields.solution or fields.answer)
-    problems = []
+    problems, wheres = [], []
     for i, (where, row) in enumerate(raw):
+        wheres.append(where)
         pid = f"{split}-{row[fields.id]}" if fields.id else f"{split}-{i}"
         problems.append(
             make_problem(
@@ -105,9 +123,14 @@ def to_problems(raw: Iterable[Tuple[str, dict]], split: str, rule: str, fields) 
                 names,
             )
         )
-    ids = [p.id for p in problems]
-    if len(set(ids)) != len(ids):
-        raise DataError(f"{split}: field {fields.id!r} (task.fields.id) repeats ids; each row needs its own")
+    first: Dict[str, str] = {}
+    for problem, where in zip(problems, wheres):
+        if problem.id in first:
+            raise DataError(
+                f"{where}: id {problem.id.removeprefix(split + '-')!r} (field {fields.id!r}, task.fields.id) is also "
+                f"the id of {first[problem.id]}; each row needs its own"
+            )
+        first[problem.id] = where
     return problems
 
 

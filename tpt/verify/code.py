@@ -144,7 +144,8 @@ class CodeVerifier:
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:  # created on first use: probing namespaces costs a process start
-            self._sandbox = Sandbox(slots=self.workers, python=self.cfg.python)
+            required = self.cfg.get("isolation", "required") == "required"
+            self._sandbox = Sandbox(slots=self.workers, python=self.cfg.python, required=required)
         return self._sandbox
 
     def limits(self, problem) -> Limits:

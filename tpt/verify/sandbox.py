@@ -38,6 +38,34 @@ RUN_UID_BASE = 1_000_000  # as root, slot k of tpt process p runs programs as ui
 CPU_POLL_S = 0.05  # how often a run's total CPU time (all its processes) is read
 
 
+class SandboxUnavailable(RuntimeError):
+    """Programs under test would run without the isolation the config requires."""
+
+
+def missing_isolation(isolation: Dict[str, bool]) -> List[str]:
+    """What of the required isolation a sandbox lacks: bubblewrap's namespaces, the seccomp filter."""
+    missing = []
+    if not isolation.get("bwrap"):
+        missing.append("bubblewrap's namespaces (bubblewrap and unprivileged user namespaces)")
+    if not isolation.get("seccomp"):
+        missing.append("the seccomp filter (the system's libseccomp)")
+    return missing
+
+
+def require_isolation(mode: str) -> Dict[str, bool]:
+    """What this machine gives the sandbox; with mode `required`, SandboxUnavailable where it lacks any,
+    naming what and the switch that runs programs without it."""
+    isolation = probe_isolation()
+    missing = missing_isolation(isolation)
+    if mode == "required" and missing:
+        raise SandboxUnavailable(
+            f"code tasks run untrusted programs, and this machine gives the sandbox no {' and no '.join(missing)}. "
+            'Install or allow them (docs/code-tasks.md, "The sandbox"), or set task.code.isolation=none to run '
+            "the programs on this machine with limits only"
+        )
+    return isolation
+
+
 @dataclass(frozen=True)
 class Limits:
     cpu_s: float = 2.0  # CPU seconds of the whole run (all its processes)
@@ -375,7 +403,7 @@ ALLOWED_SYSCALLS = (
     "inotify_add_watch",
     "inotify_rm_watch",
     # sockets (the sandbox has no network: connecting fails, creating one does not)
-    "socket",
+    "socket",  # of the families in SOCKET_FAMILIES only (write_seccomp_filter)
     "socketpair",
     "bind",
     "listen",
@@ -394,6 +422,11 @@ ALLOWED_SYSCALLS = (
     "sendmmsg",
     "recvmmsg",
 )
+# The socket families a test program may open: local and IP sockets (the sandbox has no network, so an IP
+# socket reaches nothing). Every other family is refused by argument: AF_VSOCK reaches the hypervisor,
+# AF_ALG, AF_NETLINK, AF_PACKET, AF_KEY and rare families the kernel loads on demand are kernel attack
+# surface no test needs (Docker's default profile refuses AF_VSOCK too).
+SOCKET_FAMILIES = {"AF_UNIX": 1, "AF_INET": 2, "AF_INET6": 10}
 NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)  # CLONE_NEW*
 
 
@@ -407,7 +440,7 @@ def write_seccomp_filter(path: Path) -> bool:
 
         flt = sc.SyscallFilter(defaction=sc.ERRNO(errno.EPERM))
         for name in ALLOWED_SYSCALLS:
-            if name == "clone":
+            if name in ("clone", "socket", "socketpair"):  # allowed below, by argument
                 continue
             try:
                 flt.add_rule(sc.ALLOW, name)
@@ -416,6 +449,9 @@ def write_seccomp_filter(path: Path) -> bool:
         # clone() unless into a new namespace (its flags, argument 0, in reach of the filter).
         flt.add_rule(sc.ALLOW, "clone", sc.Arg(0, sc.MASKED_EQ, sum(NAMESPACE_FLAGS), 0))
         flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # its flags are out of seccomp's reach; libc falls back to clone
+        for call in ("socket", "socketpair"):  # the family is argument 0; others fail with the default EPERM
+            for family in SOCKET_FAMILIES.values():
+                flt.add_rule(sc.ALLOW, call, sc.Arg(0, sc.EQ, family))
         with open(path, "wb") as f:
             flt.export_bpf(f)
         return True
@@ -427,7 +463,9 @@ def write_seccomp_filter(path: Path) -> bool:
 class Sandbox:
     """Runs programs; thread-safe, at most `slots` at once (one per worker thread)."""
 
-    def __init__(self, slots: int = 1, python: Optional[str] = None, root: Optional[Path] = None):
+    def __init__(
+        self, slots: int = 1, python: Optional[str] = None, root: Optional[Path] = None, required: bool = False
+    ):
         self.python = python or default_python()
         self.home = Path(tempfile.mkdtemp(prefix="tpt-sandbox-", dir=root))  # 0700: only tpt reads it
         self.as_root = os.geteuid() == 0
@@ -451,6 +489,8 @@ class Sandbox:
         self.isolation.update(
             network=self.isolation["bwrap"], pid=self.isolation["bwrap"], filesystem=self.isolation["bwrap"]
         )
+        if required and missing_isolation(self.isolation):  # fail closed: no program runs unisolated
+            raise SandboxUnavailable(f"the sandbox lacks {', '.join(missing_isolation(self.isolation))}")
         self._warn()
 
     def _warn(self) -> None:
