@@ -324,3 +324,57 @@ def test_a_dead_process_is_judged_by_its_own_host_name_exactly(tmp_path, monkeyp
     monkeypatch.setattr(socket, "gethostname", lambda: "node-12")
     assert io.left_by_dead_process(tmp_path / f".x.@node-12@{dead_pid}.tmp")
     assert not io.left_by_dead_process(tmp_path / f".x.@node@{dead_pid}.tmp")
+
+
+def test_a_truncated_or_altered_chunk_is_named_and_generated_again(tmp_path, caplog):
+    import logging
+
+    from tpt.stages.generation import ChunkStore
+
+    store = ChunkStore(tmp_path / "chunks")
+    rows = [{"qid": "q1", "sample": 0, "completion": "#### 3", "correct": True}]
+    store.save(0, "key", rows, {"seconds": 1.0})
+    store.save(1, "key", rows, {"seconds": 1.0})
+    assert store.load(0, "key")["rows"] == rows and store.load(0, "other key") is None
+    text = store.path(0).read_text()
+    store.path(0).write_text(text[: len(text) // 2])  # a chunk cut short
+    store.path(1).write_text(text.replace("#### 3", "#### 4"))  # a chunk altered
+    with caplog.at_level(logging.WARNING):
+        assert store.load(0, "key") is None and store.load(1, "key") is None
+    assert "00000.json is damaged: not JSON" in caplog.text and "00001.json is damaged: altered" in caplog.text
+    assert not store.path(0).exists() and not store.path(1).exists()  # generated again, not reused
+
+
+def test_a_damaged_code_snapshot_is_named_and_copied_again(tmp_path, caplog):
+    import logging
+
+    from tpt.cluster import snapshot_code, snapshot_damage
+
+    first = snapshot_code(ROOT, tmp_path / "code")
+    assert snapshot_damage(first) == []
+    (first / "tpt" / "loop.py").write_text("raise SystemExit('not the submitted code')\n")
+    assert snapshot_damage(first) and "loop.py" in snapshot_damage(first)[0]
+    with caplog.at_level(logging.WARNING):
+        again = snapshot_code(ROOT, tmp_path / "code")
+    assert again == first and snapshot_damage(again) == [] and "is damaged" in caplog.text
+    assert (again / "tpt" / "loop.py").read_bytes() == (ROOT / "tpt" / "loop.py").read_bytes()
+
+
+@pytest.mark.e2e
+def test_a_damaged_converted_model_is_named_and_converted_again(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from tpt import models
+
+    monkeypatch.setenv("TPT_CACHE_DIR", str(tmp_path))
+    target = models.materialize_embedded("smollm2-135m-instruct")
+    before = json.loads((target / models.MANIFEST).read_text())
+    weights = target / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, same name
+    weights.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        again = models.materialize_embedded("smollm2-135m-instruct")
+    assert "is damaged" in caplog.text and "model.safetensors: altered" in caplog.text
+    assert again == target and json.loads((target / models.MANIFEST).read_text()) == before
+    assert models.damage(target, before) == []

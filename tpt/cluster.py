@@ -4,6 +4,7 @@ itself lives in hydra_plugins/tpt_slurm_launcher, where Hydra discovers launcher
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ from typing import Any, Dict, List
 from hydra.core.utils import filter_overrides
 from omegaconf import OmegaConf
 
-from tpt.io import publish_dir_once, unique_suffix
+from tpt.io import Damaged, damage, manifest, publish_dir_once, read_json, unique_suffix, write_json
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +80,45 @@ def code_files(root: Path) -> List[str]:
     return sorted(files)
 
 
+SNAPSHOT_MANIFEST = ".tpt-manifest.json"  # in a code snapshot: the size and sha256 of each of its files
+
+
 def snapshot_code(root: Path, into: Path) -> Path:
-    """Copy the code under `into/<content hash>/` (reused when the code has not changed)."""
+    """Copy the code under `into/<content hash>/` (reused when the code has not changed and the copy is
+    whole: a damaged one is named, put aside and copied again)."""
     files = code_files(root)
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.encode() + b"\0" + (root / f).read_bytes() + b"\0")
     target = into / digest.hexdigest()[:16]
     if target.is_dir():
-        return target
+        problems = snapshot_damage(target)
+        if not problems:
+            return target
+        log.warning("the code snapshot %s is damaged (%s); copying the code again", target, "; ".join(problems))
+        aside = into / f".{target.name}{unique_suffix()}.drop"
+        with contextlib.suppress(OSError):  # another sweep put it aside first
+            target.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
     partial = into / f".{target.name}.partial{unique_suffix()}"
     shutil.rmtree(partial, ignore_errors=True)
     for f in files:
         (partial / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / f, partial / f)
+    write_json(partial / SNAPSHOT_MANIFEST, manifest(partial))
     publish_dir_once(partial, target)  # two sweeps snapshotting the same code: the same files either way
     return target
+
+
+def snapshot_damage(code_dir: Path) -> List[str]:
+    """What differs between a code snapshot's files and its manifest (nothing when whole)."""
+    path = Path(code_dir) / SNAPSHOT_MANIFEST
+    if not path.is_file():
+        return [f"{path}: missing"]
+    try:
+        return damage(Path(code_dir), read_json(path))
+    except Damaged as e:
+        return [str(e)]
 
 
 # --- job parameters and failures -----------------------------------------------------------------

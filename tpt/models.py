@@ -7,6 +7,7 @@ once into a safetensors cache, so later loads are fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
@@ -15,12 +16,23 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, List, Optional
 
 import torch
 
 from tpt.config import CacheConfig
-from tpt.io import advisory_lock, disk_full, no_space_code, publish_dir_once, unique_suffix
+from tpt.io import (
+    Damaged,
+    advisory_lock,
+    damage,
+    disk_full,
+    manifest,
+    no_space_code,
+    publish_dir_once,
+    read_json,
+    unique_suffix,
+    write_json,
+)
 from tpt.logs import SCREEN
 
 log = logging.getLogger(__name__)
@@ -75,17 +87,46 @@ def _embedded_gguf(name: str) -> tuple[str, str]:
     return folder, filename
 
 
+MANIFEST = "MANIFEST.json"  # in a converted model's folder: the size and sha256 of each of its files
+
+
+@functools.lru_cache(maxsize=None)
+def _whole(target: Path, stamp: tuple) -> List[str]:
+    """What differs between a converted model's files and its manifest (checked once per process for
+    the same files: `stamp` is their sizes and modification times)."""
+    manifest = target / MANIFEST
+    if not manifest.is_file():
+        return [f"{manifest}: missing (a conversion cut short, or by a tpt before checksums)"]
+    try:
+        return damage(target, read_json(manifest))
+    except Damaged as e:
+        return [str(e)]
+
+
+def _stamp(folder: Path) -> tuple:
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file())
+
+
 def materialize_embedded(name: str) -> Path:
-    """The safetensors copy of an embedded model, converting it on first use (atomic, locked)."""
+    """The safetensors copy of an embedded model, converting it on first use (atomic, locked); a damaged
+    copy (a file missing, truncated or altered against its manifest) is named, put aside and converted
+    again."""
     target = cache_dir() / "models" / name
     if (target / "config.json").is_file():
-        return target
+        problems = _whole(target, _stamp(target))
+        if not problems:
+            return target
+        log.warning("the converted embedded model %s is damaged (%s); converting it again", target, "; ".join(problems))
+        aside = target.with_name(f".{target.name}{unique_suffix()}.drop")
+        with contextlib.suppress(OSError):  # another process put it aside first
+            target.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
     folder, filename = _embedded_gguf(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     with advisory_lock(
         Path(str(target) + ".lock"), CacheConfig.lock_wait_s
     ):  # saves a second conversion where locks work
-        if (target / "config.json").is_file():  # another process converted it meanwhile
+        if (target / MANIFEST).is_file():  # another process converted it meanwhile
             return target
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,6 +143,7 @@ def materialize_embedded(name: str) -> Path:
         try:
             model.save_pretrained(partial)
             tok.save_pretrained(partial)
+            write_json(partial / MANIFEST, manifest(partial))
         except Exception as error:
             shutil.rmtree(partial, ignore_errors=True)  # half a model only takes space
             code = no_space_code(error)  # safetensors raises its own error, not OSError

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from tpt.cluster import (
+    SNAPSHOT_MANIFEST,
     ClusterError,
     SigtermWatch,
     cell_label,
@@ -27,6 +28,7 @@ from tpt.cluster import (
     describe_failure,
     fail,
     snapshot_code,
+    snapshot_damage,
     submission_key,
     submitit_parameters,
 )
@@ -110,6 +112,12 @@ class SlurmSweepLauncher(SlurmLauncher):
 
         Singleton.set_state(singleton_state)
         setup_globals()
+        if (Path.cwd() / SNAPSHOT_MANIFEST).is_file() and (damaged := snapshot_damage(Path.cwd())):
+            # the code this job was to run is not what was submitted: run nothing, name it
+            raise ClusterError(
+                f"the code snapshot this job runs from is damaged ({'; '.join(damaged)}); submit the sweep again "
+                "(it takes a new snapshot)"
+            )
         # read_write: a job requeued by submitit after the timeout warning runs again from the config its
         # first run checkpointed, which Hydra had made read-only
         with read_write(sweep_config.hydra.job), open_dict(sweep_config.hydra.job) as job:

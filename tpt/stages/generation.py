@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 
 from tpt.backends import Sampling, generator_settings, make_generator, replica_count
 from tpt.backends.cache import generation_key
+from tpt.cache import digest
 from tpt.cell import Cell
-from tpt.io import read_json, write_json
+from tpt.io import Damaged, read_json, write_json
 from tpt.models import ModelRef
 from tpt.prompt import encode, render
 from tpt.tasks import Problem, reference_text
@@ -147,15 +148,25 @@ class ChunkStore:
         return self.folder / f"{index:05d}.json"
 
     def load(self, index: int, key: str) -> Optional[dict]:
-        """The chunk (`rows`, `spent`), if it finished for this very key (same model, prompts, sampling)."""
+        """The chunk (`rows`, `spent`), if it finished for this very key (same model, prompts, sampling)
+        and is whole: a truncated or altered chunk file is named, removed, and generated again."""
         path = self.path(index)
         if not path.is_file():
             return None
-        chunk = read_json(path)
-        return chunk if chunk.get("key") == key else None
+        try:
+            chunk = read_json(path)
+            body = {k: chunk[k] for k in ("key", "spent", "rows")}
+            if "sha256" in chunk and digest(body) != chunk["sha256"]:  # chunks of an older tpt carry none
+                raise Damaged(f"{path} is damaged: altered (sha256 differs from the one written)")
+        except (Damaged, KeyError, TypeError) as e:
+            log.warning("%s; generating that chunk again", e if isinstance(e, Damaged) else f"{path} is damaged ({e})")
+            path.unlink(missing_ok=True)
+            return None
+        return chunk if chunk["key"] == key else None
 
     def save(self, index: int, key: str, rows: List[SampleRow], spent: ChunkSpent) -> None:
-        write_json(self.path(index), {"key": key, "spent": spent, "rows": rows})
+        body = {"key": key, "spent": spent, "rows": rows}
+        write_json(self.path(index), {**body, "sha256": digest(body)})
 
 
 @dataclass(frozen=True)
