@@ -378,3 +378,31 @@ def test_a_damaged_converted_model_is_named_and_converted_again(tmp_path, monkey
     assert "is damaged" in caplog.text and "model.safetensors: altered" in caplog.text
     assert again == target and json.loads((target / models.MANIFEST).read_text()) == before
     assert models.damage(target, before) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("train_in_process")
+def test_a_resume_checks_quickly_and_a_file_is_hashed_when_it_is_read(finished_run, tmp_path):
+    """A resume compares sizes and modification times (seconds for hundreds of GB); a checkpoint altered
+    in place with its time put back passes that, and is refused when the next round reads it."""
+    cfg, original, rows = finished_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(original, run_dir)
+    weights = run_dir / "round_1" / "train" / "model" / "model.safetensors"
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same time: only a hash tells
+    from tpt.rundir import RunDir
+
+    assert RunDir(run_dir).stage(1, "train").damage() == []  # the quick check lets it through
+    assert RunDir(run_dir).stage(1, "train").damage(full=True)  # the full one does not
+    assert outcome(loop.run_cell(cfg, run_dir)) == outcome(rows)  # nothing reads it: the finished run is intact
+    more = compose(tiny_overrides(cfg.model.id) + ["pruning=none", "rounds=2"])
+    with pytest.raises(
+        Damaged,
+        match=r"(?s)round 1 train finished earlier but its files are damaged: .*model.safetensors: "
+        r"altered.*rm -rf",
+    ):
+        loop.run_cell(more, run_dir)  # round 2 thinks with M_1: its weights are read, and hashed first

@@ -16,7 +16,7 @@ import shlex
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
@@ -39,6 +39,13 @@ from tpt.naming import pinned
 log = logging.getLogger(__name__)
 
 DONE = "DONE.json"
+_HASHED: set = set()  # (file, bytes, mtime) this process hashed whole against a stage's marker
+
+
+def _seen(path: Path, want: dict) -> tuple:
+    return (str(path), want.get("bytes"), want.get("mtime_ns"))
+
+
 ROUND_STAGES = ("think", "prune", "train", "eval")  # a round's stages in the order tpt.loop runs them
 
 
@@ -59,18 +66,38 @@ class Stage:
         return (self.dir / DONE).is_file()
 
     def __truediv__(self, filename: str) -> Path:
-        """A file of the finished stage: `run.stage(1, "prune") / "train.jsonl"`."""
+        """A file (or folder) of the finished stage, `run.stage(1, "prune") / "train.jsonl"`, for reading:
+        checked whole against its DONE marker first (each file hashed once per process), so a damaged
+        file is never used, whatever the quick check on resume let through."""
+        self._verify(filename)
         return self.dir / filename
 
-    def damage(self) -> List[str]:
-        """What differs between the finished stage's files and its DONE marker (nothing if whole)."""
+    def _marker_files(self) -> Dict[str, dict]:
+        if not (self.dir / DONE).is_file():
+            return {}
+        return read_json(self.dir / DONE).get("files") or {}  # none: published by a tpt before checksums
+
+    def _verify(self, name: str) -> None:
+        files = {k: v for k, v in self._marker_files().items() if k == name or k.startswith(name + "/")}
+        todo = {k: v for k, v in files.items() if _seen(self.dir / k, v) not in _HASHED}
+        problems = damage(self.dir, todo)
+        if problems:
+            raise Damaged(
+                f"{self} finished earlier but its files are damaged: {'; '.join(problems)}. tpt will not use "
+                f"them; to redo it and every stage after it, run\n  {RunDir(self.dir.parents[1]).redo_command(self)}\n"
+                f"then the same command again."
+            )
+        _HASHED.update(_seen(self.dir / k, v) for k, v in todo.items())
+
+    def damage(self, full: bool = False) -> List[str]:
+        """What differs between the finished stage's files and its DONE marker (nothing if whole). Quick by
+        default: sizes, and contents only of files whose modification time is not the one published;
+        `full` hashes every file."""
         try:
-            marker = read_json(self.dir / DONE)
+            files = self._marker_files()
         except Damaged as e:
             return [str(e)]
-        if "files" not in marker:  # published by a tpt before checksums: nothing to check against
-            return []
-        return damage(self.dir, marker["files"])
+        return damage(self.dir, files, full=full)
 
     def drop(self, name: str) -> None:
         """Delete the folder `name` of the finished stage (train.keep=last's superseded weights), first
