@@ -72,10 +72,11 @@ def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path, slurm
     env["SLURM_CPUS_PER_TASK"] = "64"
     cmd = command("fsdp", 8, 2, tmp_path / "job.json", env=env)
     assert (
-        cmd[:8]
+        cmd[:9]
         == [
             "srun",
             "--nodes=2",
+            "--ntasks=2",  # not the cell's step's SLURM_NTASKS=1, which would start rank 0's node only
             "--ntasks-per-node=1",
             "--overlap",
             "--gpus-per-node=8",
@@ -83,9 +84,9 @@ def test_multi_node_command_runs_once_per_node_with_a_rendezvous(tmp_path, slurm
             "--cpus-per-task=64",
             "bash",
         ]
-        and cmd[8] == "-c"
+        and cmd[9] == "-c"
     )
-    per_node = cmd[9]
+    per_node = cmd[10]
     assert per_node.startswith("trap '' USR2; exec ")  # the timeout warning is the cell's, not training's
     assert "--num_processes 16 --num_machines 2" in per_node
     assert "--main_process_ip gpu07" in per_node and "--rdzv_backend static" in per_node

@@ -403,3 +403,22 @@ def test_a_stage_fanned_out_as_a_job_array_survives_a_cancelled_task(
     for name in ("samples.jsonl", "prompts.jsonl"):
         assert (run_dir / "round_1" / "think" / name).read_bytes() == (local / "round_1" / "think" / name).read_bytes()
     assert outcome(metrics(run_dir)) == outcome(metrics(local))
+
+
+def test_a_step_inside_the_cells_one_task_step_starts_every_task_it_asks_for(slurm_cluster, tmp_path):
+    """What the training's srun meets inside a cell's job step (`--nodes=1 --ntasks=1`): SLURM_NTASKS=1
+    in its environment, which srun reads as -n 1 unless told otherwise. Reproduced on one node with two
+    tasks per node (issue 44): without --ntasks the inner step starts one task, with it both; tpt's
+    multi-node command says --ntasks (tests/test_distributed.py)."""
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        'srun --nodes=1 --ntasks=1 bash -c "'
+        "srun --nodes=1 --ntasks-per-node=2 --overlap bash -c 'echo plain \\$SLURM_PROCID' ; "
+        "srun --nodes=1 --ntasks=2 --ntasks-per-node=2 --overlap bash -c 'echo explicit \\$SLURM_PROCID'\"\n"
+    )
+    out = tmp_path / "out.txt"
+    slurm(slurm_cluster, "sbatch", "--wait", "--ntasks=2", "--cpus-per-task=1", f"--output={out}", str(script))
+    lines = out.read_text().split()
+    assert lines.count("plain") == 1, out.read_text()  # the bug: one task where two were asked for
+    assert lines.count("explicit") == 2, out.read_text()

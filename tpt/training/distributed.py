@@ -95,6 +95,9 @@ def accelerate_command(
     srun = [
         "srun",
         f"--nodes={nodes}",
+        # Explicitly: inside the cell's one-task job step, srun takes SLURM_NTASKS=1 from the environment as
+        # -n 1, reduces the nodes to one ("can't run 1 processes on 2 nodes") and starts machine rank 0 only
+        f"--ntasks={nodes}",
         "--ntasks-per-node=1",
         "--overlap",  # beside the cell's own job step, which holds the first node's resources
         f"--gpus-per-node={processes_per_node}",
