@@ -6,7 +6,6 @@ one of its options (a suggestion when it is close to one), and every cell of the
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -15,7 +14,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from tpt.compose import CONF_DIR, compose, compose_plain
-from tpt.config import Config, ConfigError, schema_has_key
+from tpt.config import Config, ConfigError, schema_fields, schema_has_key
 from tpt.experiments import sweep
 from tpt.pruning import RULES
 from tpt.tasks import TASKS
@@ -29,28 +28,19 @@ def groups() -> Dict[str, List[str]]:
     return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in sorted(CONF_DIR.iterdir()) if d.is_dir()}
 
 
-def fields_of(schema) -> Dict[str, object]:
-    """A structured config class's keys and the class of each nested one (None for a leaf)."""
-    out = {}
-    for f in dataclasses.fields(schema):
-        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        out[f.name] = type(value) if dataclasses.is_dataclass(value) else None
-    return out
-
-
 def schemas_at(top: str) -> List[object]:
     """The structured configs a top-level node may have: a task's or a pruning rule's own, or the one."""
     if top == "task":
         return [t.settings for t in TASKS.values()]
     if top == "pruning":
         return [r.settings for r in RULES.values()]
-    return [fields_of(Config)[top]]
+    return [schema_fields(Config)[top]]
 
 
 def unknown_key(key: str) -> Optional[str]:
     """Why `key` (a dotted config key) names nothing, with the nearest key; None when some schema has it."""
     top, *rest = key.split(".")
-    known = fields_of(Config)
+    known = schema_fields(Config)
     if top not in known:
         return f"{top} is not a config key or group{suggest(top, [*known, *groups()])}"
     if not rest or any(key == f or key.startswith(f + ".") for f in FREE):
@@ -59,10 +49,10 @@ def unknown_key(key: str) -> Optional[str]:
     for part in rest:
         if not level:  # the key above is a value, not a node
             return f"{key} is not a config key ({path} holds a value)"
-        keys = {k: t for schema in level for k, t in fields_of(schema).items()}
+        keys = {k: t for schema in level for k, t in schema_fields(schema).items()}
         if part not in keys:
             return f"{key} is not a config key{suggest(part, keys, path + '.')}"
-        level = [t for t in (fields_of(schema).get(part) for schema in level) if t is not None]
+        level = [t for t in (schema_fields(schema).get(part) for schema in level) if t is not None]
         path = f"{path}.{part}"
     return None
 

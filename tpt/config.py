@@ -19,14 +19,21 @@ class ConfigError(ValueError):
     """A config value that is well-typed but impossible (e.g. data.size=0)."""
 
 
+def schema_fields(schema) -> Dict[str, Optional[type]]:
+    """A structured config class's keys, each with the structured config it holds (None for a value)."""
+    out: Dict[str, Optional[type]] = {}
+    for f in dataclasses.fields(schema):
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out[f.name] = type(value) if dataclasses.is_dataclass(value) else None
+    return out
+
+
 def schema_has_key(schema, dotted: str) -> bool:
     """Whether a structured config class has the (nested) key `a.b.c`."""
     for part in dotted.split("."):
-        found = {f.name: f for f in dataclasses.fields(schema)}.get(part) if dataclasses.is_dataclass(schema) else None
-        if found is None:
+        if schema is None or part not in schema_fields(schema):
             return False
-        value = found.default_factory() if found.default_factory is not dataclasses.MISSING else found.default
-        schema = type(value) if dataclasses.is_dataclass(value) else None
+        schema = schema_fields(schema)[part]
     return True
 
 
