@@ -127,7 +127,8 @@ def test_a_2x2_multirun_gives_each_cell_its_own_directory(tiny_model_dir, tmp_pa
     # Baseline eval and round-1 think of the shared base model ran once, then came from the cache
     # (2 x 3 hits). With gt pruning the random model has no correct sample, so M_1 = M_0 and both gt
     # cells' round-1 eval is M_0's baseline again (2 more hits); the none cells train new models.
-    assert (res.stdout + res.stderr).count("reusing cached generations") == 8
+    logs = "".join((tmp_path / "sweep" / c / "launch.log").read_text() for c in cells)  # the cells' full logs
+    assert logs.count("reusing cached generations") == 8
 
 
 @pytest.mark.e2e

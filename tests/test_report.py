@@ -266,7 +266,9 @@ def test_a_run_records_what_it_cost_and_its_contamination(tiny_model_dir, tmp_pa
     assert [r["cost/generated_tokens"] for r in again] == [r["cost/generated_tokens"] for r in rows]
 
     report = json.loads((run_dir / "contamination.json").read_text())
-    assert report["ngram"] == 8 and report["compared"] == "train questions" and "overlapping_eval_ids" in report
+    # the bundled arith problems are checked by whole questions (their templates share every 8-gram)
+    assert (report["rule"], report["ngram"], report["compared"]) == ("exact", None, "train questions")
+    assert "overlapping_eval_ids" in report
     solutions = json.loads((run_dir / "round_1" / "prune" / "contamination.json").read_text())
     assert solutions["compared"] == "training solutions (self)" and solutions["examples"] == rows[1]["data_size"]
     assert rows[1]["train_solutions_overlap"] == solutions["overlapping_examples"]
