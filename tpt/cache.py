@@ -82,6 +82,9 @@ LOCK_WAIT_S = CacheConfig.lock_wait_s
 
 
 ENTRY_KEYS = {"sha256", "value", "seconds"}  # seconds: since cost accounting; older entries lack it
+# A network filesystem's client may keep saying "no such file" for a while after another node published
+# one (NFS's and FUSE's cached negative lookups): how long a writer that lost the race waits to see it.
+SEE_PUBLISHED_S = 30.0
 
 
 class KeyedStore:
@@ -125,8 +128,26 @@ class KeyedStore:
             except DiskFull as e:  # a full cache never fails the work that computed the value
                 log.warning("%s: %s not cached: %s", desc, self.what, e)
                 return value, None
-            found = self._read(path, desc)  # another process published first: everyone uses its value
+            found = self._published(path, desc)  # another process published first: everyone uses its value
             return (found[0], None) if found is not None else (value, None)
+
+    def _published(self, path: Path, desc: str) -> Optional[Tuple[Any, float]]:
+        """The entry another process has just published at `path`, waiting until this node sees it."""
+        deadline, pause = time.monotonic() + SEE_PUBLISHED_S, 0.05
+        while True:
+            found = self._read(path, desc)
+            if found is not None or time.monotonic() > deadline:
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        if found is None:
+            log.warning(
+                "%s: %s entry %s was published by another process but is not readable here; using this process's value",
+                desc,
+                self.what,
+                path.stem[:12],
+            )
+        return found
 
     def _read(self, path: Path, desc: str) -> Optional[Tuple[Any, float]]:
         """(value, seconds its computing took) of a whole entry; None if there is none. A damaged one

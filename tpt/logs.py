@@ -13,9 +13,10 @@ there (`to_log_file`), or the command's output (`log_file_handle`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import IO, Optional
+from typing import IO, Iterator, Optional
 
 SCREEN = {"screen": True}  # log.info(..., extra=SCREEN): a line of the loop a user watches
 LOG_FILE_ENV = "TPT_LOG_FILE"
@@ -52,6 +53,25 @@ def quiet_libraries(log_file: Optional[str], verbose: bool) -> None:
         "TOKENIZERS_PARALLELISM": "false",  # its warning after a fork
     }.items():
         os.environ.setdefault(name, value)
+
+
+@contextlib.contextmanager
+def no_progress_bars(module_name: str) -> Iterator[None]:
+    """Within it, the tqdm bars of the module `module_name` (one that draws its own whatever the hub's
+    switch says: transformers' GGUF loader) are not drawn, unless verbose."""
+    import functools
+    import importlib
+
+    module = importlib.import_module(module_name)
+    bar = getattr(module, "tqdm", None)
+    if verbose() or bar is None:
+        yield
+        return
+    module.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        module.tqdm = bar
 
 
 def log_file() -> Optional[str]:

@@ -33,7 +33,7 @@ from tpt.io import (
     unique_suffix,
     write_json,
 )
-from tpt.logs import SCREEN
+from tpt.logs import SCREEN, no_progress_bars
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def materialize_embedded(name: str) -> Path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         log.info("converting embedded model %s from GGUF to %s (once)", name, target, extra=SCREEN)
-        with gguf_parsed_once():
+        with gguf_parsed_once(), no_progress_bars("transformers.modeling_gguf_pytorch_utils"):
             tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
         # The dequantised weights are plain fp32; drop the GGUF quantizer so save_pretrained works.
