@@ -45,6 +45,7 @@ def pytest_configure(config):
 # its own, so its module-scoped fixtures are built once. Checked against the markers below.
 SHARED = {
     "tests/test_slurm.py": "slurm",
+    "tests/test_multinode.py": "slurm",
     "tests/test_chunks.py": "engine",
     "tests/test_fsdp_cpu.py": "engine",
     "tests/test_reference_run.py": "engine",
@@ -289,3 +290,20 @@ def slurm_cluster() -> dict:
             pytest.fail(f"CI=true but {why}\n{logs}")
         pytest.skip(why)
     return env
+
+
+@pytest.fixture(scope="session")
+def multi_node_cluster(slurm_cluster) -> dict:
+    """The SLURM above with a partition `multi` of two or more nodes, each its own host
+    (scripts/slurm_local.sh starts them in network namespaces). Required under CI."""
+    import subprocess
+
+    nodes = subprocess.run(
+        ["sinfo", "-h", "-p", "multi", "-N", "-o", "%N"], env=slurm_cluster, capture_output=True, text=True
+    ).stdout.split()
+    if len(set(nodes)) < 2:
+        why = f"partition multi has {len(set(nodes))} nodes: start scripts/slurm_local.sh with TPT_SLURM_NODES=2"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {why}")
+        pytest.skip(why)
+    return slurm_cluster

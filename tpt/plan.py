@@ -6,8 +6,12 @@
 - optimizer steps per round and the global batch; disk for the checkpoints (train.keep);
 - peak memory per GPU, for training (weights, gradients and AdamW states as the strategy shards them,
   activations with or without checkpointing, the logits) and for vLLM (weights per tensor-parallel
-  rank and the KV cache of its batch), against `cluster.gpu_memory_gb`;
-- GPU-hours from the throughput assumptions below (`--assume name=value` overrides them);
+  rank and the KV cache of the sequences that fit beside them, up to `vllm_sequences`), against
+  `cluster.gpu_memory_gb`, for the model and for a distillation teacher (which thinks on the same
+  GPUs, with the same tensor parallelism);
+- GPU-hours as SLURM bills them: the job's wall time (training on all its GPUs, generation on the
+  engines' GPUs, at a throughput that falls with fewer sequences in flight) times the GPUs it holds,
+  from the throughput assumptions below (`--assume name=value` overrides them);
 - warnings: a data size that cannot be reached, or likely falls short (expected from the paper's
   own baseline, or measured by earlier runs under outputs/), examples that would be cut, a global
   batch that differs between the rows of one table, memory that does not fit;
@@ -98,6 +102,13 @@ class CellPlan:
     cfg: DictConfig
     figures: Dict[str, object] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
+    misfits: List[str] = field(default_factory=list)  # the warnings that a GPU's memory cannot hold something
+
+
+def misfits(cfg: DictConfig) -> List[str]:
+    """What of a cell would not fit its GPUs by the plan's estimate (training, the model's engine, a
+    teacher's): the SLURM launcher names them at submit."""
+    return plan_config(cfg, [], dict(ASSUMPTIONS), None).misfits
 
 
 # ---- the cells of a command -------------------------------------------------------------------------
@@ -172,6 +183,7 @@ def measured_solve_rate(cfg: DictConfig, runs: Optional[Path]) -> Optional[Tuple
         stats = cell.path / "round_1" / "prune" / "stats.json"
         if (
             c.get("model", {}).get("id") == cfg.model.id
+            and c.get("source", {}).get("teacher") == cfg.source.get("teacher")  # the thinker's rate
             and c.get("task", {}).get("name") == cfg.task.name
             and c.get("think", {}).get("n") == cfg.think.n
             and stats.is_file()
@@ -208,6 +220,11 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
     rounds, think, ev, tr = cfg.rounds, cfg.think, cfg.eval, cfg.train
     gpus, nodes = cfg.cluster.gpus, cfg.cluster.nodes
     f.update(model=cfg.model.name, gpus=gpus * nodes, nodes=nodes, hours=cfg.cluster.timeout_min / 60)
+    teacher_id = source_of(cfg).teacher_id(cfg)[0]
+    teacher = shape_of(teacher_id) if teacher_id else None
+    thinker = teacher if teacher_id else shape  # whose solve rate and generation cost think has
+    if teacher_id:
+        f["teacher"] = teacher_id.rsplit("/", 1)[-1]
 
     questions, where = train_questions(cfg)
     self_size, human = source_of(cfg).sizes(cfg)
@@ -245,7 +262,7 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
     elif generates and rule_of(cfg.pruning).needs_correct:
         rate = measured_solve_rate(cfg, runs)
         basis = "measured by an earlier run" if rate else "the paper's baseline Pass@k"
-        rate = rate or paper_solve_rate(shape, cfg.task.name)
+        rate = rate or paper_solve_rate(thinker, cfg.task.name)
         if rate is not None:
             expected = int(questions * rate[0]) * cfg.data.per_question
             f["expected_available"] = expected
@@ -272,44 +289,120 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
             "GPU-hour estimate"
         )
         return out
+    if teacher_id and teacher is None:
+        w.append(
+            f"teacher {teacher_id}: shape unknown (not a preset, no local config.json): no estimate of its "
+            "memory or think cost"
+        )
+        return out
     checkpoint = shape.params * shape.dtype_bytes  # saved in the base model's dtype
     # train.keep=all keeps every round's checkpoint, last only the newest (the cache's entries are
     # hard links to them: no more disk); both are stated, so a sweep's disk is known either way
     f.update(checkpoint_disk_gb_all=round(gb(checkpoint * rounds), 1), checkpoint_disk_gb_last=round(gb(checkpoint), 1))
     f["checkpoint_disk_gb"] = f["checkpoint_disk_gb_all" if tr.keep == "all" else "checkpoint_disk_gb_last"]
     gpu_gb = cfg.cluster.gpu_memory_gb or assume["gpu_memory_gb"]
+    on_gpu = gpus > 0
+    engine = engine_fit(shape, cfg, prompt, assume, gpu_gb if on_gpu else None)
+    think_engine = engine_fit(thinker, cfg, prompt, assume, gpu_gb if on_gpu else None)
     f.update(
         train_memory_gb=round(training_memory_gb(shape, cfg, example, micro, assume), 1),
-        vllm_memory_gb=round(vllm_memory_gb(shape, cfg, prompt, assume), 1),
+        vllm_memory_gb=engine.memory_gb,
+        vllm_sequences=engine.sequences,
         gpu_memory_gb=gpu_gb,
     )
-    on_gpu = gpus > 0
+    if teacher_id:
+        f.update(teacher_vllm_memory_gb=think_engine.memory_gb, teacher_vllm_sequences=think_engine.sequences)
     if on_gpu and f["train_memory_gb"] > gpu_gb:
-        w.append(
+        out.misfits.append(
             f"training needs ~{f['train_memory_gb']} GB per GPU ({tr.strategy}, micro-batch {micro}, "
             f"checkpointing {'on' if tr.gradient_checkpointing else 'off'}) > {gpu_gb} GB"
         )
-    if on_gpu and f["vllm_memory_gb"] > cfg.backend.gpu_memory_utilization * gpu_gb:
-        w.append(
-            f"vLLM wants ~{f['vllm_memory_gb']} GB per GPU (weights / TP {cfg.model.tensor_parallel_size} + KV "
-            f"cache of {int(assume['vllm_sequences'])} sequences) > {cfg.backend.gpu_memory_utilization} x "
-            f"{gpu_gb} GB: fewer sequences in flight, slower generation"
-        )
+    tp, share = cfg.model.tensor_parallel_size, cfg.backend.gpu_memory_utilization
+    for who, model_id, fit in [("the model", cfg.model.id, engine)] + (
+        [("the teacher", teacher_id, think_engine)] if teacher_id else []
+    ):
+        if not on_gpu:
+            continue
+        if fit.sequences == 0:
+            out.misfits.append(
+                f"{who} {model_id} does not fit its engine: bf16 weights / TP {tp} and one sequence's KV cache "
+                f"need ~{fit.memory_gb} GB per GPU > {share} x {gpu_gb} GB; give the cell more GPUs per node and "
+                f"model.tensor_parallel_size >= {fit.tp_needed}"
+            )
+        elif fit.sequences < assume["vllm_sequences"] / 2:  # fewer, not far fewer: the column shows it
+            w.append(
+                f"vLLM for {who} fits {fit.sequences} sequences in flight, not {int(assume['vllm_sequences'])} "
+                f"({fit.memory_gb} GB per GPU of {share} x {gpu_gb} GB; weights / TP {tp}): generation is "
+                f"estimated that much slower"
+            )
 
-    # GPU-hours
+    w.extend(out.misfits)
+
+    # GPU-hours: wall time x the GPUs the job holds (what SLURM bills). Training uses every GPU of every
+    # node; an engine runs on `replicas` x TP GPUs of the first node (tpt.backends.replica_count).
     peak = assume["gpu_peak_tflops"] * 1e12
-    train_s = 6 * shape.params * trained / (assume["train_mfu"] * peak)
-    prompts = (think_samples + resampled) / max(think.n, 1) + eval_samples / max(
-        ev.n, 1
-    )  # each prefilled once for its n
-    generate_s = 2 * shape.params * (generated + prompt * prompts) / (assume["generate_utilization"] * peak)
-    f["gpu_hours"] = round((train_s + generate_s) / 3600, 2) if on_gpu else 0.0
-    if on_gpu and f["gpu_hours"] / max(gpus * nodes, 1) > cfg.cluster.timeout_min / 60 * (cfg.cluster.max_requeues + 1):
+    train_s = 6 * shape.params * trained / (assume["train_mfu"] * peak)  # GPU-seconds
+    think_prompts = (think_samples + resampled) / max(think.n, 1)  # each prefilled once for its n
+    eval_prompts = eval_samples / max(ev.n, 1)
+    think_tokens = (think_samples + resampled) * think.max_new_tokens + prompt * think_prompts
+    eval_tokens = eval_samples * ev.max_new_tokens + prompt * eval_prompts
+    think_s = 2 * thinker.params * think_tokens / (assume["generate_utilization"] * think_engine.speed * peak)
+    eval_s = 2 * shape.params * eval_tokens / (assume["generate_utilization"] * engine.speed * peak)
+    held = max(gpus * nodes, 1)
+    replicas = cfg.backend.replicas or max(gpus // tp, 1)
+    engine_gpus = max(min(replicas * tp, gpus), 1)
+    wall_s = train_s / held + (think_s + eval_s) / engine_gpus
+    f["wall_hours"] = round(wall_s / 3600, 2) if on_gpu else None
+    f["gpu_hours"] = round(wall_s * held / 3600, 2) if on_gpu else 0.0
+    f["gpu_hours_used"] = round((train_s + think_s + eval_s) / 3600, 2) if on_gpu else 0.0
+    if on_gpu and wall_s / 3600 > cfg.cluster.timeout_min / 60 * (cfg.cluster.max_requeues + 1):
         w.append(
-            f"~{f['gpu_hours'] / (gpus * nodes):.1f} h of wall time exceeds cluster.timeout_min x "
+            f"~{wall_s / 3600:.1f} h of wall time exceeds cluster.timeout_min x "
             f"(max_requeues + 1): the job would run out of requeues"
         )
     return out
+
+
+@dataclass(frozen=True)
+class EngineFit:
+    """A vLLM engine of a model on the cell's GPUs: memory per GPU, the sequences that fit in flight
+    (up to the assumed `vllm_sequences`; 0: not even one), its throughput as a share of the assumed
+    one, and the tensor parallelism that would fit one sequence."""
+
+    memory_gb: float
+    sequences: int
+    speed: float
+    tp_needed: int
+
+
+def engine_fit(
+    shape: Shape, cfg: DictConfig, prompt: int, assume: Dict[str, float], gpu_gb: Optional[float]
+) -> EngineFit:
+    """Per GPU: bf16 weights over the tensor-parallel ranks, and the KV cache of as many sequences of
+    prompt + max_new_tokens (2 x layers x kv_heads x head_dim x 2 bytes a token) as fit in vLLM's share
+    of `gpu_gb` beside them, up to `vllm_sequences` (all of them when `gpu_gb` is None: a CPU run).
+    Decoding is bound by memory bandwidth, so its throughput is taken as proportional to the
+    sequences in flight below the assumed batch (an assumption, like the batch's own throughput)."""
+    tp, wanted = cfg.model.tensor_parallel_size, int(assume["vllm_sequences"])
+    seq = prompt + max(cfg.think.max_new_tokens, cfg.eval.max_new_tokens)
+    kv_per_sequence = 2 * shape.layers * shape.kv_heads * shape.head_dim * 2 * seq / tp
+    weights, overhead = 2 * shape.params / tp, assume["overhead_gb"] * 1e9
+    sequences = wanted
+    if gpu_gb is not None:
+        room = cfg.backend.gpu_memory_utilization * gpu_gb * 1e9 - weights - overhead
+        sequences = max(0, min(wanted, int(room // kv_per_sequence)))
+    needed = tp
+    if gpu_gb is not None:
+        per_gpu = cfg.backend.gpu_memory_utilization * gpu_gb * 1e9 - overhead
+        while needed < 64 and 2 * shape.params / needed + kv_per_sequence * tp / needed > per_gpu:
+            needed *= 2
+    shown = max(sequences, 1)
+    return EngineFit(
+        memory_gb=round(gb(weights + kv_per_sequence * shown + overhead), 1),
+        sequences=sequences,
+        speed=max(sequences, 1) / wanted,
+        tp_needed=needed,
+    )
 
 
 def training_memory_gb(shape: Shape, cfg: DictConfig, seq: int, micro: int, assume: Dict[str, float]) -> float:
@@ -327,15 +420,6 @@ def training_memory_gb(shape: Shape, cfg: DictConfig, seq: int, micro: int, assu
     )
     logits = 2 * 4 * seq * micro * shape.vocab
     return gb(states + activations + logits) + assume["overhead_gb"]
-
-
-def vllm_memory_gb(shape: Shape, cfg: DictConfig, prompt: int, assume: Dict[str, float]) -> float:
-    """Per GPU: bf16 weights over the tensor-parallel ranks, and the KV cache for `vllm_sequences`
-    sequences of prompt + max_new_tokens (2 x layers x kv_heads x head_dim x 2 bytes a token)."""
-    tp = cfg.model.tensor_parallel_size
-    seq = prompt + max(cfg.think.max_new_tokens, cfg.eval.max_new_tokens)
-    kv = 2 * shape.layers * shape.kv_heads * shape.head_dim * 2 * seq * assume["vllm_sequences"]
-    return gb(2 * shape.params / tp + kv / tp) + assume["overhead_gb"]
 
 
 # ---- the sweep ------------------------------------------------------------------------------------
@@ -373,6 +457,10 @@ COLUMNS = [
     ("checkpoint_disk_gb", "disk GB"),
     ("train_memory_gb", "train GB/GPU"),
     ("vllm_memory_gb", "vLLM GB/GPU"),
+    ("vllm_sequences", "seqs"),
+    ("teacher", "teacher"),
+    ("teacher_vllm_memory_gb", "teacher GB/GPU"),
+    ("wall_hours", "wall h"),
     ("gpu_hours", "GPU-h"),
 ]
 
@@ -394,7 +482,9 @@ def _fmt(value) -> str:
 def to_markdown(plans: List[CellPlan], assume: Dict[str, float]) -> str:
     lines = ["| cell | " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
     for p in plans:
-        lines.append(f"| {_cell_name(p.overrides)} | " + " | ".join(_fmt(p.figures.get(k)) for k, _ in COLUMNS) + " |")
+        # "-": a figure that does not apply to this cell (no teacher); "?": one that is unknown
+        cols = [_fmt(p.figures[k]) if k in p.figures else "-" for k, _ in COLUMNS]
+        lines.append(f"| {_cell_name(p.overrides)} | " + " | ".join(cols) + " |")
     warned = [p for p in plans if p.warnings]
     if warned:
         lines += ["", "Warnings:"]

@@ -60,6 +60,12 @@ class SlurmSweepLauncher(SlurmLauncher):
                 raise ClusterError(f"{cell_label(idx, overrides)}: {e}") from None
         for name in sorted({c.cluster.partition for c in configs if c.cluster.partition}):
             check_partition(name)
+        for (idx, overrides), cfg in zip(cells, configs):
+            if cfg.cluster.gpus:
+                from tpt.plan import misfits
+
+                for misfit in misfits(cfg):  # an estimate: said, not refused (cluster.gpu_memory_gb sharpens it)
+                    log.warning("%s: %s (--plan shows the estimate)", cell_label(idx, overrides), misfit)
 
         code_dir = None
         if configs[0].cluster.snapshot:
@@ -143,7 +149,9 @@ class SlurmSweepLauncher(SlurmLauncher):
         results, failures = [], []
         for job, (idx, overrides) in zip(jobs, cells):
             try:
-                results.append(job.results()[0])
+                # task 0: a multi-node cell's job counts a task per node, but the cell runs in one task
+                # (its srun step is --nodes=1 --ntasks=1), so no other task writes a result
+                results.append(job.task(0).results()[0])
             except Exception as e:  # submitit's UncompletedJobError / FailedJobError, or an unpickling error
                 state = job.watcher.get_state(job.job_id, mode="force")
                 failures.append(describe_failure(job, idx, overrides, state, e))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TypedDict
+from typing import List, TypedDict
 
 from tpt.backends import release_all
 from tpt.cell import Cell
@@ -33,6 +33,7 @@ class TrainResult(TypedDict, total=False):
     lr: float
     seconds: float  # of the training that made the checkpoint
     tokens: float  # tokens the trainer saw (TRL's count, prompts included)
+    hosts: List[str]  # the host name of every training process, in rank order
     too_long: int  # examples dropped whole: longer than train.max_length (never cut)
     max_length: int  # the limit trained with (train.max_length, or the longest example when null)
     from_cache: str  # the checkpoint was reused from the cache (this lineage identity), not trained here

@@ -153,6 +153,7 @@ def train_and_save(
     trainer = build_trainer(base_model, examples, out_dir, cfg, revision)
     result = trainer.train()
     trainer.save_model(str(out_dir))
+    hosts = ranks_hosts()  # every rank takes part
     if not trainer.is_world_process_zero():
         return None
     trainer.processing_class.save_pretrained(str(out_dir))
@@ -170,4 +171,18 @@ def train_and_save(
         "tokens": next(
             (float(h["num_tokens"]) for h in reversed(trainer.state.log_history) if "num_tokens" in h), None
         ),  # tokens the trainer saw (TRL's count, prompts included)
+        "hosts": hosts,  # where it trained: one host name per rank, in rank order
     }
+
+
+def ranks_hosts() -> List[str]:
+    """The host name of every rank, in rank order (this one's alone outside a process group)."""
+    import socket
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [socket.gethostname()]
+    hosts: List[Optional[str]] = [None] * dist.get_world_size()
+    dist.all_gather_object(hosts, socket.gethostname())
+    return [str(h) for h in hosts]
