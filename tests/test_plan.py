@@ -88,9 +88,10 @@ def test_table3_gemma_2b_row_by_hand():
     assert f["train_memory_gb"] == round((states + 26 * layer + logits) / 1e9 + 3, 1) == 68.0
     assert f["expected_available"] == int(7473 * 0.76)  # the paper's Pass@20 of the 2B baseline: 76.0%
     assert not any("likely not reached" in w for w in p.warnings)
-    # One GPU on one node for 12 h (conf/model/gemma2_2b_it.yaml); keep=last would keep one checkpoint
+    # One GPU on one node for 12 h (conf/model/gemma2_2b_it.yaml); keep=last would keep every checkpoint
+    # too, through the checkpoint cache's hard links (test_disk_counts_the_caches_links_and_the_fp32_save)
     assert (f["gpus"], f["nodes"], f["hours"]) == (1, 1, 12.0)
-    assert (f["checkpoint_disk_gb_all"], f["checkpoint_disk_gb_last"]) == (20.9, 5.2)
+    assert (f["checkpoint_disk_gb_all"], f["checkpoint_disk_gb_last"]) == (20.9, 20.9)
     # vLLM: bf16 weights on one rank + KV cache of 256 sequences of 200 + 512 tokens (26 layers, 4 KV
     # heads of 256, K and V, 2 bytes)
     kv = 2 * 26 * 4 * 256 * 2 * 712 * 256
@@ -207,6 +208,57 @@ def test_a_teacher_that_does_not_fit_the_students_gpus_is_named():
         and "model.tensor_parallel_size >= 4" in w
         for w in p.warnings
     )
+
+
+def test_disk_counts_the_caches_links_and_the_fp32_save():
+    """Gemma-2-2B, 4 rounds: a bf16 checkpoint is 2.61e9 x 2 B = 5.2 GB, its transient fp32 save
+    2.61e9 x 4 B = 10.4 GB. The checkpoint cache links every round's weights, so train.keep=last frees
+    nothing while it is on; without it keep=last leaves one; with copies, the cache's four come on top."""
+    ckpt, fp32 = 2.61e9 * 2 / 1e9, 2.61e9 * 4 / 1e9
+    base = ["model=gemma2_2b_it", "task=gsm8k", "rounds=4"]
+
+    def disk(*extra):
+        [p] = plan([*base, *extra], runs=None)
+        f = p.figures
+        return f["checkpoint_disk_gb"], f["disk_peak_gb"], p.warnings
+
+    assert disk("train.keep=all")[:2] == (round(4 * ckpt, 1), round(3 * ckpt + fp32, 1))
+    linked, peak, warnings = disk("train.keep=last")
+    assert (linked, peak) == (round(4 * ckpt, 1), round(3 * ckpt + fp32, 1))
+    assert any("train.keep=last frees no disk" in w and "cache.trained=false" in w for w in warnings)
+    # no cache: the last round's weights, and while they are saved the round before's (deleted after)
+    alone, peak, warnings = disk("train.keep=last", "cache.trained=false")
+    assert (alone, peak) == (round(ckpt, 1), round(ckpt + fp32, 1))
+    assert not any("frees no disk" in w for w in warnings)
+    copied, peak, _ = disk("train.keep=last", "cache.copy_checkpoints=true")
+    assert (copied, peak) == (round(5 * ckpt, 1), round(ckpt + 3 * ckpt + fp32, 1))
+    # the 70B: its fp32 save alone is 282 GB
+    [p] = plan(["model=llama3_3_70b_instruct", "task=gsm8k", "rounds=1"], runs=None)
+    assert p.figures["disk_peak_gb"] == round(70.6e9 * 4 / 1e9, 1) == 282.4
+
+
+def test_code_verification_time_is_planned_and_a_round_that_cannot_finish_is_named():
+    """Table 7's 2B row, one round: 13,328 train questions x 10 samples, with up to 4 resample batches,
+    and 140 eval questions x 50 samples x 2 evals; each program on 100 tests (assumed) at 0.055 s a run
+    (measured), 5.5 s, under the 120 s budget: ~1,040 CPU-h, ~130 h on the preset's 8 CPUs, past its 12 h."""
+    p = by_row(plan(["+experiment=table7"], runs=None))["t7_2b_self_1k"]
+    f = p.figures
+    programs = 13328 * 10 * 5 + 140 * 50 * 2
+    assert programs == f["think_samples"] + f["resample_at_most"] + f["eval_samples"]
+    assert f["verify_cpu_hours"] == round(programs * 100 * 0.055 / 3600, 1) == 1039.5
+    assert any("judging a round's programs takes up to ~129.9 h on the cell's 8 CPUs" in w for w in p.warnings)
+    # capped tests, a smaller budget, and the assumptions' overrides move it; a math cell has none
+    [capped] = plan(["+experiment=table7", "row=t7_2b_self_1k", "task.code.max_tests=10"], runs=None)
+    assert capped.figures["verify_cpu_hours"] == round(programs * 10 * 0.055 / 3600, 1)
+    [budget] = plan(["+experiment=table7", "row=t7_2b_self_1k", "task.code.program_budget_s=1"], runs=None)
+    assert budget.figures["verify_cpu_hours"] == round(programs * 1.0 / 3600, 1)
+    [assumed] = plan(
+        ["+experiment=table7", "row=t7_2b_self_1k"], runs=None, assume={"tests_per_problem.codecontests": 5}
+    )
+    assert assumed.figures["verify_cpu_hours"] == round(programs * 5 * 0.055 / 3600, 1) == 52.0
+    assert not any("judging" in w for w in assumed.warnings)  # one round: 6.5 h on 8 CPUs, within 12 h
+    [maths] = plan(["model=gemma2_2b_it", "task=gsm8k"], runs=None)
+    assert "verify_cpu_hours" not in maths.figures
 
 
 def test_different_global_batches_in_one_sweep_are_flagged():

@@ -60,7 +60,7 @@ def test_engine_settings_for_cpu_and_gpu(monkeypatch):
     assert gpu["gpu_memory_utilization"] == 0.9 and gpu["enforce_eager"] is False and "kv_cache_memory_bytes" not in gpu
 
 
-@pytest.mark.parametrize("preset, tp", [("llama3_3_70b_instruct", 8), ("gemma2_9b_it", 1), ("gemma2_2b_it", 1)])
+@pytest.mark.parametrize("preset, tp", [("llama3_3_70b_instruct", 8), ("gemma2_9b_it", 2), ("gemma2_2b_it", 1)])
 def test_engine_takes_tensor_parallel_size_from_the_model_preset(preset, tp):
     cfg = compose([f"model={preset}", "backend=vllm", "task=gsm8k"])
     assert cfg.model.tensor_parallel_size == tp

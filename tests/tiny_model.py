@@ -3,8 +3,9 @@ Apache-2.0): a real model directory, built from a config, with no hub access.
 
     python -m tests.tiny_model OUT_DIR [--hidden 256 --heads 4 --layers 2]
 
-The tests use hidden 32 (fast on CPU); scripts/gpu_smoke.sh uses hidden 256 with 4 heads, whose
-head size (64) every vLLM attention backend supports.
+The tests use hidden 32 (fast on CPU); scripts/gpu_smoke.sh uses hidden 2048 with 32 heads, whose
+head size (64) every vLLM attention backend supports, and as many layers as make a trainer's state
+12% of its GPU.
 """
 
 from __future__ import annotations

@@ -3,12 +3,16 @@
 
 - the model and what one cell asks a cluster for (GPUs, nodes, SLURM time);
 - questions x samples for think and eval, and upper bounds on tokens generated and trained;
-- optimizer steps per round and the global batch; disk for the checkpoints (train.keep);
+- optimizer steps per round and the global batch; disk for the checkpoints (train.keep, and the
+  checkpoint cache's hard links, which keep every round's weights) and its peak during a save (the
+  transient fp32 weights);
 - peak memory per GPU, for training (weights, gradients and AdamW states as the strategy shards them,
   activations with or without checkpointing, the logits) and for vLLM (weights per tensor-parallel
   rank and the KV cache of the sequences that fit beside them, up to `vllm_sequences`), against
   `cluster.gpu_memory_gb`, for the model and for a distillation teacher (which thinks on the same
   GPUs, with the same tensor parallelism);
+- code tasks: CPU-hours to judge every program on its problem's tests, at most (the sandbox's measured
+  cost a run, an assumed test count);
 - GPU-hours as SLURM bills them: the job's wall time (training on all its GPUs, generation on the
   engines' GPUs, at a throughput that falls with fewer sequences in flight) times the GPUs it holds,
   from the throughput assumptions below (`--assume name=value` overrides them);
@@ -84,6 +88,11 @@ ASSUMPTIONS: Dict[str, float] = {
     "vllm_sequences": 256,  # sequences vLLM keeps in flight (its max_num_seqs): the KV cache it wants
     "overhead_gb": 3.0,  # CUDA context, NCCL buffers, allocator fragmentation per GPU
     **{f"prompt_tokens.{task.name}": task.prompt_tokens for task in TASKS.values()},
+    # Code verification. A program's run on one test in the sandbox: 54.8 ms measured (bubblewrap,
+    # seccomp and a cgroup per run, a short program; CPU C, docs/benchmarks.md "The sandbox"); a
+    # problem's tests, its TaskSpec's assumption (task.code.max_tests caps them).
+    "sandbox_run_s": 0.055,
+    **{f"tests_per_problem.{task.name}": task.tests_per_problem for task in TASKS.values() if task.kind == "code"},
 }
 GPU_MEMORY_GB = {
     "a100-40gb": 40,
@@ -295,11 +304,18 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
             "memory or think cost"
         )
         return out
-    checkpoint = shape.params * shape.dtype_bytes  # saved in the base model's dtype
-    # train.keep=all keeps every round's checkpoint, last only the newest (the cache's entries are
-    # hard links to them: no more disk); both are stated, so a sweep's disk is known either way
-    f.update(checkpoint_disk_gb_all=round(gb(checkpoint * rounds), 1), checkpoint_disk_gb_last=round(gb(checkpoint), 1))
-    f["checkpoint_disk_gb"] = f["checkpoint_disk_gb_all" if tr.keep == "all" else "checkpoint_disk_gb_last"]
+    disk = checkpoint_disk(shape, cfg)
+    f.update(
+        checkpoint_disk_gb_all=disk["all"],
+        checkpoint_disk_gb_last=disk["last"],
+        checkpoint_disk_gb=disk[tr.keep],
+        disk_peak_gb=disk["peak"],
+    )
+    if tr.keep == "last" and disk["last"] == disk["all"] and rounds > 1:
+        w.append(
+            "train.keep=last frees no disk: the checkpoint cache holds every round's weights (hard links to "
+            "the run's files); cache.trained=false (or cache=off) keeps only the last"
+        )
     gpu_gb = cfg.cluster.gpu_memory_gb or assume["gpu_memory_gb"]
     on_gpu = gpus > 0
     engine = engine_fit(shape, cfg, prompt, assume, gpu_gb if on_gpu else None)
@@ -351,7 +367,12 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
     held = max(gpus * nodes, 1)
     replicas = cfg.backend.replicas or max(gpus // tp, 1)
     engine_gpus = max(min(replicas * tp, gpus), 1)
-    wall_s = train_s / held + (think_s + eval_s) / engine_gpus
+    verify_cpu_s = verification_cpu_s(cfg, think_samples + resampled + eval_samples, assume)
+    if verify_cpu_s is not None:
+        f["verify_cpu_hours"] = round(verify_cpu_s / 3600, 1)
+    # the cell's CPUs judge the programs after generation, while its GPUs wait (held, so billed)
+    verify_wall_s = (verify_cpu_s or 0.0) / max(cfg.cluster.cpus, 1)
+    wall_s = train_s / held + (think_s + eval_s) / engine_gpus + verify_wall_s
     f["wall_hours"] = round(wall_s / 3600, 2) if on_gpu else None
     f["gpu_hours"] = round(wall_s * held / 3600, 2) if on_gpu else 0.0
     f["gpu_hours_used"] = round((train_s + think_s + eval_s) / 3600, 2) if on_gpu else 0.0
@@ -360,7 +381,54 @@ def plan_config(cfg: DictConfig, overrides: List[str], assume: Dict[str, float],
             f"~{wall_s / 3600:.1f} h of wall time exceeds cluster.timeout_min x "
             f"(max_requeues + 1): the job would run out of requeues"
         )
+    per_round_verify_h = verify_wall_s / 3600 / max(rounds, 1)
+    if verify_cpu_s and per_round_verify_h > cfg.cluster.timeout_min / 60:
+        w.append(
+            f"judging a round's programs takes up to ~{per_round_verify_h:.1f} h on the cell's {cfg.cluster.cpus} "
+            f"CPUs (~{f['verify_cpu_hours']:,.0f} CPU-h in all), more than its {cfg.cluster.timeout_min} min SLURM "
+            "limit: more model.cpus, task.code.max_tests, or a smaller task.code.program_budget_s"
+        )
     return out
+
+
+def checkpoint_disk(shape: Shape, cfg: DictConfig) -> Dict[str, float]:
+    """GB of checkpoints a cell leaves with train.keep=all and =last, and its peak while saving the last
+    round. Saved in the base model's dtype, after a transient fp32 save (training keeps fp32 master
+    weights; tpt.models.cast_checkpoint rewrites them). With the checkpoint cache (cache.trained), every
+    round's weights stay in it: as hard links to the run's files (no more disk than keep=all) or, with
+    cache.copy_checkpoints, as copies beside them. A cache on another filesystem without copies stores
+    nothing: that case is keep's own figure."""
+    checkpoint = shape.params * shape.dtype_bytes
+    rounds = cfg.rounds
+    cached = cfg.cache.enabled and cfg.cache.trained
+    copied = cached and cfg.cache.copy_checkpoints
+    linked = cached and not copied  # the run's old rounds stay alive through the cache's links
+    run = {"all": rounds, "last": rounds if linked else min(rounds, 1)}
+    copies = rounds if copied else 0
+    out = {keep: round(gb(checkpoint * (n + copies)), 1) for keep, n in run.items()}
+    # the last round's save: what the earlier rounds left (keep=last deletes them once the new one exists,
+    # so the one before is still there) and the new weights in fp32
+    before = rounds - 1 if cfg.train.keep == "all" or linked else min(rounds - 1, 1)
+    before += rounds - 1 if copied else 0
+    out["peak"] = round(gb(checkpoint * before + shape.params * 4), 1)
+    return out
+
+
+def verification_cpu_s(cfg: DictConfig, programs: int, assume: Dict[str, float]) -> Optional[float]:
+    """CPU-seconds to judge a code cell's programs, at most: each runs on every test of its problem (a
+    correct one must pass them all; a wrong one goes on until a test passes, for the soft verdict, and most
+    pass none), up to task.code.program_budget_s, at the sandbox's measured cost per run. None for math
+    tasks, whose judging is string work. Verdicts the cache already holds are not subtracted."""
+    if TASKS[cfg.task.name].kind != "code":
+        return None
+    code = cfg.task.code
+    tests = assume.get(f"tests_per_problem.{cfg.task.name}") or 0
+    if cfg.task.name == "minicode":
+        tests = cfg.task.minicode.tests  # bundled: known exactly
+    if code.max_tests:
+        tests = min(tests, code.max_tests)
+    per_program = min(tests * assume["sandbox_run_s"], code.program_budget_s)
+    return programs * per_program
 
 
 @dataclass(frozen=True)
@@ -407,19 +475,31 @@ def engine_fit(
 
 def training_memory_gb(shape: Shape, cfg: DictConfig, seq: int, micro: int, assume: Dict[str, float]) -> float:
     """Per GPU: weights, gradients and optimizer states as the training strategy holds them
-    (tpt.training.strategies: `state_bytes`); activations of one micro-batch (about 34 x seq x hidden
-    bytes per layer without checkpointing, Korthikanti et al. 2022, flash/SDPA attention; the layer
-    inputs plus one layer's with it), the fp32 logits and their gradient, and a fixed overhead."""
+    (tpt.training.strategies: `state_bytes`), one micro-batch's activations and logits
+    (`activation_terms`, bf16 under autocast), and a fixed overhead."""
     tr = cfg.train
-    states = strategy_of(tr).state_bytes(shape, tr)
-    per_layer = 34 * seq * micro * shape.hidden
-    activations = (
-        (2 * seq * micro * shape.hidden * shape.layers + per_layer)
-        if tr.gradient_checkpointing
-        else per_layer * shape.layers
-    )
-    logits = 2 * 4 * seq * micro * shape.vocab
-    return gb(states + activations + logits) + assume["overhead_gb"]
+    terms = activation_terms(shape, seq, micro, tr.gradient_checkpointing, activation_bytes=2)
+    return gb(strategy_of(tr).state_bytes(shape, tr) + sum(terms.values())) + assume["overhead_gb"]
+
+
+def activation_terms(
+    shape: Shape, seq: int, micro: int, checkpointing: bool, activation_bytes: int
+) -> Dict[str, float]:
+    """Bytes of one micro-batch's activations: about 17 x seq x hidden elements a layer without
+    checkpointing (Korthikanti et al. 2022's 34 bytes at 2 a value, flash/SDPA attention; the layer
+    inputs plus one layer's with it), and the fp32 logits and their gradient.
+    benchmarks/train_memory.py measures them (docs/benchmarks.md, "Training memory")."""
+    tokens = seq * micro
+    per_layer = 17 * activation_bytes * tokens * shape.hidden
+    layers = 2 * tokens * shape.hidden * shape.layers + per_layer if checkpointing else per_layer * shape.layers
+    return {"activations": layers, "logits": 2 * 4 * tokens * shape.vocab}
+
+
+def cpu_training_memory_terms(row: Dict[str, float]) -> Dict[str, float]:
+    """The plan's terms for a shape that benchmarks/train_memory.py trained on a CPU (fp32, one
+    process, no checkpointing, no CUDA overhead)."""
+    shape = Shape(row["params"], row["hidden"], row["layers"], row["vocab"], row["kv_heads"], row["head_dim"], 4)
+    return {"states": 16.0 * row["params"], **activation_terms(shape, row["seq"], row["micro"], False, 4)}
 
 
 # ---- the sweep ------------------------------------------------------------------------------------
@@ -455,11 +535,13 @@ COLUMNS = [
     ("global_batch", "batch"),
     ("steps_per_round", "steps/round"),
     ("checkpoint_disk_gb", "disk GB"),
+    ("disk_peak_gb", "disk peak GB"),
     ("train_memory_gb", "train GB/GPU"),
     ("vllm_memory_gb", "vLLM GB/GPU"),
     ("vllm_sequences", "seqs"),
     ("teacher", "teacher"),
     ("teacher_vllm_memory_gb", "teacher GB/GPU"),
+    ("verify_cpu_hours", "verify CPU-h ≤"),
     ("wall_hours", "wall h"),
     ("gpu_hours", "GPU-h"),
 ]

@@ -46,6 +46,7 @@ class TaskSpec:
     bundled: bool = False  # generated in-process: offline, and quick enough for the plan to read
     hub_train_questions: Optional[int] = None  # its hub train split's size: the plan counts without a download
     prompt_tokens: int = 200  # a prompt's typical length with its chat template and worked examples (the plan)
+    tests_per_problem: int = 0  # code: a problem's typical test count (the plan's verification time; an assumption)
     stands_in: Optional[StandIn] = None  # a bundled task that a miniature runs in place of its kind's tasks
 
 

@@ -122,4 +122,8 @@ def load(cfg) -> tuple[List[Problem], List[Problem]]:
     return train, test
 
 
-TASK = TaskSpec("codecontests", load, "code", CodeTaskConfig, hub_train_questions=13328, prompt_tokens=700)
+# tests_per_problem: public + private + generated tests, an order of magnitude (not counted from the hub
+# data here); count yours and pass --assume tests_per_problem.codecontests=N, or cap them (task.code.max_tests)
+TASK = TaskSpec(
+    "codecontests", load, "code", CodeTaskConfig, hub_train_questions=13328, prompt_tokens=700, tests_per_problem=100
+)

@@ -69,4 +69,4 @@ def load(cfg) -> tuple[List[Problem], List[Problem]]:
     return read_split(cfg, "train"), read_split(cfg, cfg.code.eval_split)
 
 
-TASK = TaskSpec("leetcode", load, "code", CodeTaskConfig, prompt_tokens=500)
+TASK = TaskSpec("leetcode", load, "code", CodeTaskConfig, prompt_tokens=500, tests_per_problem=20)  # tests: assumed
