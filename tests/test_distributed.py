@@ -101,7 +101,7 @@ def test_multi_node_outside_an_allocation_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "preset, strategy, procs, nodes, ckpt, tp, lr, system_role",
     [
-        ("gemma2_2b_it", "single", 1, 1, False, 1, 1e-6, False),
+        ("gemma2_2b_it", "single", 1, 1, True, 1, 1e-6, False),
         ("gemma2_9b_it", "fsdp", 4, 1, True, 2, 1e-6, False),
         ("llama3_2_1b_instruct", "single", 1, 1, False, 1, 1e-5, True),
         ("llama3_3_70b_instruct", "fsdp", 8, 2, True, 8, 1e-5, True),

@@ -6,8 +6,9 @@
 - optimizer steps per round and the global batch; disk for the checkpoints (train.keep, and the
   checkpoint cache's hard links, which keep every round's weights) and its peak during a save (the
   transient fp32 weights);
-- peak memory per GPU, for training (weights, gradients and AdamW states as the strategy shards them,
-  activations with or without checkpointing, the logits) and for vLLM (weights per tensor-parallel
+- peak memory per GPU, for training (weights, gradients, AdamW states and autocast's copy as the
+  strategy holds them, activations with or without checkpointing and the logits at the bytes a token
+  benchmarks/train_memory.py measured) and for vLLM (weights per tensor-parallel
   rank and the KV cache of the sequences that fit beside them, up to `vllm_sequences`), against
   `cluster.gpu_memory_gb`, for the model and for a distillation teacher (which thinks on the same
   GPUs, with the same tensor parallelism);
@@ -62,16 +63,35 @@ class Shape:
     head_dim: int
     dtype_bytes: int = 2  # bf16 weights as published
     paper_name: Optional[str] = None  # how the paper's tables name it (tpt.paper), for its baselines
+    heads: int = 0  # query heads (0: hidden // head_dim)
+    intermediate: int = 0  # the MLP's width (0: 4 x hidden)
+    family: str = "llama"  # whose measured activation terms apply (ACTIVATION_BYTES): llama | gemma2
+
+    @property
+    def query_heads(self) -> int:
+        return self.heads or self.hidden // self.head_dim
+
+    @property
+    def mlp(self) -> int:
+        return self.intermediate or 4 * self.hidden
 
 
 # The presets' models, from their config.json (google/gemma-2-*-it, meta-llama/Llama-3.*-Instruct,
 # HuggingFaceTB/SmolLM2-135M-Instruct; the embedded copy is dequantised to fp32).
 SHAPES: Dict[str, Shape] = {
-    "google/gemma-2-2b-it": Shape(2.61e9, 2304, 26, 256000, 4, 256, paper_name="Gemma-2-2B"),
-    "google/gemma-2-9b-it": Shape(9.24e9, 3584, 42, 256000, 8, 256, paper_name="Gemma-2-9B"),
-    "meta-llama/Llama-3.2-1B-Instruct": Shape(1.24e9, 2048, 16, 128256, 8, 64, paper_name="Llama-3.2-1B-Instruct"),
-    "meta-llama/Llama-3.3-70B-Instruct": Shape(70.6e9, 8192, 80, 128256, 8, 128, paper_name="Llama-3.3-70B-Instruct"),
-    "embedded:smollm2-135m-instruct": Shape(0.135e9, 576, 30, 49152, 3, 64, dtype_bytes=4),
+    "google/gemma-2-2b-it": Shape(
+        2.61e9, 2304, 26, 256000, 4, 256, paper_name="Gemma-2-2B", heads=8, intermediate=9216, family="gemma2"
+    ),
+    "google/gemma-2-9b-it": Shape(
+        9.24e9, 3584, 42, 256000, 8, 256, paper_name="Gemma-2-9B", heads=16, intermediate=14336, family="gemma2"
+    ),
+    "meta-llama/Llama-3.2-1B-Instruct": Shape(
+        1.24e9, 2048, 16, 128256, 8, 64, paper_name="Llama-3.2-1B-Instruct", heads=32, intermediate=8192
+    ),
+    "meta-llama/Llama-3.3-70B-Instruct": Shape(
+        70.6e9, 8192, 80, 128256, 8, 128, paper_name="Llama-3.3-70B-Instruct", heads=64, intermediate=28672
+    ),
+    "embedded:smollm2-135m-instruct": Shape(0.135e9, 576, 30, 49152, 3, 64, dtype_bytes=4, heads=9, intermediate=1536),
 }
 
 # Throughput and memory assumptions: order-of-magnitude figures, not measurements. The reference GPU is
@@ -87,9 +107,12 @@ ASSUMPTIONS: Dict[str, float] = {
     "generate_utilization": 0.3,
     "vllm_sequences": 256,  # sequences vLLM keeps in flight (its max_num_seqs): the KV cache it wants
     "overhead_gb": 3.0,  # CUDA context, NCCL buffers, allocator fragmentation per GPU
+    # training activations on a GPU as a share of their measured fp32 bytes (ACTIVATION_BYTES): 1 is the
+    # bound; under bf16 autocast the matmuls' outputs take half, the norms' and softmax's fp32 do not
+    "activation_scale": 1.0,
     **{f"prompt_tokens.{task.name}": task.prompt_tokens for task in TASKS.values()},
-    # Code verification. A program's run on one test in the sandbox: 54.8 ms measured (bubblewrap,
-    # seccomp and a cgroup per run, a short program; CPU C, docs/benchmarks.md "The sandbox"); a
+    # Code verification. A program's run on one test in the sandbox: measured (bubblewrap, seccomp and
+    # a cgroup per run, a short program: docs/benchmarks.md "The sandbox"); a
     # problem's tests, its TaskSpec's assumption (task.code.max_tests caps them).
     "sandbox_run_s": 0.055,
     **{f"tests_per_problem.{task.name}": task.tests_per_problem for task in TASKS.values() if task.kind == "code"},
@@ -153,6 +176,9 @@ def shape_of(model_id: str) -> Optional[Shape]:
         c.get("num_key_value_heads", heads),
         head_dim,
         dtype_bytes=2 if "16" in dtype else 4,
+        heads=heads,
+        intermediate=mlp,
+        family="gemma2" if c.get("model_type") == "gemma2" else "llama",
     )
 
 
@@ -423,8 +449,6 @@ def verification_cpu_s(cfg: DictConfig, programs: int, assume: Dict[str, float])
         return None
     code = cfg.task.code
     tests = assume.get(f"tests_per_problem.{cfg.task.name}") or 0
-    if cfg.task.name == "minicode":
-        tests = cfg.task.minicode.tests  # bundled: known exactly
     if code.max_tests:
         tests = min(tests, code.max_tests)
     per_program = min(tests * assume["sandbox_run_s"], code.program_budget_s)
@@ -473,33 +497,62 @@ def engine_fit(
     )
 
 
+# Bytes one token keeps for the backward pass, a layer (hidden, intermediate, heads x seq) or once
+# (vocab: the logits, their fp32 copies and gradients), fitted to the peak of a training step measured
+# on a CPU in fp32 with eager attention: benchmarks/train_memory.py, whose file
+# benchmarks/results/train_memory.json holds the measurements and these fits (tests/test_plan.py checks
+# that they agree), and docs/benchmarks.md "Training memory" the residuals. Llama's and Gemma-2's MLPs
+# and norms differ, so each has its own; a model of another family takes Llama's.
+ACTIVATION_BYTES = {
+    "llama": {"hidden": 92.33, "intermediate": 13.88, "heads x seq": 2.51, "vocab": 12.06},
+    "gemma2": {"hidden": 42.20, "intermediate": 13.84, "heads x seq": 20.72, "vocab": 15.37},
+}
+
+
 def training_memory_gb(shape: Shape, cfg: DictConfig, seq: int, micro: int, assume: Dict[str, float]) -> float:
     """Per GPU: weights, gradients and optimizer states as the training strategy holds them
-    (tpt.training.strategies: `state_bytes`), one micro-batch's activations and logits
-    (`activation_terms`, bf16 under autocast), and a fixed overhead."""
+    (tpt.training.strategies: `state_bytes`, autocast's bf16 copies included); one micro-batch's activations and
+    logits at the measured fp32 bytes (`activation_terms`) times `activation_scale` (1: bf16 autocast
+    keeps some of them in half the bytes, by an amount not measured without a GPU, so this is a bound);
+    and a fixed overhead."""
     tr = cfg.train
-    terms = activation_terms(shape, seq, micro, tr.gradient_checkpointing, activation_bytes=2)
-    return gb(strategy_of(tr).state_bytes(shape, tr) + sum(terms.values())) + assume["overhead_gb"]
+    # on a GPU only Gemma-2 trains with eager attention (tpt.models.attention_for; flash-attn is not
+    # in the gpu extra); the others take SDPA, which keeps no score matrix
+    terms = activation_terms(shape, seq, micro, tr.gradient_checkpointing, eager=shape.family == "gemma2")
+    activations = assume["activation_scale"] * sum(terms.values())
+    return gb(strategy_of(tr).state_bytes(shape, tr) + activations) + assume["overhead_gb"]
 
 
-def activation_terms(
-    shape: Shape, seq: int, micro: int, checkpointing: bool, activation_bytes: int
-) -> Dict[str, float]:
-    """Bytes of one micro-batch's activations: about 17 x seq x hidden elements a layer without
-    checkpointing (Korthikanti et al. 2022's 34 bytes at 2 a value, flash/SDPA attention; the layer
-    inputs plus one layer's with it), and the fp32 logits and their gradient.
-    benchmarks/train_memory.py measures them (docs/benchmarks.md, "Training memory")."""
+def activation_terms(shape: Shape, seq: int, micro: int, checkpointing: bool, eager: bool) -> Dict[str, float]:
+    """Bytes of one micro-batch's activations at fp32 (ACTIVATION_BYTES), by term. With gradient
+    checkpointing a layer keeps only its fp32 input, and one layer at a time recomputes the rest."""
+    fit = ACTIVATION_BYTES.get(shape.family, ACTIVATION_BYTES["llama"])
     tokens = seq * micro
-    per_layer = 17 * activation_bytes * tokens * shape.hidden
-    layers = 2 * tokens * shape.hidden * shape.layers + per_layer if checkpointing else per_layer * shape.layers
-    return {"activations": layers, "logits": 2 * 4 * tokens * shape.vocab}
+    per_layer = tokens * (
+        fit["hidden"] * shape.hidden
+        + fit["intermediate"] * shape.mlp
+        + (fit["heads x seq"] * shape.query_heads * seq if eager else 0.0)
+    )
+    layers = 4 * tokens * shape.hidden * shape.layers + per_layer if checkpointing else per_layer * shape.layers
+    return {"layers": layers, "logits": fit["vocab"] * tokens * shape.vocab}
 
 
 def cpu_training_memory_terms(row: Dict[str, float]) -> Dict[str, float]:
-    """The plan's terms for a shape that benchmarks/train_memory.py trained on a CPU (fp32, one
-    process, no checkpointing, no CUDA overhead)."""
-    shape = Shape(row["params"], row["hidden"], row["layers"], row["vocab"], row["kv_heads"], row["head_dim"], 4)
-    return {"states": 16.0 * row["params"], **activation_terms(shape, row["seq"], row["micro"], False, 4)}
+    """The plan's terms for a shape that benchmarks/train_memory.py trained on a CPU (fp32, eager
+    attention, one process, no checkpointing, no autocast, no CUDA overhead)."""
+    shape = Shape(
+        row["params"],
+        row["hidden"],
+        row["layers"],
+        row["vocab"],
+        row["kv_heads"],
+        row["head_dim"],
+        4,
+        heads=row["heads"],
+        intermediate=row["intermediate"],
+        family=row["arch"],
+    )
+    return {"states": 16.0 * row["params"], **activation_terms(shape, row["seq"], row["micro"], False, eager=True)}
 
 
 # ---- the sweep ------------------------------------------------------------------------------------

@@ -186,6 +186,6 @@ TASK = TaskSpec(
     check,
     bundled=True,
     prompt_tokens=450,
-    tests_per_problem=MiniCodeConfig.tests,  # its default; the plan reads task.minicode.tests where set
+    tests_per_problem=MiniCodeConfig.tests,  # its default (the plan's figure)
     stands_in=StandIn("code", 0.004),
 )

@@ -70,8 +70,9 @@ class TrainStrategy:
 
     def state_bytes(self, shape, cfg) -> float:
         """Per GPU, for the plan: fp32 weights, gradients and AdamW's two moments (16 bytes a
-        parameter), as this strategy holds them."""
-        return 16 * shape.params
+        parameter), as this strategy holds them, and autocast's bf16 copy of the weights (2 more),
+        which backward keeps."""
+        return 18 * shape.params
 
     def train(self, base, examples: List[dict], out_dir: Path, cfg) -> Dict:
         import torch
