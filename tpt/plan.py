@@ -455,6 +455,13 @@ def verification_cpu_s(cfg: DictConfig, programs: int, assume: Dict[str, float])
     return programs * per_program
 
 
+def kv_bytes_per_token(shape: Shape, dtype_bytes: int) -> float:
+    """vLLM's KV cache for one token: K and V of every layer's KV heads (tests/test_vllm_backend.py
+    checks it against the blocks vLLM itself allocates: Llama to the block, Gemma-2 6% over what vLLM
+    counts for its alternating sliding-window layers; docs/benchmarks.md "Engine memory")."""
+    return 2 * shape.layers * shape.kv_heads * shape.head_dim * dtype_bytes
+
+
 @dataclass(frozen=True)
 class EngineFit:
     """A vLLM engine of a model on the cell's GPUs: memory per GPU, the sequences that fit in flight
@@ -477,7 +484,7 @@ def engine_fit(
     sequences in flight below the assumed batch (an assumption, like the batch's own throughput)."""
     tp, wanted = cfg.model.tensor_parallel_size, int(assume["vllm_sequences"])
     seq = prompt + max(cfg.think.max_new_tokens, cfg.eval.max_new_tokens)
-    kv_per_sequence = 2 * shape.layers * shape.kv_heads * shape.head_dim * 2 * seq / tp
+    kv_per_sequence = kv_bytes_per_token(shape, 2) * seq / tp
     weights, overhead = 2 * shape.params / tp, assume["overhead_gb"] * 1e9
     sequences = wanted
     if gpu_gb is not None:
