@@ -1,5 +1,5 @@
 """Peak memory of one training step, measured, beside the plan's estimate (tpt/plan.py,
-`training_memory_gb`) for the same shape: Llama and Gemma-2 at three sizes, on this CPU.
+`training_memory_gb`) for the same shape: 10 shapes each of Llama and Gemma-2, on this CPU.
 
     .venv/bin/python benchmarks/train_memory.py [--out benchmarks/results/train_memory.json]
 

@@ -7,8 +7,8 @@
 # Each node of `multi` is a slurmd in its own network and UTS namespace (`ip netns`, `unshare
 # --uts`): its own hostname (tpt-n1, tpt-n2, ...) and address (10.77.0.11, ...) on a bridge that
 # this script creates (tptbr0, 10.77.0.1 on this machine's side; nothing is routed beyond it), names
-# in /etc/hosts between marker lines, two fake GPUs each (GRES without devices: jobs ask for GPUs as
-# on a real cluster and run on the CPU). The filesystem is shared, as a cluster's is. Why not
+# in /etc/hosts between marker lines, two fake GPUs each (GRES on character devices with /dev/null's
+# numbers: jobs ask for GPUs as on a real cluster and run on the CPU). The filesystem is shared, as a cluster's is. Why not
 # `slurmd -N` several times on one address: Debian's SLURM is not built with
 # --enable-multiple-slurmd, and a job's processes would share one hostname, which is what a
 # multi-node test must not have.
@@ -28,7 +28,7 @@ NODE=$(hostname -s)
 NODES=${TPT_SLURM_NODES:-2}
 BRIDGE=tptbr0
 NET=10.77.0              # the bridge's /24: .1 this machine, .1<i> node tpt-n<i>
-GPUS_PER_NODE=2          # fake: GRES without devices
+GPUS_PER_NODE=2          # fake: GRES on /dev/null-like devices (write_configs)
 HOSTS_BEGIN="# tpt slurm_local nodes: begin"
 HOSTS_END="# tpt slurm_local nodes: end"
 SOCK=/run/mysqld/mysqld.sock  # where slurmdbd's MySQL client looks

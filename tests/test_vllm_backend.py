@@ -133,30 +133,10 @@ def test_the_plans_kv_cache_is_what_vllm_allocates(real_vllm, tmp_path, arch, he
     import subprocess
     import sys
 
-    from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM
-
-    from tests.tiny_model import TOKENIZER
+    from tests.tiny_model import build
     from tpt.plan import kv_bytes_per_token, shape_of
 
-    tok = AutoTokenizer.from_pretrained(TOKENIZER)
-    model_cls, config_cls = {"llama": (LlamaForCausalLM, LlamaConfig), "gemma2": (Gemma2ForCausalLM, Gemma2Config)}[
-        arch
-    ]
-    config = config_cls(
-        vocab_size=len(tok),
-        hidden_size=256,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=head_dim,
-        intermediate_size=512,
-        max_position_embeddings=2048,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    model_cls(config).save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
+    build(tmp_path, hidden=256, heads=4, layers=4, arch=arch, head_dim=head_dim, intermediate=512)
     cache = 64 << 20
     probe = subprocess.run(
         [sys.executable, "-c", KV_PROBE, str(tmp_path), str(cache)],

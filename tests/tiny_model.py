@@ -16,15 +16,30 @@ from pathlib import Path
 TOKENIZER = Path(__file__).parent / "data" / "tokenizer"
 
 
-def build(out: Path, hidden: int = 32, heads: int = 4, layers: int = 2, seed: int = 0) -> Path:
+def build(
+    out: Path,
+    hidden: int = 32,
+    heads: int = 4,
+    layers: int = 2,
+    seed: int = 0,
+    arch: str = "llama",
+    head_dim: int = 0,
+    intermediate: int = 0,
+) -> Path:
+    """arch: llama, or gemma2 (Gemma-2's soft-capped attention and alternating sliding windows);
+    head_dim 0: hidden // heads; intermediate 0: 2 x hidden."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(TOKENIZER)
-    config = LlamaConfig(
+    config_cls, model_cls = {"llama": (LlamaConfig, LlamaForCausalLM), "gemma2": (Gemma2Config, Gemma2ForCausalLM)}[
+        arch
+    ]
+    config = config_cls(
         vocab_size=len(tok),
         hidden_size=hidden,
-        intermediate_size=2 * hidden,
+        intermediate_size=intermediate or 2 * hidden,
+        head_dim=head_dim or hidden // heads,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=max(1, heads // 2),
@@ -35,7 +50,7 @@ def build(out: Path, hidden: int = 32, heads: int = 4, layers: int = 2, seed: in
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = model_cls(config)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)

@@ -60,12 +60,12 @@ class SlurmSweepLauncher(SlurmLauncher):
                 raise ClusterError(f"{cell_label(idx, overrides)}: {e}") from None
         for name in sorted({c.cluster.partition for c in configs if c.cluster.partition}):
             check_partition(name)
-        for (idx, overrides), cfg in zip(cells, configs):
-            if cfg.cluster.gpus:
-                from tpt.plan import misfits
+        from tpt.plan import misfits
 
-                for misfit in misfits(cfg):  # an estimate: said, not refused (cluster.gpu_memory_gb sharpens it)
-                    log.warning("%s: %s (--plan shows the estimate)", cell_label(idx, overrides), misfit)
+        for (idx, overrides), cfg in zip(cells, configs):
+            for misfit in misfits(cfg) if cfg.cluster.gpus else []:
+                # an estimate: said, not refused (cluster.gpu_memory_gb sharpens it)
+                log.warning("%s: %s (--plan shows the estimate)", cell_label(idx, overrides), misfit)
 
         code_dir = None
         if configs[0].cluster.snapshot:
