@@ -97,6 +97,54 @@ def test_the_70b_rows_job_shape_trains_on_both_nodes(multi_node_cluster, tiny_mo
     assert "srun --nodes=2 --ntasks=2" in train_log
 
 
+# The one-node presets (conf/model/*.yaml) with a tiny model of their architecture, their GPUs as CPU
+# processes: Gemma-2-9B trains FSDP over its GPUs (2 here, of its 4), Gemma-2-2B and Llama-3.2-1B in one
+# process on one GPU, the 2B recomputing activations as its preset says.
+ONE_NODE_PRESETS = [
+    ("gemma2_9b_it", "gemma2", 2, "fsdp"),
+    ("gemma2_2b_it", "gemma2", 1, "single"),
+    ("llama3_2_1b_instruct", "llama", 1, "single"),
+]
+
+
+@pytest.mark.parametrize("preset, arch, gpus, strategy", ONE_NODE_PRESETS, ids=[p[0] for p in ONE_NODE_PRESETS])
+def test_a_one_node_presets_job_shape_trains_on_a_compute_node(
+    multi_node_cluster, tmp_path, preset, arch, gpus, strategy
+):
+    """Submitted as a user submits the row: one SLURM job on one node of `multi`, its GPUs asked for
+    with --gpus-per-node, training with the preset's strategy over one process a GPU, then the eval."""
+    from tests.tiny_model import build
+
+    model = build(tmp_path / "model", arch=arch)
+    sweep = tmp_path / "sweep"
+    shape = [
+        f"model={preset}",
+        f"model.gpus={gpus}",
+        f"model.cpus={gpus}",
+        "model.mem_gb=4",
+        "model.timeout_min=30",
+        "model.tensor_parallel_size=1",
+        "cluster.partition=multi",
+        "pruning=none",
+        "data.size=4",
+        "task.train_questions=4",
+        "train.batch_size=1",
+        "train.global_batch_size=2",
+    ]
+    code, log = finish(launch(multi_node_cluster, *sweep_args(model, sweep, *shape)), timeout=840)
+    assert code == 0, log[-4000:]
+    [cell] = cells(sweep)
+    assert [m["round"] for m in metrics(cell)] == [0, 1]
+    train = cell / "round_1" / "train"
+    result = json.loads((train / "result.json").read_text())
+    assert len(result["hosts"]) == gpus and len(set(result["hosts"])) == 1  # one rank a GPU, on one node
+    assert result["hosts"][0] in ("tpt-n1", "tpt-n2") and result["steps"] == 2
+    assert json.loads((train / "train_job.json").read_text())["train"]["strategy"] == strategy
+    [script] = (sweep / ".submitit").glob("*/*_submission.sh")
+    text = script.read_text()
+    assert "#SBATCH --nodes=1" in text and f"#SBATCH --gpus-per-node={gpus}" in text
+
+
 def job_processes(job):
     """Every process of a SLURM job on any of the nodes (they share this machine's process table, and
     `scontrol listpids` asks only this machine's slurmd): those whose environment names the job."""

@@ -302,6 +302,24 @@ def test_launch_plan_prints_the_table_and_runs_nothing(tmp_path):
     assert "gpu_memory_gb=80" in res.stdout
 
 
+@pytest.mark.parametrize(
+    "assume, message",
+    [
+        ("train_mfu=high", "--assume train_mfu=high: train_mfu takes a number, as in --assume train_mfu=0.35"),
+        ("train_mfw=0.4", "unknown assumption 'train_mfw'"),
+    ],
+)
+def test_a_bad_assumption_is_one_line_naming_the_fix(assume, message):
+    res = subprocess.run(
+        [sys.executable, "-m", "tpt.plan", "+experiment=table6", "--assume", assume],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
 def test_a_second_plan_reads_the_solve_rate_an_earlier_run_measured(tmp_path):
     import json
 

@@ -676,7 +676,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         name, _, value = item.partition("=")
         if name not in ASSUMPTIONS:
             parser.error(f"unknown assumption {name!r}; known: {', '.join(ASSUMPTIONS)}")
-        assume[name] = float(value)
+        try:
+            assume[name] = float(value)
+        except ValueError:
+            parser.error(f"--assume {item}: {name} takes a number, as in --assume {name}={ASSUMPTIONS[name]:g}")
     if args.gpu:
         assume["gpu_memory_gb"] = GPU_MEMORY_GB[args.gpu]
     try:
