@@ -2,6 +2,7 @@
 `training_memory_gb`) for the same shape: 10 shapes each of Llama and Gemma-2, on this CPU.
 
     .venv/bin/python benchmarks/train_memory.py [--out benchmarks/results/train_memory.json]
+    .venv/bin/python benchmarks/train_memory.py --device cuda --out benchmarks/results/train_memory_cuda.json
 
 Each shape runs in a process of its own: a randomly initialised model (eager attention, as tpt
 trains on a CPU and as Gemma-2 trains on a GPU without flash-attn), AdamW, two optimizer steps on
@@ -60,8 +61,19 @@ def rss(field: str) -> int:
 
 
 def measure_one(
-    arch: str, hidden: int, layers: int, heads: int, kv: int, head_dim: int, mlp: int, seq: int, vocab: int
+    arch: str,
+    hidden: int,
+    layers: int,
+    heads: int,
+    kv: int,
+    head_dim: int,
+    mlp: int,
+    seq: int,
+    vocab: int,
+    device: str = "cpu",
 ) -> dict:
+    """cpu: fp32, the process's resident peak. cuda: bf16 autocast (fp32 weights, as tpt trains on a
+    GPU), the CUDA allocator's peak; what it adds over the CPU's terms is autocast's bf16 share."""
     import torch
     from transformers import Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM
 
@@ -78,28 +90,38 @@ def measure_one(
         max_position_embeddings=seq,
         tie_word_embeddings=True,
     )
-    base = rss("VmRSS")
+    cuda = device == "cuda"
+    base = torch.cuda.memory_allocated() if cuda else rss("VmRSS")
     if arch == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common, attn_implementation="eager"))
     else:
         model = Gemma2ForCausalLM(Gemma2Config(**common, attn_implementation="eager"))
     model.train()
+    model.to(device)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    ids = torch.randint(0, vocab, (MICRO, seq))
+    ids = torch.randint(0, vocab, (MICRO, seq), device=device)
 
     def step():
-        loss = model(input_ids=ids, labels=ids).loss
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     step()  # AdamW's moments exist from here on
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    steady = rss("VmRSS")
-    step()
-    peak = rss("VmHWM")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        steady = torch.cuda.memory_allocated()
+        step()
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        steady = rss("VmRSS")
+        step()
+        peak = rss("VmHWM")
     return {
+        "device": device,
         "arch": arch,
         "hidden": hidden,
         "layers": layers,
@@ -150,10 +172,14 @@ def fit(rows: list) -> dict:
 
 
 def plan_terms(row: dict) -> dict:
-    """The plan's estimate of the row's peak (tpt/plan.py), by term, and its residual."""
+    """The plan's estimate of the row's peak (tpt/plan.py), by term, and its residual. On a GPU, also
+    the share of the fp32 activation terms that bf16 autocast keeps (the plan's activation_scale):
+    the peak less 18 bytes a parameter (fp32 states and autocast's bf16 weights)."""
     from tpt.plan import cpu_training_memory_terms
 
     terms = cpu_training_memory_terms(row)
+    if row.get("device") == "cuda":
+        row["activation_scale"] = (row["peak_bytes"] - 18 * row["params"]) / (terms["layers"] + terms["logits"])
     row["plan_bytes"] = sum(terms.values())
     row["plan_terms_bytes"] = terms
     row["plan_residual"] = row["plan_bytes"] / row["peak_bytes"] - 1
@@ -167,6 +193,7 @@ def report(rows: list, fits: dict) -> None:
             f"V {row['vocab']:5d} {row['params'] / 1e6:5.1f}M  measured {row['peak_bytes'] / 2**20:7.1f} MiB  "
             f"plan {100 * row['plan_residual']:+5.1f}%  fit {100 * row['fit_residual']:+5.1f}%"
             + ("  (held out)" if row["held_out"] else "")
+            + (f"  activation_scale {row['activation_scale']:.2f}" if "activation_scale" in row else "")
         )
     for arch, coef in fits.items():
         print(f"{arch}: bytes = 16 x params + tokens x (" + " + ".join(f"{v:.2f} x {k}" for k, v in coef.items()) + ")")
@@ -175,7 +202,13 @@ def report(rows: list, fits: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_memory.json")
-    ap.add_argument("--one", nargs=9, help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=10, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: bf16 autocast on the GPU; its rows' activation_scale is the plan's --assume for GPUs",
+    )
     ap.add_argument("--refit", action="store_true", help="fit the rows already in --out again, measuring nothing")
     args = ap.parse_args()
     if args.refit:
@@ -187,14 +220,17 @@ def main() -> None:
         args.out.write_text(json.dumps(data, indent=1) + "\n")
         return
     if args.one:
-        arch, *nums = args.one
-        print(json.dumps(measure_one(arch, *map(int, nums))))
+        arch, *nums, device = args.one
+        print(json.dumps(measure_one(arch, *map(int, nums), device=device)))
         return
     rows = []
     for shapes in SHAPES.values():
         for i, shape in enumerate(shapes):
             out = subprocess.run(
-                [sys.executable, __file__, "--one", *map(str, shape)], capture_output=True, text=True, check=True
+                [sys.executable, __file__, "--one", *map(str, shape), args.device],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             row = json.loads(out.stdout.strip().splitlines()[-1])
             row["held_out"] = i >= len(shapes) - HELD_OUT

@@ -220,9 +220,11 @@ start() {
   pgrep -x slurmdbd >/dev/null || slurmdbd  # reads slurmdbd.conf beside $SLURM_CONF
   wait_for slurmdbd 60 sacctmgr -n list cluster
   sacctmgr -i -Q add cluster tptlocal >/dev/null 2>&1 || true
-  # A node drained by an earlier start (a wrong gres.conf, say) would stay drained after the fix:
-  # forget the nodes' saved state, as every node registers afresh; a real problem drains it again.
-  running "$DIR/run/slurmctld.pid" || { rm -f "$DIR"/state/node_state*; slurmctld; }
+  # A fresh controller starts from a clean slate (-c): a node drained by an earlier start (a wrong
+  # gres.conf, say) would stay drained after the fix, and a job recovered from an earlier instance
+  # (a test run killed mid-job) would hold the partition multi's nodes, so every later multi-node
+  # job waits for resources until its timeout. Every node registers afresh; a real problem drains it again.
+  running "$DIR/run/slurmctld.pid" || slurmctld -c
   mkdir -p "$DIR/spool/$NODE"
   running "$DIR/run/slurmd-$NODE.pid" || slurmd -N "$NODE"
   start_nodes
