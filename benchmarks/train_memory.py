@@ -174,12 +174,17 @@ def fit(rows: list) -> dict:
 def plan_terms(row: dict) -> dict:
     """The plan's estimate of the row's peak (tpt/plan.py), by term, and its residual. On a GPU, also
     the share of the fp32 activation terms that bf16 autocast keeps (the plan's activation_scale):
-    the peak less 18 bytes a parameter (fp32 states and autocast's bf16 weights)."""
+    the peak less the single-GPU strategy's states (fp32 states and autocast's bf16 weights)."""
     from tpt.plan import cpu_training_memory_terms
 
     terms = cpu_training_memory_terms(row)
     if row.get("device") == "cuda":
-        row["activation_scale"] = (row["peak_bytes"] - 18 * row["params"]) / (terms["layers"] + terms["logits"])
+        from types import SimpleNamespace
+
+        from tpt.training.strategies import STRATEGIES
+
+        states = STRATEGIES["single"].state_bytes(SimpleNamespace(params=row["params"]), None)
+        row["activation_scale"] = (row["peak_bytes"] - states) / (terms["layers"] + terms["logits"])
     row["plan_bytes"] = sum(terms.values())
     row["plan_terms_bytes"] = terms
     row["plan_residual"] = row["plan_bytes"] / row["peak_bytes"] - 1
