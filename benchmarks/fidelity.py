@@ -43,6 +43,7 @@ task and sizes are tpt/miniature.py's, not tuned here.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import subprocess
@@ -50,7 +51,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,7 +83,8 @@ def launch(overrides: Sequence[str]) -> float:
     cmd = [sys.executable, "launch.py", *overrides]
     print("$ " + " ".join(cmd), flush=True)
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+        raise SystemExit("fidelity: launch.py stopped with an error (above); rerun the same command to resume it")
     return time.perf_counter() - start
 
 
@@ -172,14 +174,25 @@ def correlation(a: Dict[str, float], b: Dict[str, float]) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def distinct_answers(cell, round_idx: int) -> Dict[str, float]:
-    """Each eval question's number of distinct final answers (no answer counts as one, as tpt.metrics)."""
+@functools.lru_cache(maxsize=None)
+def eval_samples(path: Path) -> Tuple[dict, ...]:
+    """A round's eval samples, read once however many per-question figures are taken from them."""
     from tpt.io import read_jsonl
 
-    preds: Dict[str, set] = {}
-    for r in read_jsonl(cell.path / f"round_{round_idx}" / "eval" / "samples.jsonl"):
-        preds.setdefault(r["qid"], set()).add(r.get("pred"))
-    return {q: float(len(v)) for q, v in preds.items()}
+    return tuple(read_jsonl(path))
+
+
+def per_question(cell, round_idx: int, value: Callable[[List[dict]], float]) -> Dict[str, float]:
+    """Each eval question's `value` of its samples in that round (Pass@k: CellResult.per_question)."""
+    by_q: Dict[str, List[dict]] = {}
+    for r in eval_samples(cell.path / f"round_{round_idx}" / "eval" / "samples.jsonl"):
+        by_q.setdefault(r["qid"], []).append(r)
+    return {q: float(value(v)) for q, v in by_q.items()}
+
+
+def distinct_answers(cell, round_idx: int) -> Dict[str, float]:
+    """Each eval question's number of distinct final answers (no answer counts as one, as tpt.metrics)."""
+    return per_question(cell, round_idx, lambda samples: len({s.get("pred") for s in samples}))
 
 
 OLD_LIMIT = 48  # the miniature's own token limit (conf/task/arith.yaml), which cut 31% of round 3's answers
@@ -188,12 +201,11 @@ OLD_LIMIT = 48  # the miniature's own token limit (conf/task/arith.yaml), which 
 def pass1_within(cell, round_idx: int, limit: int = OLD_LIMIT) -> Dict[str, float]:
     """Each eval question's Pass@1 had the token limit been `limit`: a sample counts only if it was right
     within `limit` tokens (its first `limit` tokens are the same draw, and without its end it has no answer)."""
-    from tpt.io import read_jsonl
 
-    verdicts: Dict[str, List[bool]] = {}
-    for r in read_jsonl(cell.path / f"round_{round_idx}" / "eval" / "samples.jsonl"):
-        verdicts.setdefault(r["qid"], []).append(bool(r["correct"]) and r["n_tokens"] <= limit)
-    return {q: sum(v) / len(v) for q, v in verdicts.items()}
+    def within(samples: List[dict]) -> float:
+        return sum(bool(s["correct"]) and s["n_tokens"] <= limit for s in samples) / len(samples)
+
+    return per_question(cell, round_idx, within)
 
 
 def size_label(cell) -> str:
@@ -227,11 +239,12 @@ def answer(seed: int, cells: Dict, R: int) -> SeedAnswers:
 
     gt, none = cells[(PAPER_SIZE, "gt")], cells.get((PAPER_SIZE, "none"))
     k = largest_k(gt.metrics[0])
-    a = paired(gt.per_question(R), gt.per_question(0))
-    b = paired(gt.per_question(R), none.per_question(R)) if none else None
-    c1 = paired(gt.per_question(R), gt.per_question(1)) if R >= 2 else None
+    p1 = {r: gt.per_question(r) for r in {0, 1, R}}  # each read once, asked of several times below
+    a = paired(p1[R], p1[0])
+    b = paired(p1[R], none.per_question(R)) if none else None
+    c1 = paired(p1[R], p1[1]) if R >= 2 else None
     ck = paired(gt.per_question(R, k), gt.per_question(1, k)) if R >= 2 else None
-    corr = correlation(gt.per_question(R), gt.per_question(1)) if R >= 2 else float("nan")
+    corr = correlation(p1[R], p1[1]) if R >= 2 else float("nan")
     corr_old = correlation(pass1_within(gt, R), pass1_within(gt, 1)) if R >= 2 else float("nan")
     d = paired(distinct_answers(gt, R), distinct_answers(gt, 0))
     sizes = sorted({s for s, _ in cells}, key=lambda s: int(s[:-1]))
@@ -382,7 +395,10 @@ def report(args) -> None:
         else:
             print(f"seed {seed}: its {PAPER_SIZE} pruning cell has not finished round {R} under {args.out}; left out")
     if not all_cells:
-        raise SystemExit(f"fidelity: no {PAPER_SIZE} pruning cell finished round {R} under {args.out}/seed_*")
+        raise SystemExit(
+            f"fidelity: no {PAPER_SIZE} pruning cell finished round {R} under {args.out}/seed_*: "
+            "run without --report-only to compute them (or name their --out, --seeds, --rounds)"
+        )
     for seed, cells in all_cells.items():
         print("\n".join(seed_table(seed, cells, R)))
     answers = [answer(seed, cells, R) for seed, cells in all_cells.items()]
